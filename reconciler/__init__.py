@@ -1,0 +1,1 @@
+"""Wharf's declarative reconciler: spec -> observe -> plan -> apply."""

@@ -1,0 +1,77 @@
+"""The one `wharf` app: the reconciler's verbs plus runtime/cli's docker-like verbs.
+
+Each verb module exposes `register(app)`; this file only wires them and turns
+WharfError into one clear line on stderr with its exit code (DESIGN decision 9).
+"""
+
+from __future__ import annotations
+
+import sys
+
+# (module, attribute) pairs: each module's register(app) adds its verbs.
+VERB_MODULES = (
+    "runtime.cli.system",
+    "runtime.cli.containers",
+    "runtime.cli.images",
+    "runtime.cli.volumes",
+    "runtime.cli.network",
+    "runtime.cli.registry",
+    "runtime.cli.build",
+    "runtime.cli.serve",
+    "reconciler.cli.stack",
+)
+
+
+def build_app():
+    import importlib
+
+    import typer
+
+    app = typer.Typer(
+        name="wharf",
+        help="Wharf: a container engine and a declarative, compose-like reconciler.",
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+        context_settings={"help_option_names": ["-h", "--help"]},
+    )
+
+    @app.callback()
+    def _root(host: str = typer.Option(None, "--host", "-H", help="Engine API to use (unix://..., tcp://...); "
+                                       "default: WHARF_HOST, DOCKER_HOST, else the embedded engine.")) -> None:
+        if host:
+            import os
+
+            os.environ["WHARF_HOST"] = host
+
+    for name in VERB_MODULES:
+        importlib.import_module(name).register(app)
+    return app
+
+
+def main(argv: list[str] | None = None) -> None:
+    from runtime.errors import WharfError
+
+    args = sys.argv[1:] if argv is None else argv
+    import typer
+
+    try:
+        app = build_app()
+        rv = app(args=args, prog_name="wharf", standalone_mode=False)
+    except WharfError as e:
+        print(f"wharf: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except typer.TyperException as e:  # usage errors, bad parameters (typer vendors click)
+        show = getattr(e, "show", None)
+        show() if show else print(f"wharf: error: {e.format_message()}", file=sys.stderr)
+        sys.exit(1)
+    except (typer.Abort, KeyboardInterrupt):
+        print("", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(0)
+    sys.exit(rv if isinstance(rv, int) else 0)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,57 @@
+"""Shared fixtures: root detection, a private WHARF_ROOT, a busybox rootfs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+BUSYBOX = "/bin/busybox"
+
+
+def pytest_collection_modifyitems(config, items):
+    if os.geteuid() == 0:
+        return
+    skip = pytest.mark.skip(reason="needs root (namespaces, mounts, cgroups)")
+    for item in items:
+        if "root" in item.keywords or "network" in item.keywords:
+            item.add_marker(skip)
+
+
+def make_busybox_rootfs(dest: Path) -> Path:
+    """A minimal rootfs: static busybox, one symlink per applet, /etc/passwd and /etc/group."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (make install)")
+    for d in ("bin", "etc", "proc", "sys", "dev", "tmp", "root", "var/www"):
+        (dest / d).mkdir(parents=True, exist_ok=True)
+    os.chmod(dest / "tmp", 0o1777)
+    shutil.copy2(BUSYBOX, dest / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for name in applets:
+        if name != "busybox" and not (dest / "bin" / name).exists():
+            os.symlink("busybox", dest / "bin" / name)
+    (dest / "etc" / "passwd").write_text(
+        "root:x:0:0:root:/root:/bin/sh\nnobody:x:65534:65534:nobody:/nonexistent:/bin/false\n"
+    )
+    (dest / "etc" / "group").write_text("root:x:0:\nnogroup:x:65534:\n")
+    return dest
+
+
+@pytest.fixture
+def busybox_rootfs(tmp_path: Path) -> Path:
+    return make_busybox_rootfs(tmp_path / "rootfs")
+
+
+@pytest.fixture
+def wharf_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private WHARF_ROOT and WHARF_RUN for one test."""
+    root = tmp_path / "wharf-root"
+    run = tmp_path / "wharf-run"
+    root.mkdir()
+    run.mkdir()
+    monkeypatch.setenv("WHARF_ROOT", str(root))
+    monkeypatch.setenv("WHARF_RUN", str(run))
+    return root
