@@ -137,6 +137,8 @@ class ContainerSpec:
     log_options: dict[str, str] = field(default_factory=dict)
     runtime: str | None = None  # builtin | runc | crun; None = engine default
     auto_remove: bool = False
+    rootfs: str | None = None  # podman's --rootfs: run this directory instead of an image
+    stdin_once: bool = False  # close the container's stdin when the attached client leaves
 
 
 # ---------------------------------------------------------------- observed state

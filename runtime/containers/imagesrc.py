@@ -1,0 +1,67 @@
+"""Where a container's filesystem comes from: the ImageStore (contract 2) or a --rootfs directory."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from runtime.engine import HealthCheck
+from runtime.errors import NotFound
+from runtime.linux.mount import Mount
+
+
+def _store():
+    from runtime.images.store import ImageStore
+
+    return ImageStore()
+
+
+def resolve(ref: str) -> tuple[str, dict[str, Any]]:
+    """(image id, full OCI image config) for a reference; NotFound says how to get it."""
+    try:
+        img = _store().resolve(ref)
+    except NotFound:
+        raise NotFound(f"unable to find image '{ref}' locally",
+                       hint="pull it (`wharf pull`), build it, or `wharf image bootstrap busybox`") from None
+    return img.id, img.config
+
+
+def rootfs_mounts(rec: dict[str, Any], cdir: Path) -> list[Mount]:
+    if rec.get("rootfs_dir"):
+        upper, work = cdir / "upper", cdir / "work"
+        upper.mkdir(exist_ok=True)
+        work.mkdir(exist_ok=True)
+        return [Mount("overlay", "overlay", options=[f"lowerdir={rec['rootfs_dir']}", f"upperdir={upper}",
+                                                     f"workdir={work}"])]
+    return _store().rootfs_mounts(rec["image_id"], rec["id"])
+
+
+def release(rec: dict[str, Any], cdir: Path) -> None:
+    if rec.get("rootfs_dir"):
+        shutil.rmtree(cdir / "upper", ignore_errors=True)
+        shutil.rmtree(cdir / "work", ignore_errors=True)
+        return
+    try:
+        _store().release_rootfs(rec["id"])
+    except NotFound:
+        pass
+
+
+def diff(rec: dict[str, Any]) -> list[tuple[str, str]]:
+    return _store().diff(rec["id"])
+
+
+def commit(rec: dict[str, Any], changes: dict | None, author: str, message: str, ref: str | None):
+    return _store().commit(rec["id"], rec["image_id"], changes=changes, author=author, message=message, ref=ref)
+
+
+def _secs(ns: Any, default: float) -> float:
+    return ns / 1e9 if ns else default
+
+
+def image_healthcheck(h: dict[str, Any]) -> HealthCheck:
+    return HealthCheck(test=list(h.get("Test") or ["NONE"]), interval=_secs(h.get("Interval"), 30.0),
+                       timeout=_secs(h.get("Timeout"), 30.0), retries=h.get("Retries") or 3,
+                       start_period=_secs(h.get("StartPeriod"), 0.0),
+                       start_interval=_secs(h.get("StartInterval"), 5.0))

@@ -1,0 +1,197 @@
+"""Start one container: mount its rootfs, set up its network, write the OCI bundle, spawn the shim.
+
+Everything here is undone by `teardown()` (also after a crash: each step is idempotent).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+from runtime.containers import bundle, imagesrc, netsetup
+from runtime.containers.codec import mount_from_dict, to_dict
+from runtime.containers.store import ContainerStore
+from runtime.containers.users import resolve_user
+from runtime.engine import ContainerSpec
+from runtime.errors import InvalidArgument, RuntimeFailure
+from runtime.linux import mount as mnt
+from runtime.util.fs import atomic_write_json
+
+SHIM = str(Path(__file__).with_name("shim.py"))
+INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/dumb-init")
+
+
+def default_runtime() -> str:
+    return os.environ.get("WHARF_RUNTIME") or "runc"
+
+
+def runtime_argv(name: str) -> list[str]:
+    try:
+        from runtime.oci.runtimes import runtime_argv as oci_argv
+    except ImportError:
+        oci_argv = None
+    if oci_argv is not None:
+        return oci_argv(name)
+    path = shutil.which(name)
+    if not path:
+        raise InvalidArgument(f"unknown OCI runtime {name!r}", hint="use builtin, runc or crun")
+    return [path]
+
+
+def runtime_root(name: str) -> str:
+    from runtime import paths
+
+    return str(paths.run_dir() / "runtime" / name)
+
+
+def rootfs_dir(store: ContainerStore, cid: str) -> Path:
+    return store.dir(cid) / "bundle" / "rootfs"
+
+
+def mount_rootfs(store: ContainerStore, rec: dict[str, Any]) -> Path:
+    target = rootfs_dir(store, rec["id"])
+    target.mkdir(parents=True, exist_ok=True)
+    if not mnt.is_mountpoint(target):
+        for m in imagesrc.rootfs_mounts(rec, store.dir(rec["id"])):
+            m.mount(target)
+    return target
+
+
+def umount_rootfs(store: ContainerStore, cid: str) -> None:
+    mnt.umount_all_under(rootfs_dir(store, cid))
+
+
+def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty_size: str | None = None
+            ) -> dict[str, Any]:
+    """Mount, network, bundle config.json, shim.json. Returns the updated record."""
+    cid = rec["id"]
+    image_cfg = rec.get("image_config", {})
+    rootfs = mount_rootfs(store, rec)
+    hostname = spec.hostname or cid[:12]
+    args = bundle.process_args(spec, image_cfg)
+    env = bundle.container_env(spec, image_cfg, hostname)
+    uid, gid, groups = resolve_user(str(rootfs), spec.user or image_cfg.get("User", ""))
+    cwd = spec.working_dir or image_cfg.get("WorkingDir") or "/"
+    if not cwd.startswith("/"):
+        raise InvalidArgument(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
+    _mkdir_in_root(rootfs, cwd)
+    mounts = [mount_from_dict(m) for m in rec["mounts"]]
+    from runtime.volumes.store import VolumeStore
+
+    mounts = VolumeStore().prepare_mounts(mounts, rootfs)
+    net = netsetup.setup(store, rec, spec, hostname)
+    rec.update(ports=net.ports, networks=net.networks, netns=net.netns or "")
+    init = None
+    if spec.init:
+        init = next((p for p in INIT_CANDIDATES if os.path.exists(p)), None)
+        if init is None:
+            raise RuntimeFailure("--init needs tini-static or dumb-init on the host",
+                                 hint="apt-get install tini")
+    inp = bundle.BundleInputs(args=args, env=env, cwd=cwd, uid=uid, gid=gid, groups=groups,
+                              hostname=hostname, cgroups_path=f"/wharf/{cid}", mounts=mounts,
+                              etc_files=net.etc_files, netns=net.netns, share_uts=net.share_uts,
+                              init_binary=init)
+    cfg = bundle.oci_config(spec, inp)
+    atomic_write_json(store.dir(cid) / "bundle" / "config.json", cfg)
+    shim_cfg = {
+        "id": cid, "name": rec["name"], "image": rec["image"], "dir": str(store.dir(cid)),
+        "run_dir": str(store.run_dir(cid)), "bundle": str(store.dir(cid) / "bundle"),
+        "runtime_argv": runtime_argv(rec["runtime"]), "runtime_root": runtime_root(rec["runtime"]),
+        "log_path": str(store.log_path(cid)), "tty": spec.tty, "stdin_open": spec.stdin_open,
+        "stdin_once": spec.stdin_once, "tty_size": tty_size, "restart": to_dict(spec.restart),
+        "cgroup": f"/wharf/{cid}", "cleanup_argv": _cleanup_argv(spec, net.needs_release, cid),
+    }
+    opts = spec.log_options
+    if opts.get("max-size"):
+        from runtime.containers.flags import parse_bytes
+
+        shim_cfg["log_max_size"] = parse_bytes(opts["max-size"], "--log-opt max-size")
+        shim_cfg["log_max_file"] = int(opts.get("max-file", "1"))
+    hc = spec.healthcheck
+    if hc is None and image_cfg.get("Healthcheck"):
+        hc = imagesrc.image_healthcheck(image_cfg["Healthcheck"])
+    if hc and hc.test and hc.test[0] != "NONE":
+        shim_cfg["healthcheck"] = {**to_dict(hc), "env": env, "uid": uid, "gid": gid, "groups": groups,
+                                   "cwd": cwd, "cgroup": f"/wharf/{cid}"}
+    atomic_write_json(store.dir(cid) / "shim.json", shim_cfg)
+    return rec
+
+
+def _cleanup_argv(spec: ContainerSpec, net_release: bool, cid: str) -> list[str] | None:
+    if not (spec.auto_remove or net_release):
+        return None
+    return [sys.executable, "-m", "runtime.containers.cleanup", cid]
+
+
+def _mkdir_in_root(rootfs: Path, path: str) -> None:
+    from runtime.containers.copy import resolve_in_root
+
+    target = resolve_in_root(str(rootfs), path)
+    os.makedirs(target, exist_ok=True)
+
+
+def spawn_shim(store: ContainerStore, cid: str, wait_attach: bool) -> None:
+    """Start the detached shim and wait until the container runs (or is created, with wait_attach)."""
+    r, w = os.pipe()
+    env = dict(os.environ)
+    from runtime import paths
+
+    env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(paths.run_dir())
+    proc = subprocess.Popen([sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(w),
+                             "1" if wait_attach else "0"], pass_fds=(w,), env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True, cwd="/")
+    os.close(w)
+    proc.wait()
+    with os.fdopen(r, "rb") as f:
+        msg = f.read().decode(errors="replace")
+    if msg == "ok":
+        return
+    if msg.startswith("error:"):
+        _, code, text = msg.split(":", 2)
+        raise RuntimeFailure(f"failed to start container {cid[:12]}: {text}", exit_code=int(code))
+    raise RuntimeFailure(f"the supervisor of container {cid[:12]} died while starting it",
+                         hint=f"see {store.dir(cid)}")
+
+
+def attach_socket(store: ContainerStore, cid: str) -> str:
+    return str(store.run_dir(cid) / "attach.sock")
+
+
+def shim_alive(st: dict[str, Any]) -> bool:
+    pid = st.get("shim_pid", 0)
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"shim.py" in cmd or b"runtime.containers.cleanup" in cmd
+
+
+def wait_pid_exit(pid: int, timeout: float | None) -> bool:
+    """True when `pid` (any process, not only a child) is gone within `timeout`."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(None if timeout is None else int(timeout * 1000)))
+    finally:
+        os.close(fd)
+
+
+def shim_sock_connect(store: ContainerStore, cid: str, request: dict) -> socket.socket:
+    from runtime.containers import stream
+
+    return stream.connect(attach_socket(store, cid), request)

@@ -1,0 +1,113 @@
+"""Run a process inside a running container: join its cgroup and namespaces, then exec.
+
+Used by `exec` (CLI/engine) and by the shim's health checks, independent of the OCI
+runtime (the built-in one, runc and crun all leave the same /proc/<pid>/ns/* behind).
+Fork layout: caller -> helper (joins cgroup + namespaces, stays outside the new pid
+namespace, forwards signals, exits with the child's status) -> child (in the pid ns,
+drops to the user, chdir, execs). Heavy imports happen after fork, never in the caller.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc paths change after it
+FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+             signal.SIGUSR2, signal.SIGWINCH)
+
+
+def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,
+          groups: list[int] | None = None, cwd: str = "/", stdio: tuple[int, int, int] = (0, 1, 2),
+          tty: bool = False, term_kills: bool = False) -> int:
+    """Fork the helper and return its pid; waitpid() on it gives the command's exit status.
+
+    Exit status 126/127 mean "cannot execute"/"not found" (the message goes to stdio[2]).
+    With term_kills, SIGTERM to the helper SIGKILLs the command (health-check timeouts).
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    code = 126
+    try:
+        code = _helper(target_pid, argv, env, cgroup, uid, gid, groups or [], cwd, stdio, tty, term_kills)
+    except BaseException as e:  # noqa: BLE001 - a forked child must never return into the caller
+        try:
+            os.write(stdio[2], f"exec failed: {e}\n".encode())
+        except OSError:
+            pass
+    os._exit(code)
+
+
+def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: int, gid: int,
+            groups: list[int], cwd: str, stdio: tuple[int, int, int], tty: bool, term_kills: bool) -> int:
+    from runtime.linux import ns
+    from runtime.linux.cgroups import open_cgroup
+
+    open_cgroup(cgroup).add(os.getpid())
+    fds = []
+    for name in NAMESPACES:
+        path = f"/proc/{target_pid}/ns/{name}"
+        if os.readlink(path) != os.readlink(f"/proc/self/ns/{name}"):
+            fds.append(os.open(path, os.O_RDONLY | os.O_CLOEXEC))
+    for fd in fds:
+        ns.setns(fd, 0)
+        os.close(fd)
+    r, w = os.pipe2(os.O_CLOEXEC)
+    child = os.fork()
+    if child == 0:
+        os.close(r)
+        _child(argv, env, uid, gid, groups, cwd, stdio, tty, w)
+    os.close(w)
+    for sig in FORWARDED:
+        signal.signal(sig, lambda s, _f: os.kill(child, signal.SIGKILL if term_kills and s == signal.SIGTERM
+                                                    else s))
+    err = os.read(r, 4096)
+    os.close(r)
+    while True:
+        try:
+            _, status = os.waitpid(child, 0)
+            break
+        except ChildProcessError:
+            return 126
+    if err:
+        msg = err.decode(errors="replace")
+        os.write(stdio[2], (strip_code(msg) + "\n").encode())
+        return 127 if msg.startswith("127") else 126
+    code = os.waitstatus_to_exitcode(status)
+    return 128 - code if code < 0 else code
+
+
+def _child(argv: list[str], env: list[str], uid: int, gid: int, groups: list[int], cwd: str,
+           stdio: tuple[int, int, int], tty: bool, errw: int) -> None:
+    try:
+        if tty:
+            import fcntl
+            import termios
+
+            os.setsid()
+            fcntl.ioctl(stdio[0], termios.TIOCSCTTY, 0)
+        for i, fd in enumerate(stdio):
+            if fd != i:
+                os.dup2(fd, i)
+        os.chdir(cwd or "/")
+        os.setgroups(groups)
+        os.setgid(gid)
+        os.setuid(uid)
+        envd = dict(e.split("=", 1) for e in env if "=" in e)
+        os.execvpe(argv[0], argv, envd)
+    except FileNotFoundError as e:
+        msg = f"127 {argv[0]}: executable file not found in $PATH" if e.filename in (None, argv[0]) \
+            else f"127 {e}"
+        if e.filename == (cwd or "/"):
+            msg = f"126 chdir to cwd ({cwd!r}) set in config.json failed: no such file or directory"
+        os.write(errw, msg.encode())
+    except PermissionError as e:
+        os.write(errw, f"126 {argv[0]}: permission denied: {e}".encode())
+    except BaseException as e:  # noqa: BLE001
+        os.write(errw, f"126 {e}".encode())
+    os._exit(127)
+
+
+def strip_code(msg: str) -> str:
+    return msg[4:] if msg[:3] in ("126", "127") else msg
