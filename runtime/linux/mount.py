@@ -80,3 +80,18 @@ def umount_all_under(path: str | os.PathLike[str]) -> None:
             umount(p, MNT_DETACH)
         except OSError:
             pass
+
+
+_SYS_PIVOT_ROOT = {"x86_64": 155, "aarch64": 41, "riscv64": 41, "ppc64le": 203, "s390x": 217}
+
+
+def pivot_root(new_root: str | os.PathLike[str], put_old: str | os.PathLike[str]) -> None:
+    """pivot_root(2) (glibc has no wrapper): `new_root` becomes / and the old root moves to `put_old`."""
+    nr = _SYS_PIVOT_ROOT[os.uname().machine]
+    check(libc.syscall(nr, _b(new_root), _b(put_old)), f"pivot_root {os.fspath(new_root)}",
+          os.fspath(new_root))
+
+
+def make_propagation(target: str | os.PathLike[str], kind: int, recursive: bool = True) -> None:
+    """Change mount propagation: kind is MS_PRIVATE, MS_SLAVE, MS_SHARED or MS_UNBINDABLE."""
+    mount(None, target, None, kind | (MS_REC if recursive else 0))

@@ -1,0 +1,41 @@
+"""cgroups v1 and v2 behind one interface (CgroupManager), picked by open_cgroup().
+
+Resources are the OCI runtime-spec `linux.resources` object (a dict, as in config.json);
+each controller module turns it into files of one v1 controller and its v2 counterpart.
+Cheap to import: the runtime's hot path creates the cgroup before the container execs.
+"""
+
+from __future__ import annotations
+
+import os
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runtime.linux.cgroups.manager import CgroupManager
+
+ROOT = "/sys/fs/cgroup"
+
+
+def mode() -> str:
+    """"unified" (v2 only), "hybrid" (v1 controllers + a v2 tree at /sys/fs/cgroup/unified) or "legacy"."""
+    if os.path.exists(ROOT + "/cgroup.controllers"):
+        return "unified"
+    if os.path.exists(ROOT + "/unified/cgroup.controllers"):
+        return "hybrid"
+    return "legacy"
+
+
+def open_cgroup(path: str, version: int | None = None) -> CgroupManager:
+    """The cgroup at `path` (relative to each hierarchy's root, e.g. "/wharf/<id>").
+
+    version=None picks the host's layout: v2 on a unified host, v1 otherwise (a hybrid host's
+    v2 tree is joined too, as runc does). version=2 on a hybrid host drives the v2 tree alone.
+    """
+    m = mode()
+    if version == 2 or (version is None and m == "unified"):
+        from runtime.linux.cgroups.v2 import V2Manager
+
+        return V2Manager(path, ROOT if m == "unified" else ROOT + "/unified")
+    from runtime.linux.cgroups.v1 import V1Manager
+
+    return V1Manager(path, with_unified=m == "hybrid")

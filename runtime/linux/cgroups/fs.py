@@ -1,0 +1,82 @@
+"""Reading and writing cgroup files with errors that name the file and the value."""
+
+from __future__ import annotations
+
+import os
+
+
+def write(directory: str, name: str, value: str | int) -> None:
+    path = f"{directory}/{name}"
+    try:
+        fd = os.open(path, os.O_WRONLY | os.O_CLOEXEC)
+    except FileNotFoundError:
+        raise OSError(2, f"cgroup file {path} does not exist (controller missing or not enabled)",
+                      path) from None
+    try:
+        os.write(fd, str(value).encode())
+    except OSError as e:
+        raise OSError(e.errno, f"writing {value!r} to {path}: {os.strerror(e.errno or 0)}", path) from None
+    finally:
+        os.close(fd)
+
+
+def read(directory: str, name: str) -> str:
+    with open(f"{directory}/{name}") as f:
+        return f.read().strip()
+
+
+def read_int(directory: str, name: str, default: int = 0) -> int:
+    try:
+        v = read(directory, name)
+    except OSError:
+        return default
+    return default if v == "max" else int(v)
+
+
+def read_keyed(directory: str, name: str) -> dict[str, int]:
+    """Files of `key value` lines (memory.stat, cpu.stat, memory.events ...)."""
+    out: dict[str, int] = {}
+    try:
+        text = read(directory, name)
+    except OSError:
+        return out
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 2 and parts[1].lstrip("-").isdigit():
+            out[parts[0]] = int(parts[1])
+    return out
+
+
+def makedirs(directory: str) -> None:
+    try:
+        os.makedirs(directory, exist_ok=True)
+    except FileExistsError:
+        pass
+
+
+def procs(directory: str) -> list[int]:
+    try:
+        return [int(x) for x in read(directory, "cgroup.procs").split()]
+    except OSError:
+        return []
+
+
+def rmdir_tree(directory: str) -> None:
+    """Remove `directory` and any child cgroups (deepest first); missing is fine."""
+    if not os.path.isdir(directory):
+        return
+    for root, dirs, _files in os.walk(directory, topdown=False):
+        for d in dirs:
+            try:
+                os.rmdir(os.path.join(root, d))
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(directory)
+    except FileNotFoundError:
+        pass
+
+
+def cg_value(v: int | None) -> str:
+    """-1/None -> "max" (v2 style)."""
+    return "max" if v is None or v < 0 else str(v)
