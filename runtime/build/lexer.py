@@ -275,6 +275,22 @@ def expand_words(text: str, env: Mapping[str, str], escape: str = "\\") -> list[
     return _Lexer(text, env, escape).process()[1]
 
 
+def expand_heredoc(text: str, env: Mapping[str, str], escape: str = "\\") -> str:
+    """Heredoc contents: only `$` substitutions (and an escaped `$`); quotes stay as written."""
+    lx = _Lexer(text, env, escape)
+    out: list[str] = []
+    while lx.peek():
+        ch = lx.peek()
+        if ch == escape and lx.text[lx.pos + 1:lx.pos + 2] == "$":
+            lx.next()
+            out.append(lx.next())
+        elif ch == "$":
+            out.append(lx.dollar())
+        else:
+            out.append(lx.next())
+    return "".join(out)
+
+
 def raw_words(text: str, escape: str = "\\") -> list[str]:
     """Split on unquoted whitespace keeping quotes and escapes (no substitution)."""
     return _Lexer(text, {}, escape, raw_quotes=True, raw_escapes=True).process()[1]

@@ -1,0 +1,120 @@
+"""A layer tar written straight into the content store (COPY, ADD, WORKDIR, heredoc files).
+
+Entries are collected first (path -> what to write), then written in path order so
+every parent comes before its children. The blob is an uncompressed tar, so its
+digest is also its diff_id.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import posixpath
+import stat
+import tarfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class _Entry:
+    info: tarfile.TarInfo
+    host: Path | None = None  # regular file contents from the host
+    data: bytes | None = None  # or from memory
+    archive: tuple[tarfile.TarFile, tarfile.TarInfo] | None = None  # or from an archive member
+
+
+class LayerBuilder:
+    def __init__(self) -> None:
+        self.entries: dict[str, _Entry] = {}
+        self.now = int(time.time())
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    @staticmethod
+    def _name(path: str) -> str:
+        return posixpath.normpath("/" + path).lstrip("/")
+
+    def _info(self, path: str, typ: bytes, mode: int, uid: int, gid: int, mtime: float | None) -> tarfile.TarInfo:
+        info = tarfile.TarInfo(self._name(path))
+        info.type = typ
+        info.mode = mode & 0o7777
+        info.uid, info.gid = uid, gid
+        info.uname = info.gname = ""
+        info.mtime = int(self.now if mtime is None else mtime)
+        return info
+
+    def add_dir(self, path: str, mode: int = 0o755, uid: int = 0, gid: int = 0, mtime: float | None = None) -> None:
+        name = self._name(path)
+        if name:
+            self.entries[name] = _Entry(self._info(name, tarfile.DIRTYPE, mode, uid, gid, mtime))
+
+    def add_bytes(self, path: str, data: bytes, mode: int = 0o644, uid: int = 0, gid: int = 0,
+                  mtime: float | None = None) -> None:
+        info = self._info(path, tarfile.REGTYPE, mode, uid, gid, mtime)
+        info.size = len(data)
+        self.entries[info.name] = _Entry(info, data=data)
+
+    def add_host(self, path: str, host: Path, st: os.stat_result, uid: int, gid: int,
+                 mode: int | None = None) -> None:
+        """A file, dir or symlink from the host with its lstat (mode overridden by --chmod)."""
+        perm = stat.S_IMODE(st.st_mode) if mode is None else mode
+        if stat.S_ISDIR(st.st_mode):
+            self.add_dir(path, perm, uid, gid, st.st_mtime)
+        elif stat.S_ISLNK(st.st_mode):
+            info = self._info(path, tarfile.SYMTYPE, 0o777, uid, gid, st.st_mtime)
+            info.linkname = os.readlink(host)
+            self.entries[info.name] = _Entry(info)
+        elif stat.S_ISREG(st.st_mode):
+            info = self._info(path, tarfile.REGTYPE, perm, uid, gid, st.st_mtime)
+            info.size = st.st_size
+            self.entries[info.name] = _Entry(info, host=host)
+        # sockets, fifos and devices in a build context are skipped, as Docker does
+
+    def add_archive_member(self, dest_dir: str, tf: tarfile.TarFile, member: tarfile.TarInfo) -> None:
+        """One member of an archive that ADD extracts below `dest_dir` (paths kept inside it)."""
+        rel = posixpath.normpath("/" + member.name).lstrip("/")
+        if not rel or rel == ".":
+            return
+        info = tarfile.TarInfo(self._name(posixpath.join(dest_dir, rel)))
+        for attr in ("type", "mode", "uid", "gid", "uname", "gname", "mtime", "size", "linkname",
+                     "devmajor", "devminor"):
+            setattr(info, attr, getattr(member, attr))
+        if member.islnk():  # hard link target is also inside the archive
+            info.linkname = self._name(posixpath.join(dest_dir, posixpath.normpath("/" + member.linkname)))
+        entry = _Entry(info, archive=(tf, member) if member.isreg() else None)
+        self.entries[info.name] = entry
+
+    def ensure_parents(self, path: str, exists: Any, uid: int = 0, gid: int = 0) -> None:
+        """Add the missing parent dirs of `path` (those for which exists(abs_path) is False)."""
+        parts = self._name(path).split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            name = "/".join(parts[:i])
+            if name not in self.entries and not exists("/" + name):
+                self.add_dir(name, 0o755, uid, gid)
+
+    def write(self, content: Any) -> str:
+        """Write the tar into the content store (a ContentStore); returns the blob digest."""
+        writer = content.writer()
+        try:
+            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+                for name in sorted(self.entries):
+                    entry = self.entries[name]
+                    if entry.host is not None:
+                        with open(entry.host, "rb") as f:
+                            entry.info.size = os.fstat(f.fileno()).st_size
+                            tf.addfile(entry.info, f)
+                    elif entry.data is not None:
+                        tf.addfile(entry.info, io.BytesIO(entry.data))
+                    elif entry.archive is not None:
+                        src_tf, member = entry.archive
+                        tf.addfile(entry.info, src_tf.extractfile(member))
+                    else:
+                        tf.addfile(entry.info)
+            return writer.commit()
+        except BaseException:
+            writer.abort()
+            raise

@@ -1,0 +1,137 @@
+"""RUN: execute a command in a throw-away container on the current image and commit its upper dir.
+
+The container is an OCI bundle (config.json from runtime.containers.bundle, the same
+defaults `wharf run` uses) run by the OCI runtime in runc's CLI shape (`runc run`),
+on an overlay from ImageStore.rootfs_mounts. Network: the host's (like
+`docker build --network host`); no /etc/hosts or resolv.conf is injected. Nothing
+of a failed step is kept: the runtime state, the mounts and the upper dir go.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from runtime import paths
+from runtime.build import rootfs as rfs
+from runtime.errors import RuntimeFailure
+
+# Mount points the runtime creates when the image lacks them; not part of the layer (Docker
+# keeps them in its "-init" layer).
+_MOUNTPOINTS = ("proc", "sys", "dev")
+
+
+def runtime_argv() -> list[str]:
+    name = os.environ.get("WHARF_BUILD_RUNTIME") or os.environ.get("WHARF_RUNTIME") or "runc"
+    try:
+        from runtime.oci.runtimes import runtime_argv as resolve
+    except ImportError:
+        resolve = None
+    if resolve is not None:
+        return resolve(name)
+    path = shutil.which(name)
+    if not path:
+        raise RuntimeFailure(f"OCI runtime {name!r} not found", hint="install runc or set WHARF_RUNTIME")
+    return [path]
+
+
+def _bundle_config(args: list[str], env: list[str], cwd: str, uid: int, gid: int, groups: list[int],
+                   key: str) -> dict[str, Any]:
+    from runtime.containers.bundle import BundleInputs, oci_config
+    from runtime.engine import ContainerSpec
+
+    spec = ContainerSpec(image="", network_mode="host")
+    inp = BundleInputs(args=args, env=env, cwd=cwd, uid=uid, gid=gid, groups=groups, hostname="buildkitsandbox",
+                       cgroups_path=f"/wharf/{key}", mounts=[], netns="host")
+    return oci_config(spec, inp)
+
+
+def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str, user: str,
+        output: Callable[[str], None], stdin: bytes | None = None) -> tuple[int, str]:
+    """Run `args` on `image_id`; (exit code, key). On 0 the caller commits `key` and releases it;
+    otherwise everything is already released."""
+    from runtime.containers.users import resolve_user
+
+    key = rfs.new_key("build")
+    state_root = paths.run_dir() / "build" / "runtime"
+    ok = False
+    try:
+        with rfs.mounted(store, image_id, key) as (rootfs, mounts):
+            missing = [p for p in _MOUNTPOINTS if not os.path.lexists(rootfs / p)]
+            uid, gid, groups = resolve_user(str(rootfs), user)
+            home = _home(rootfs, uid)
+            full_env = _with_defaults(env, home)
+            cwd = workdir or "/"
+            with contextlib.suppress(OSError):  # the runtime needs the cwd to exist
+                target = rfs.resolve_in(rootfs, cwd)
+                if not target.exists():
+                    target.mkdir(parents=True)
+            bundle = rootfs.parent
+            (bundle / "config.json").write_text(json.dumps(
+                _bundle_config(args, full_env, cwd, uid, gid, groups, key)))
+            code = _exec(key, bundle, state_root, output, stdin)
+            upper = rfs.upperdir(mounts)
+        if code == 0 and upper is not None:
+            for name in missing:
+                with contextlib.suppress(OSError):
+                    (upper / name).rmdir()
+        ok = code == 0
+        return code, key
+    finally:
+        if not ok:
+            with contextlib.suppress(Exception):
+                store.release_rootfs(key)
+
+
+def _exec(key: str, bundle: Path, state_root: Path, output: Callable[[str], None], stdin: bytes | None) -> int:
+    argv = [*runtime_argv(), "--root", str(state_root), "run", "--bundle", str(bundle), key]
+    try:
+        proc = subprocess.Popen(argv, stdin=subprocess.PIPE if stdin is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True)
+    except OSError as e:
+        raise RuntimeFailure(f"cannot start the OCI runtime {argv[0]}: {e}") from None
+    try:
+        if stdin is not None:
+            assert proc.stdin is not None
+            with contextlib.suppress(BrokenPipeError):
+                proc.stdin.write(stdin)
+            proc.stdin.close()
+        assert proc.stdout is not None
+        for raw in proc.stdout:
+            output(raw.decode(errors="replace").rstrip("\n"))
+        return proc.wait()
+    finally:
+        if proc.poll() is None:  # interrupted: the container must not outlive the build
+            proc.kill()
+            proc.wait()
+            subprocess.run([*runtime_argv(), "--root", str(state_root), "delete", "--force", key],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def _home(rootfs: Path, uid: int) -> str:
+    try:
+        for line in (rootfs / "etc" / "passwd").read_text(errors="replace").splitlines():
+            f = line.split(":")
+            if len(f) > 5 and f[2] == str(uid):
+                return f[5] or "/"
+    except OSError:
+        pass
+    return "/root" if uid == 0 else "/"
+
+
+def _with_defaults(env: list[str], home: str) -> list[str]:
+    keys = {e.partition("=")[0] for e in env}
+    out = list(env)
+    if "PATH" not in keys:
+        out.insert(0, "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin")
+    if "HOSTNAME" not in keys:
+        out.append("HOSTNAME=buildkitsandbox")
+    if "HOME" not in keys:
+        out.append(f"HOME={home}")
+    return out
