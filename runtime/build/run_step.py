@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import shutil
 import subprocess
 from collections.abc import Callable
 from pathlib import Path
@@ -28,17 +27,11 @@ _MOUNTPOINTS = ("proc", "sys", "dev")
 
 
 def runtime_argv() -> list[str]:
-    name = os.environ.get("WHARF_BUILD_RUNTIME") or os.environ.get("WHARF_RUNTIME") or "runc"
-    try:
-        from runtime.oci.runtimes import runtime_argv as resolve
-    except ImportError:
-        resolve = None
-    if resolve is not None:
-        return resolve(name)
-    path = shutil.which(name)
-    if not path:
-        raise RuntimeFailure(f"OCI runtime {name!r} not found", hint="install runc or set WHARF_RUNTIME")
-    return [path]
+    """The OCI runtime the containers use (WHARF_RUNTIME, default runc); WHARF_BUILD_RUNTIME overrides."""
+    from runtime.containers.launch import default_runtime
+    from runtime.containers.launch import runtime_argv as argv_of
+
+    return argv_of(os.environ.get("WHARF_BUILD_RUNTIME") or default_runtime())
 
 
 def _bundle_config(args: list[str], env: list[str], cwd: str, uid: int, gid: int, groups: list[int],
