@@ -190,15 +190,16 @@ class _Planner:
         by_replica: dict[int, list[ObservedContainer]] = {}
         for c in observed:
             by_replica.setdefault(c.replica, []).append(c)
-        have = len([r for r in by_replica if 1 <= r <= svc.replicas])
         for replica in range(1, svc.replicas + 1):
             res = container_resource(svc.name, replica)
             name = svc.container_name_for(self.d.project, replica)
             found = by_replica.get(replica, [])
             if not found:
-                cause = "new" if not observed else (
-                    f"scale {len(by_replica)} -> {svc.replicas}" if replica > max(by_replica, default=0)
-                    else "drift: removed")
+                if observed:
+                    cause = (f"scale {len(by_replica)} -> {svc.replicas}" if replica > max(by_replica)
+                             else "drift: removed")
+                else:  # labels cannot tell a removed container from a new service once the project exists
+                    cause = "missing (drift: removed, or new)" if self.o.containers else "new"
                 self.ops.append(Operation("create", res, cause, deps, svc.name, replica))
                 continue
             keep = sorted(found, key=lambda c: (c.config_hash != want_hash, not c.running, c.name != name, c.id))
@@ -225,7 +226,7 @@ class _Planner:
         for replica in sorted(r for r in by_replica if r > svc.replicas or r < 1):
             for c in by_replica[replica]:
                 self.ops.append(Operation("remove", container_resource(svc.name, replica),
-                                          f"scale {have if have else len(by_replica)} -> {svc.replicas}"
+                                          f"scale {len(by_replica)} -> {svc.replicas}"
                                           if replica > svc.replicas else "invalid replica label",
                                           (), svc.name, replica, c.id))
 
