@@ -53,6 +53,17 @@ def main(argv: list[str] | None = None) -> None:
     from runtime.errors import WharfError
 
     args = sys.argv[1:] if argv is None else argv
+    try:  # hot verbs (ps, logs, stop, rm, start) with simple flags skip typer's import cost
+        from runtime.cli.fast import dispatch
+
+        rv = dispatch(args)
+    except WharfError as e:
+        print(f"wharf: error: {e}", file=sys.stderr)
+        sys.exit(e.exit_code)
+    except BrokenPipeError:
+        sys.exit(0)
+    if rv is not None:
+        sys.exit(rv)
     import typer
 
     try:

@@ -1,7 +1,565 @@
-"""`wharf` verbs for containers (docker-like). Filled in by its issue."""
+"""`wharf` verbs for containers (docker-like): run, create, start, stop, ps, logs, exec, ..."""
 
 from __future__ import annotations
 
+import json
+import os
+import sys
+from typing import Any
 
-def register(app) -> None:
-    """Add this module's verbs to the `wharf` typer app."""
+import typer
+
+from runtime.errors import InvalidArgument, NotFound, WharfError
+
+RUN_CTX = {"allow_interspersed_args": False}
+
+
+def _engine():
+    from runtime.engine import connect
+
+    return connect()
+
+
+def _local():
+    from runtime.local_engine import LocalEngine
+
+    if os.environ.get("WHARF_HOST"):
+        raise InvalidArgument("this verb needs the embedded engine", hint="run it without --host")
+    return LocalEngine()
+
+
+def _run_error(e: WharfError) -> WharfError:
+    if e.exit_code == 1:
+        e.exit_code = 125
+    return e
+
+
+def _split_filters(values: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for f in values:
+        k, sep, v = f.partition("=")
+        if not sep:
+            raise InvalidArgument(f"bad format of filter {f!r}", hint="use --filter key=value")
+        out.setdefault(k, []).append(v)
+    return out
+
+
+def _since(value: str | None, flag: str) -> float | None:
+    if not value:
+        return None
+    import time
+
+    from runtime.containers.flags import parse_duration
+    from runtime.containers.logs import parse_time
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    try:
+        return parse_time(value)
+    except ValueError:
+        return time.time() - parse_duration(value, flag)
+
+
+def build_spec(image: str, command: list[str], o: dict[str, Any]):
+    """Flags (typer values) -> ContainerSpec; every bad value is an InvalidArgument naming the flag."""
+    from runtime.containers import flags as fl
+    from runtime.engine import ContainerSpec, EndpointSpec, Resources
+
+    env = []
+    for f in o["env_file"]:
+        env += fl.parse_env_file(f)
+    env += fl.parse_env(o["env"])
+    mounts = [fl.parse_volume(v) for v in o["volume"]] + [fl.parse_mount(v) for v in o["mount"]]
+    mounts += [fl.parse_tmpfs(v) for v in o["tmpfs"]]
+    ports = []
+    for p in o["publish"]:
+        ports += fl.parse_publish(p)
+    exposed = []
+    for e in o["expose"]:
+        num, _, proto = e.partition("/")
+        for n in fl.parse_port_range(num, f"--expose {e}"):
+            exposed.append(f"{n}/{proto or 'tcp'}")
+    res = Resources(
+        memory=fl.parse_bytes(o["memory"], "--memory") if o["memory"] else None,
+        memory_swap=(-1 if o["memory_swap"] == "-1" else fl.parse_bytes(o["memory_swap"], "--memory-swap"))
+        if o["memory_swap"] else None,
+        memory_reservation=fl.parse_bytes(o["memory_reservation"], "--memory-reservation")
+        if o["memory_reservation"] else None,
+        nano_cpus=fl.parse_cpus(o["cpus"]) if o["cpus"] else None,
+        cpu_shares=o["cpu_shares"], cpuset_cpus=o["cpuset_cpus"], pids_limit=o["pids_limit"],
+        ulimits=[fl.parse_ulimit(u) for u in o["ulimit"]],
+    )
+    network = o["network"] or "bridge"
+    networks = {}
+    if network not in ("bridge", "host", "none") and not network.startswith("container:"):
+        networks[network] = EndpointSpec(aliases=list(o["network_alias"]), ipv4_address=o["ip"])
+    elif o["network_alias"] or o["ip"]:
+        raise InvalidArgument("--network-alias and --ip only work on user-defined networks",
+                              hint="create one with `wharf network create`")
+    log_opts = {}
+    for lo in o["log_opt"]:
+        k, _, v = lo.partition("=")
+        log_opts[k] = v
+    return ContainerSpec(
+        image=image, name=o["name"], command=list(command) if command else None,
+        entrypoint=([] if o["entrypoint"] == "" else fl.parse_command_json_or_shell(o["entrypoint"]))
+        if o["entrypoint"] is not None else None,
+        env=env, labels=fl.parse_labels(o["label"]), working_dir=o["workdir"] or "", user=o["user"] or "",
+        hostname=o["hostname"] or "", tty=o["tty"], stdin_open=o["interactive"],
+        stdin_once=o["interactive"] and not o.get("detach", False),
+        exposed_ports=exposed,
+        healthcheck=fl.parse_health(o["health_cmd"], o["health_interval"], o["health_timeout"],
+                                    o["health_retries"], o["health_start_period"], o["health_start_interval"],
+                                    o["no_healthcheck"]),
+        stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"], mounts=mounts, ports=ports,
+        publish_all=o["publish_all"], network_mode=network if not networks else network, networks=networks,
+        restart=fl.parse_restart(o["restart"]), resources=res, cap_add=list(o["cap_add"]),
+        cap_drop=list(o["cap_drop"]), privileged=o["privileged"], read_only=o["read_only"], init=o["init"],
+        dns=list(o["dns"]), dns_search=list(o["dns_search"]), extra_hosts=[fl.parse_add_host(h) for h in o["add_host"]],
+        security_opt=list(o["security_opt"]), log_options=log_opts, runtime=o["runtime"],
+        auto_remove=o.get("rm", False), rootfs=os.path.abspath(o["rootfs"]) if o["rootfs"] else None,
+        sysctls=fl.parse_labels(o["sysctl"]),
+    )
+
+
+def _run_opts() -> dict[str, Any]:
+    opt = typer.Option
+    return dict(
+        name=opt(None, "--name", help="Assign a name to the container"),
+        env=opt([], "-e", "--env", help="Set environment variables"),
+        env_file=opt([], "--env-file", help="Read in a file of environment variables"),
+        volume=opt([], "-v", "--volume", help="Bind mount a volume"),
+        mount=opt([], "--mount", help="Attach a filesystem mount to the container"),
+        tmpfs=opt([], "--tmpfs", help="Mount a tmpfs directory"),
+        workdir=opt(None, "-w", "--workdir", help="Working directory inside the container"),
+        user=opt(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
+        hostname=opt(None, "-h", "--hostname", help="Container host name"),
+        entrypoint=opt(None, "--entrypoint", help="Overwrite the default ENTRYPOINT of the image"),
+        restart=opt("no", "--restart", help="Restart policy: no, on-failure[:N], always, unless-stopped"),
+        memory=opt(None, "-m", "--memory", help="Memory limit"),
+        memory_swap=opt(None, "--memory-swap", help="Memory + swap limit; -1 unlimited"),
+        memory_reservation=opt(None, "--memory-reservation", help="Memory soft limit"),
+        cpus=opt(None, "--cpus", help="Number of CPUs"),
+        cpu_shares=opt(None, "-c", "--cpu-shares", help="CPU shares (relative weight)"),
+        cpuset_cpus=opt(None, "--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)"),
+        pids_limit=opt(None, "--pids-limit", help="Tune container pids limit"),
+        read_only=opt(False, "--read-only", help="Mount the container's root filesystem as read only"),
+        cap_add=opt([], "--cap-add", help="Add Linux capabilities"),
+        cap_drop=opt([], "--cap-drop", help="Drop Linux capabilities"),
+        privileged=opt(False, "--privileged", help="Give extended privileges to this container"),
+        label=opt([], "-l", "--label", help="Set meta data on a container"),
+        stop_signal=opt(None, "--stop-signal", help="Signal to stop the container"),
+        stop_timeout=opt(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
+        health_cmd=opt(None, "--health-cmd", help="Command to run to check health"),
+        health_interval=opt(None, "--health-interval", help="Time between running the check"),
+        health_timeout=opt(None, "--health-timeout", help="Maximum time to allow one check to run"),
+        health_retries=opt(None, "--health-retries", help="Consecutive failures needed to report unhealthy"),
+        health_start_period=opt(None, "--health-start-period", help="Start period for the container"),
+        health_start_interval=opt(None, "--health-start-interval", help="Time between checks in the start period"),
+        no_healthcheck=opt(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK"),
+        init=opt(False, "--init", help="Run an init inside the container that forwards signals and reaps processes"),
+        ulimit=opt([], "--ulimit", help="Ulimit options (name=soft[:hard])"),
+        runtime=opt(None, "--runtime", help="Runtime to use for this container: builtin, runc, crun"),
+        publish=opt([], "-p", "--publish", help="Publish a container's port(s) to the host"),
+        publish_all=opt(False, "-P", "--publish-all", help="Publish all exposed ports to random ports"),
+        expose=opt([], "--expose", help="Expose a port or a range of ports"),
+        network=opt(None, "--network", "--net", help="Connect a container to a network"),
+        network_alias=opt([], "--network-alias", help="Add network-scoped alias for the container"),
+        ip=opt(None, "--ip", help="IPv4 address (e.g., 172.30.100.104)"),
+        dns=opt([], "--dns", help="Set custom DNS servers"),
+        dns_search=opt([], "--dns-search", help="Set custom DNS search domains"),
+        add_host=opt([], "--add-host", help="Add a custom host-to-IP mapping (host:ip)"),
+        security_opt=opt([], "--security-opt", help="Security options"),
+        sysctl=opt([], "--sysctl", help="Sysctl options"),
+        log_opt=opt([], "--log-opt", help="Log driver options (max-size, max-file)"),
+        rootfs=opt(None, "--rootfs", help="Run a root filesystem directory instead of an image (like podman)"),
+        interactive=opt(False, "-i", "--interactive", help="Keep STDIN open even if not attached"),
+        tty=opt(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
+    )
+
+
+def _with_opts(extra: dict[str, Any]):
+    """Build a function signature for typer from the shared option table (+ per-verb extras)."""
+    import inspect
+
+    def deco(fn):
+        params = [inspect.Parameter("image", inspect.Parameter.POSITIONAL_OR_KEYWORD, annotation=str,
+                                    default=typer.Argument(..., help="Image (or '-' with --rootfs)")),
+                  inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD,
+                                    annotation=list[str] | None, default=typer.Argument(None))]
+        types = {"name": str | None, "workdir": str | None, "user": str | None, "hostname": str | None,
+                 "entrypoint": str | None, "restart": str, "memory": str | None, "memory_swap": str | None,
+                 "memory_reservation": str | None, "cpus": str | None, "cpu_shares": int | None,
+                 "cpuset_cpus": str | None, "pids_limit": int | None, "stop_signal": str | None,
+                 "stop_timeout": int | None, "health_cmd": str | None, "health_interval": str | None,
+                 "health_timeout": str | None, "health_retries": int | None, "health_start_period": str | None,
+                 "health_start_interval": str | None, "runtime": str | None, "network": str | None,
+                 "ip": str | None, "rootfs": str | None}
+        for k, v in {**_run_opts(), **extra}.items():
+            ann = types.get(k, bool if isinstance(v.default, bool) else list[str])
+            params.append(inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=v))
+        fn.__signature__ = inspect.Signature(params)
+        return fn
+
+    return deco
+
+
+def _tty_size() -> str | None:
+    from runtime.containers.attach import terminal_size
+
+    return terminal_size(0) or terminal_size(1)
+
+
+def _attach_and_wait(eng, cid: str, stdin: bool, tty: bool, start: bool) -> int:
+    from runtime.containers import attach, launch
+
+    cs = eng.containers
+    sock = launch.shim_sock_connect(cs.store, cid, {"op": "attach", "stdin": stdin, "start": start})
+    with sock:
+        code = attach.pump(sock, stdin, tty)
+    if code == attach.DETACHED:
+        return 0
+    if code is None:
+        code = cs.inspect(cid).state.exit_code
+    return code
+
+
+def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per verb
+    @app.command(context_settings=RUN_CTX)
+    @_with_opts({"detach": typer.Option(False, "-d", "--detach", help="Run in background and print the ID"),
+                 "rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
+    def run(image, command=None, **o) -> int:
+        """Create and run a new container from an image."""
+        if o["rootfs"] and image == "-":
+            image = ""
+        try:
+            spec = build_spec(image, command or [], o)
+            eng = _local()
+            info = eng.containers.create(spec)
+        except WharfError as e:
+            raise _run_error(e) from None
+        detach = o["detach"]
+        try:
+            eng.containers.start(info.id, wait_attach=not detach, tty_size=_tty_size() if spec.tty else None)
+        except WharfError as e:
+            if spec.auto_remove:
+                eng.containers.remove(info.id, force=True, volumes=True)
+            raise _run_error(e) from None
+        if detach:
+            typer.echo(info.id)
+            return 0
+        code = _attach_and_wait(eng, info.id, spec.stdin_open, spec.tty, start=True)
+        if spec.auto_remove:
+            from runtime.containers.store import wait_pid_exit
+
+            st = eng.containers.store.load_state(info.id) if eng.containers.store.dir(info.id).exists() else {}
+            if st.get("shim_pid"):
+                wait_pid_exit(st["shim_pid"], 30)
+        return code
+
+    @app.command(context_settings=RUN_CTX)
+    @_with_opts({"rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
+    def create(image, command=None, **o) -> None:
+        """Create a new container."""
+        if o["rootfs"] and image == "-":
+            image = ""
+        try:
+            info = _local().containers.create(build_spec(image, command or [], o))
+        except WharfError as e:
+            raise _run_error(e) from None
+        typer.echo(info.id)
+
+    @app.command()
+    def start(containers: list[str], attach: bool = typer.Option(False, "-a", "--attach"),
+              interactive: bool = typer.Option(False, "-i", "--interactive")) -> int:
+        """Start one or more stopped containers."""
+        eng = _local()
+        if attach or interactive:
+            if len(containers) != 1:
+                raise InvalidArgument("you cannot start and attach multiple containers at once")
+            info = eng.containers.inspect(containers[0])
+            eng.containers.start(info.id, wait_attach=True, tty_size=_tty_size() if info.spec.tty else None)
+            return _attach_and_wait(eng, info.id, interactive and info.spec.stdin_open, info.spec.tty, start=True)
+        return _each(containers, lambda c: eng.containers.start(c))
+
+    @app.command()
+    def stop(containers: list[str], time: int = typer.Option(None, "-t", "--time", "--timeout",
+                                                             help="Seconds to wait before killing it")) -> int:
+        """Stop one or more running containers."""
+        eng = _engine()
+        return _each(containers, lambda c: eng.containers.stop(c, time))
+
+    @app.command()
+    def restart(containers: list[str], time: int = typer.Option(None, "-t", "--time")) -> int:
+        """Restart one or more containers."""
+        eng = _engine()
+        return _each(containers, lambda c: eng.containers.restart(c, time))
+
+    @app.command()
+    def kill(containers: list[str], signal: str = typer.Option("SIGKILL", "-s", "--signal")) -> int:
+        """Kill one or more running containers."""
+        eng = _engine()
+        return _each(containers, lambda c: eng.containers.kill(c, signal))
+
+    @app.command("rm")
+    def rm(containers: list[str], force: bool = typer.Option(False, "-f", "--force"),
+           volumes: bool = typer.Option(False, "-v", "--volumes")) -> int:
+        """Remove one or more containers."""
+        eng = _engine()
+        return _each(containers, lambda c: eng.containers.remove(c, force=force, volumes=volumes))
+
+    @app.command()
+    def ps(all: bool = typer.Option(False, "-a", "--all"), quiet: bool = typer.Option(False, "-q", "--quiet"),
+           latest: bool = typer.Option(False, "-l", "--latest"), last: int = typer.Option(-1, "-n", "--last"),
+           filter: list[str] = typer.Option([], "-f", "--filter"),
+           no_trunc: bool = typer.Option(False, "--no-trunc"),
+           format: str = typer.Option(None, "--format")) -> None:
+        """List containers."""
+        from runtime.cli.fast import ps_output
+
+        sys.stdout.write(ps_output(all, quiet, latest, last, _split_filters(filter), no_trunc, format))
+
+    @app.command()
+    def logs(container: str, follow: bool = typer.Option(False, "-f", "--follow"),
+             timestamps: bool = typer.Option(False, "-t", "--timestamps"),
+             since: str = typer.Option(None, "--since"), until: str = typer.Option(None, "--until"),
+             tail: str = typer.Option("all", "-n", "--tail")) -> None:
+        """Fetch the logs of a container."""
+        from runtime.cli.fast import print_logs
+
+        n = None if tail == "all" else _int(tail, "--tail")
+        print_logs(_local().containers, container, follow, timestamps, _since(since, "--since"),
+                   _since(until, "--until"), n)
+
+    @app.command()
+    def attach(container: str, no_stdin: bool = typer.Option(False, "--no-stdin"),
+               sig_proxy: bool = typer.Option(True, "--sig-proxy/--no-sig-proxy")) -> int:
+        """Attach local standard input, output, and error streams to a running container."""
+        eng = _local()
+        info = eng.containers.inspect(container)
+        if not info.state.running:
+            raise WharfError(f"you cannot attach to a stopped container {container}", hint="start it first")
+        return _attach_and_wait(eng, info.id, info.spec.stdin_open and not no_stdin, info.spec.tty, start=False)
+
+    @app.command("exec", context_settings=RUN_CTX)
+    def exec_(container: str, command: list[str],
+              interactive: bool = typer.Option(False, "-i", "--interactive"),
+              tty: bool = typer.Option(False, "-t", "--tty"), detach: bool = typer.Option(False, "-d", "--detach"),
+              env: list[str] = typer.Option([], "-e", "--env"), user: str = typer.Option("", "-u", "--user"),
+              workdir: str = typer.Option("", "-w", "--workdir")) -> int:
+        """Execute a command in a running container."""
+        from runtime.containers.execio import run_exec
+        from runtime.containers.flags import parse_env
+
+        return run_exec(_local().containers, container, command, parse_env(env), user, workdir,
+                        interactive, tty, detach)
+
+    @app.command()
+    def top(container: str) -> None:
+        """Display the running processes of a container."""
+        from runtime.containers.views import table
+
+        titles, rows = _local().containers.top(container)
+        cols = [(t, t) for t in titles]
+        typer.echo(table([dict(zip(titles, r, strict=True)) for r in rows], cols))
+
+    @app.command()
+    def pause(containers: list[str]) -> int:
+        """Pause all processes within one or more containers."""
+        eng = _engine()
+        return _each(containers, eng.containers.pause)
+
+    @app.command()
+    def unpause(containers: list[str]) -> int:
+        """Unpause all processes within one or more containers."""
+        eng = _engine()
+        return _each(containers, eng.containers.unpause)
+
+    @app.command()
+    def wait(containers: list[str]) -> int:
+        """Block until one or more containers stop, then print their exit codes."""
+        eng = _engine()
+        return _each(containers, lambda c: eng.containers.wait(c), echo=True)
+
+    @app.command()
+    def rename(container: str, new_name: str) -> None:
+        """Rename a container."""
+        _engine().containers.rename(container, new_name)
+
+    @app.command()
+    def cp(src: str, dest: str, archive: bool = typer.Option(False, "-a", "--archive")) -> None:
+        """Copy files/folders between a container and the local filesystem (use - for a tar stream)."""
+        from runtime.containers import copy
+
+        cs = _local().containers
+        if ":" in src and not src.startswith("/") and not src.startswith("."):
+            ref, path = src.split(":", 1)
+            with cs.with_rootfs(ref) as root:
+                if dest == "-":
+                    copy.tar_from(root, path, sys.stdout.buffer)
+                else:
+                    copy.copy_out(root, path, dest)
+        elif ":" in dest and not dest.startswith("/") and not dest.startswith("."):
+            ref, path = dest.split(":", 1)
+            with cs.with_rootfs(ref) as root:
+                if src == "-":
+                    copy.copy_in(root, sys.stdin.buffer, path)
+                else:
+                    copy.copy_path_in(root, src, path)
+        else:
+            raise InvalidArgument("copying between two local paths or two containers is not supported",
+                                  hint="one of SRC and DEST must be CONTAINER:PATH")
+
+    @app.command()
+    def diff(container: str) -> None:
+        """Inspect changes to files or directories on a container's filesystem."""
+        for kind, path in _local().containers.diff(container):
+            typer.echo(f"{kind} {path}")
+
+    @app.command()
+    def commit(container: str, repository: str = typer.Argument(None),
+               author: str = typer.Option("", "-a", "--author"), message: str = typer.Option("", "-m", "--message"),
+               change: list[str] = typer.Option([], "-c", "--change"),
+               pause: bool = typer.Option(True, "-p/--pause")) -> None:
+        """Create a new image from a container's changes."""
+        from runtime.containers.commitopts import parse_changes
+
+        img = _local().containers.commit(container, repository, parse_changes(change), author, message, pause)
+        typer.echo(img.id)
+
+    @app.command()
+    def export(container: str, output: str = typer.Option(None, "-o", "--output")) -> None:
+        """Export a container's filesystem as a tar archive."""
+        from runtime.containers import copy
+
+        if output is None and sys.stdout.isatty():
+            raise InvalidArgument("refusing to write a tar archive to a terminal", hint="use -o FILE or redirect")
+        with _local().containers.with_rootfs(container) as root:
+            if output:
+                with open(output, "wb") as f:
+                    copy.export(root, f)
+            else:
+                copy.export(root, sys.stdout.buffer)
+
+    @app.command()
+    def port(container: str, private_port: str = typer.Argument(None)) -> None:
+        """List port mappings or a specific mapping for the container."""
+        info = _engine().containers.inspect(container)
+        for p in info.ports:
+            key = f"{p.container_port}/{p.protocol}"
+            if private_port and private_port not in (key, str(p.container_port)):
+                continue
+            line = f"{p.host_ip or '0.0.0.0'}:{p.host_port}"
+            typer.echo(line if private_port else f"{key} -> {line}")
+
+    @app.command()
+    def inspect(objects: list[str], format: str = typer.Option(None, "-f", "--format"),
+                type: str = typer.Option(None, "--type")) -> int:
+        """Return low-level information on containers (and other objects)."""
+        from runtime.cli.fast import inspect_docs
+
+        docs, missing = inspect_docs(objects, type)
+        _print_docs(docs, format)
+        for m in missing:
+            print(f"wharf: error: no such object: {m}", file=sys.stderr)
+        return 1 if missing else 0
+
+    @app.command()
+    def stats(containers: list[str] = typer.Argument(None), no_stream: bool = typer.Option(False, "--no-stream"),
+              all: bool = typer.Option(False, "-a", "--all"), format: str = typer.Option(None, "--format")) -> None:
+        """Display a live stream of container resource usage statistics."""
+        import time as _t
+
+        from runtime.containers.procs import stats_table
+
+        cs = _local().containers
+        while True:
+            ids = containers or [i.id for i in cs.list(all=all)]
+            rows = [cs.stats(c) for c in ids]
+            if format == "json":
+                for r in rows:
+                    typer.echo(json.dumps(r))
+            else:
+                typer.echo(stats_table(rows))
+            if no_stream:
+                return
+            _t.sleep(1)
+
+    @app.command()
+    def update(containers: list[str], memory: str = typer.Option(None, "-m", "--memory"),
+               memory_swap: str = typer.Option(None, "--memory-swap"), cpus: str = typer.Option(None, "--cpus"),
+               cpu_shares: int = typer.Option(None, "-c", "--cpu-shares"),
+               cpuset_cpus: str = typer.Option(None, "--cpuset-cpus"),
+               pids_limit: int = typer.Option(None, "--pids-limit"),
+               restart: str = typer.Option(None, "--restart")) -> int:
+        """Update configuration of one or more containers."""
+        from runtime.containers import flags as fl
+        from runtime.engine import Resources
+
+        res = Resources(memory=fl.parse_bytes(memory, "--memory") if memory else None,
+                        memory_swap=fl.parse_bytes(memory_swap, "--memory-swap") if memory_swap else None,
+                        nano_cpus=fl.parse_cpus(cpus) if cpus else None, cpu_shares=cpu_shares,
+                        cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
+        pol = fl.parse_restart(restart) if restart else None
+        cs = _local().containers
+        return _each(containers, lambda c: cs.update(c, res, pol))
+
+    container_app = typer.Typer(help="Manage containers", no_args_is_help=True)
+
+    @container_app.command("prune")
+    def container_prune(force: bool = typer.Option(False, "-f", "--force"),
+                        filter: list[str] = typer.Option([], "--filter")) -> None:
+        """Remove all stopped containers."""
+        if not force and sys.stdin.isatty():
+            if not typer.confirm("This will remove all stopped containers. Are you sure you want to continue?"):
+                return
+        gone = _local().containers.prune(_split_filters(filter))
+        if gone:
+            typer.echo("Deleted Containers:")
+            for g in gone:
+                typer.echo(g)
+        typer.echo(f"Total reclaimed containers: {len(gone)}")
+
+    for verb in ("ls", "list"):
+        container_app.command(verb)(ps)
+    for verb, fn in (("run", run), ("create", create), ("start", start), ("stop", stop), ("rm", rm),
+                     ("logs", logs), ("inspect", inspect), ("exec", exec_), ("kill", kill), ("restart", restart)):
+        container_app.command(verb, context_settings=RUN_CTX if verb in ("run", "create", "exec") else None)(fn)
+    app.add_typer(container_app, name="container")
+
+
+def _int(v: str, flag: str) -> int:
+    try:
+        return int(v)
+    except ValueError:
+        raise InvalidArgument(f"invalid value {v!r} for {flag}", hint="use a number or 'all'") from None
+
+
+def _each(refs: list[str], fn, echo: bool = False) -> int:
+    """docker's multi-container verbs: print each ref (or result) on success, an error line per failure."""
+    rc = 0
+    for r in refs:
+        try:
+            out = fn(r)
+            typer.echo(out if echo else r)
+        except NotFound as e:
+            print(f"wharf: error: {e}", file=sys.stderr)
+            rc = 1
+        except WharfError as e:
+            if len(refs) == 1:
+                raise
+            print(f"wharf: error: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _print_docs(docs: list[dict], fmt: str | None) -> None:
+    if fmt in (None, "", "json"):
+        typer.echo(json.dumps(docs, indent=4))
+        return
+    from runtime.containers.gotemplate import render
+
+    for d in docs:
+        typer.echo(render(fmt, d))

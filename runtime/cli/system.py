@@ -1,16 +1,77 @@
-"""`wharf version` and `wharf info`-like system verbs."""
+"""`wharf version`, `info`, `events`, `system df`."""
 
 from __future__ import annotations
+
+import json
 
 import typer
 
 
 def register(app: typer.Typer) -> None:
     @app.command()
-    def version() -> None:
+    def version(format: str = typer.Option(None, "-f", "--format")) -> None:
         """Show the Wharf version."""
         import platform
 
         from runtime import __version__
 
+        if format == "json":
+            typer.echo(json.dumps({"Version": __version__, "GoVersion": "python" + platform.python_version(),
+                                   "Os": "linux", "Arch": platform.machine()}))
+            return
         typer.echo(f"Wharf {__version__} (python {platform.python_version()}, {platform.machine()})")
+
+    @app.command()
+    def info(format: str = typer.Option(None, "-f", "--format")) -> None:
+        """Display system-wide information."""
+        from runtime.local_engine import LocalEngine
+
+        data = LocalEngine().info()
+        if format == "json":
+            typer.echo(json.dumps(data))
+            return
+        for k, v in data.items():
+            typer.echo(f" {k}: {v}")
+
+    @app.command()
+    def events(since: str = typer.Option(None, "--since"), until: str = typer.Option(None, "--until"),
+               filter: list[str] = typer.Option([], "-f", "--filter"),
+               format: str = typer.Option(None, "--format")) -> None:
+        """Get real time events from the engine."""
+        import datetime
+
+        from runtime.cli.containers import _since, _split_filters
+        from runtime.containers.events import read_events
+
+        s, u = _since(since, "--since"), _since(until, "--until")
+        for ev in read_events(s, u, _split_filters(filter), follow=u is None or True):
+            if format == "json":
+                typer.echo(json.dumps({"Type": ev.type, "Action": ev.action, "Actor": {
+                    "ID": ev.id, "Attributes": ev.attributes}, "time": int(ev.time), "timeNano": int(ev.time * 1e9)}))
+                continue
+            t = datetime.datetime.fromtimestamp(ev.time).astimezone().isoformat()
+            attrs = ", ".join(f"{k}={v}" for k, v in sorted(ev.attributes.items()))
+            typer.echo(f"{t} {ev.type} {ev.action} {ev.id} ({attrs})", nl=True)
+
+    system_app = typer.Typer(help="Manage Wharf", no_args_is_help=True)
+
+    @system_app.command("df")
+    def df(format: str = typer.Option(None, "--format")) -> None:
+        """Show disk usage."""
+        from runtime.containers.sysinfo import disk_usage
+        from runtime.local_engine import LocalEngine
+
+        data = disk_usage(LocalEngine())
+        if format == "json":
+            typer.echo(json.dumps(data))
+            return
+        cs = sum(c["SizeRw"] for c in data["Containers"])
+        vs = sum(v["UsageData"]["Size"] for v in data["Volumes"])
+        typer.echo("TYPE            TOTAL     SIZE")
+        typer.echo(f"Images          -         {data['ImagesSize']}")
+        typer.echo(f"Containers      {len(data['Containers']):<9} {cs}")
+        typer.echo(f"Local Volumes   {len(data['Volumes']):<9} {vs}")
+
+    system_app.command("info")(info)
+    system_app.command("events")(events)
+    app.add_typer(system_app, name="system")

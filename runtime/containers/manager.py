@@ -19,7 +19,8 @@ from runtime.containers.codec import (
     to_dict,
 )
 from runtime.containers.events import emit
-from runtime.containers.store import ContainerStore, now_rfc3339
+from runtime.containers.filters import match_container
+from runtime.containers.store import ContainerStore, now_rfc3339, shim_alive, wait_pid_exit
 from runtime.engine import ContainerInfo, ContainerSpec, ExecResult, Filters, MountSpec, Resources
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure, WharfError
 
@@ -44,7 +45,7 @@ class LocalContainers:
     # ------------------------------------------------------------ reading
     def _info(self, rec: dict[str, Any], st: dict[str, Any] | None = None) -> ContainerInfo:
         st = st if st is not None else self.store.load_state(rec["id"])
-        if st.get("status") in RUNNING and not launch.shim_alive(st) and st.get("status") != "paused":
+        if st.get("status") in RUNNING and not shim_alive(st) and st.get("status") != "paused":
             st = self._mark_dead(rec["id"], st)
         return ContainerInfo(
             id=rec["id"], name=rec["name"], image=rec["image"], image_id=rec.get("image_id", ""),
@@ -58,7 +59,7 @@ class LocalContainers:
         """The shim vanished (killed, host rebooted): the container is not running any more."""
         with self.store.lock(cid):
             st = self.store.load_state(cid)
-            if st.get("status") in RUNNING and not launch.shim_alive(st):
+            if st.get("status") in RUNNING and not shim_alive(st):
                 st.update(status="exited", pid=0, exit_code=st.get("exit_code") or 255,
                           error=st.get("error") or "supervisor exited unexpectedly",
                           finished_at=st.get("finished_at") or now_rfc3339())
@@ -76,14 +77,17 @@ class LocalContainers:
         out = []
         for cid in self.store.ids():
             try:
-                info = self._info(self.store.load(cid))
+                rec = self.store.load(cid)
             except NotFound:
                 continue  # removed meanwhile
-            if not all and not info.state.running and not (filters and "status" in filters):
+            st = self.store.load_state(cid)
+            if st.get("status") in RUNNING and not shim_alive(st) and st.get("status") != "paused":
+                st = self._mark_dead(cid, st)
+            if not all and st.get("status") not in RUNNING and not (filters and "status" in filters):
                 continue
-            if filters and not _match(info, filters):
+            if filters and not match_container(rec, st, filters):
                 continue
-            out.append(info)
+            out.append(self._info(rec, st))
         out.sort(key=lambda i: i.created, reverse=True)
         return out
 
@@ -145,14 +149,14 @@ class LocalContainers:
         cid = self.store.resolve(ref)
         with self.store.lock(cid):
             st = self.store.load_state(cid)
-            if st.get("status") in RUNNING and launch.shim_alive(st):
+            if st.get("status") in RUNNING and shim_alive(st):
                 if st.get("status") == "paused":
                     raise Conflict(f"container {ref} is paused", hint="unpause it")
                 if wait_attach:
                     raise Conflict(f"container {ref} is already running")
                 return
-            if launch.shim_alive(st):  # the previous shim is still cleaning up
-                launch.wait_pid_exit(st["shim_pid"], 10)
+            if shim_alive(st):  # the previous shim is still cleaning up
+                wait_pid_exit(st["shim_pid"], 10)
             rec = self.store.load(cid)
             spec = spec_from_dict(rec["spec"])
             st.update(stop_requested=False, status=st.get("status", "created"), error="")
@@ -193,7 +197,7 @@ class LocalContainers:
         cid = self.store.resolve(ref)
         rec = self.store.load(cid)
         st = self.store.load_state(cid)
-        if st.get("status") not in RUNNING or not launch.shim_alive(st):
+        if st.get("status") not in RUNNING or not shim_alive(st):
             return
         st = self._request_stop(cid)
         spec = spec_from_dict(rec["spec"])
@@ -204,9 +208,9 @@ class LocalContainers:
             self._signal(cid, st, sig)
             if st.get("status") == "paused":
                 self.unpause(cid)
-            if not launch.wait_pid_exit(st["pid"], max(0, timeout)):
+            if not wait_pid_exit(st["pid"], max(0, timeout)):
                 self._signal(cid, st, signals.SIGKILL)
-        if not launch.wait_pid_exit(st["shim_pid"], 30):
+        if not wait_pid_exit(st["shim_pid"], 30):
             raise RuntimeFailure(f"container {ref} did not stop within 30s after SIGKILL")
         emit("container", "stop", cid, {"name": rec["name"], "image": rec["image"]})
 
@@ -227,7 +231,7 @@ class LocalContainers:
         cid = self.store.resolve(ref)
         sig = signal_number(signal)
         st = self.store.load_state(cid)
-        if st.get("status") not in RUNNING or not st.get("pid") or not launch.shim_alive(st):
+        if st.get("status") not in RUNNING or not st.get("pid") or not shim_alive(st):
             raise Conflict(f"cannot kill container {ref}: container is not running",
                            hint="start it first (`wharf start`)")
         if sig in (signals.SIGKILL, signals.SIGTERM, signals.SIGINT, signals.SIGQUIT):
@@ -242,7 +246,7 @@ class LocalContainers:
         cid = self.store.resolve(ref)
         rec = self.store.load(cid)
         st = self.store.load_state(cid)
-        if st.get("status") in RUNNING and launch.shim_alive(st):
+        if st.get("status") in RUNNING and shim_alive(st):
             if not force:
                 raise Conflict(f"you cannot remove a {st['status']} container {cid[:12]}",
                                hint="stop the container before removing it, or use `rm -f`")
@@ -251,9 +255,9 @@ class LocalContainers:
                 self._signal(cid, st, signals.SIGKILL)
                 if st.get("status") == "paused":
                     self.unpause(cid)
-            launch.wait_pid_exit(st["shim_pid"], 30)
-        elif launch.shim_alive(st):  # cleanup after exit still running (e.g. --rm)
-            launch.wait_pid_exit(st["shim_pid"], 30)
+            wait_pid_exit(st["shim_pid"], 30)
+        elif shim_alive(st):  # cleanup after exit still running (e.g. --rm)
+            wait_pid_exit(st["shim_pid"], 30)
             if not self.store.dir(cid).exists():
                 return
         self.destroy(cid, rec, volumes)
@@ -316,7 +320,7 @@ class LocalContainers:
                 time.sleep(0.02)
             return 0
         st = self.store.load_state(cid)
-        if condition != "next-exit" and (st.get("status") not in RUNNING or not launch.shim_alive(st)):
+        if condition != "next-exit" and (st.get("status") not in RUNNING or not shim_alive(st)):
             return self._info(self.store.load(cid), st).state.exit_code
         try:
             sock = launch.shim_sock_connect(self.store, cid, {"op": "wait"})
@@ -353,7 +357,7 @@ class LocalContainers:
 
         def running() -> bool:
             st = self.store.load_state(cid)
-            return st.get("status") in RUNNING and launch.shim_alive(st)
+            return st.get("status") in RUNNING and shim_alive(st)
 
         return logs.follow_log(path, running, since, until, tail)
 
@@ -367,7 +371,7 @@ class LocalContainers:
 
         cid = self.store.resolve(ref)
         st = self.store.load_state(cid)
-        if st.get("status") not in ("running",) or not st.get("pid") or not launch.shim_alive(st):
+        if st.get("status") not in ("running",) or not st.get("pid") or not shim_alive(st):
             state = "paused" if st.get("status") == "paused" else "not running"
             raise Conflict(f"container {cid[:12]} is {state}", hint="start it first (`wharf start`)")
         if not cmd:
@@ -424,7 +428,7 @@ class LocalContainers:
     def pause(self, ref: str) -> None:
         cid = self.store.resolve(ref)
         st = self.store.load_state(cid)
-        if st.get("status") != "running" or not launch.shim_alive(st):
+        if st.get("status") != "running" or not shim_alive(st):
             raise Conflict(f"container {ref} is not running", hint="only running containers can be paused")
         self._cgroup(cid)[1].freeze()
         self.store.update_state(cid, status="paused")
@@ -453,7 +457,7 @@ class LocalContainers:
             rec["spec"] = to_dict(spec)
             self.store.save(cid, rec)
         st = self.store.load_state(cid)
-        if resources is not None and st.get("status") in RUNNING and launch.shim_alive(st):
+        if resources is not None and st.get("status") in RUNNING and shim_alive(st):
             self._cgroup(cid)[1].apply(spec.resources)
         if restart is not None:
             from runtime.util.fs import atomic_write_json, read_json
@@ -479,7 +483,7 @@ class LocalContainers:
         cid = self.store.resolve(ref)
         rec = self.store.load(cid)
         st = self.store.load_state(cid)
-        running = st.get("status") in RUNNING and launch.shim_alive(st)
+        running = st.get("status") in RUNNING and shim_alive(st)
         return stats(cid, rec["name"], running)
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
@@ -504,7 +508,7 @@ class LocalContainers:
         @contextmanager
         def ctx():
             st = self.store.load_state(cid)
-            if st.get("status") in RUNNING and st.get("pid") and launch.shim_alive(st):
+            if st.get("status") in RUNNING and st.get("pid") and shim_alive(st):
                 yield f"/proc/{st['pid']}/root"
                 return
             with self.store.lock(cid):
@@ -549,44 +553,3 @@ def _validate(spec: ContainerSpec) -> None:
             raise InvalidArgument(f"invalid mount type {m.type!r}")
     if not spec.image and not spec.rootfs:
         raise InvalidArgument("an image is required")
-
-
-def _match(info: ContainerInfo, filters: Filters) -> bool:
-    for key, wanted in filters.items():
-        if not wanted:
-            continue
-        if key == "label":
-            for w in wanted:
-                k, sep, v = w.partition("=")
-                if k not in info.labels or (sep and info.labels[k] != v):
-                    return False
-        elif key == "status":
-            if info.state.status not in wanted:
-                return False
-        elif key == "name":
-            if not any(w.lstrip("/") in info.name for w in wanted):
-                return False
-        elif key == "id":
-            if not any(info.id.startswith(w) for w in wanted):
-                return False
-        elif key == "ancestor":
-            if not any(w in (info.image, info.image_id) or info.image_id.startswith("sha256:" + w)
-                       for w in wanted):
-                return False
-        elif key == "exited":
-            if info.state.status != "exited" or str(info.state.exit_code) not in wanted:
-                return False
-        elif key == "health":
-            h = info.state.health.status if info.state.health else "none"
-            if h not in wanted:
-                return False
-        elif key == "network":
-            if not any(w in info.networks or w == info.spec.network_mode for w in wanted):
-                return False
-        elif key == "volume":
-            if not any(w in (m.source, m.target) for m in info.mounts for w in wanted):
-                return False
-        else:
-            raise InvalidArgument(f"invalid filter {key!r}",
-                                  hint="use label, status, name, id, ancestor, exited, health, network, volume")
-    return True

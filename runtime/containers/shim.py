@@ -39,12 +39,6 @@ class StartError(Exception):
     pass
 
 
-def set_child_subreaper() -> None:
-    from runtime.linux.libc import libc
-
-    libc.prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER
-
-
 def exit_code_for(msg: str) -> int:
     low = msg.lower()
     if "permission denied" in low or "is a directory" in low:
@@ -560,6 +554,8 @@ def main(argv: list[str]) -> int:
     cdir, ready_fd, wait_attach = argv[1], int(argv[2]), argv[3] == "1"
     cfg = read_json(os.path.join(cdir, "shim.json"))
     daemonize()
+    from runtime.linux.prctl import set_child_subreaper
+
     set_child_subreaper()
     os.makedirs(cfg["run_dir"], exist_ok=True)
     os.chdir(cfg["run_dir"])

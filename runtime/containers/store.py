@@ -152,3 +152,31 @@ class ContainerStore:
         self.release_name(name, cid)
         shutil.rmtree(self.dir(cid), ignore_errors=True)
         shutil.rmtree(self.run_dir(cid), ignore_errors=True)
+
+
+def shim_alive(st: dict[str, Any]) -> bool:
+    pid = st.get("shim_pid", 0)
+    if not pid:
+        return False
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            cmd = f.read()
+    except OSError:
+        return False
+    return b"shim.py" in cmd or b"runtime.containers.cleanup" in cmd
+
+
+def wait_pid_exit(pid: int, timeout: float | None) -> bool:
+    """True when `pid` (any process, not only a child) is gone within `timeout`."""
+    import select
+
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    try:
+        p = select.poll()
+        p.register(fd, select.POLLIN)
+        return bool(p.poll(None if timeout is None else int(timeout * 1000)))
+    finally:
+        os.close(fd)

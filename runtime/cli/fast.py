@@ -1,0 +1,266 @@
+"""Lean handlers for hot verbs (no typer/rich/pydantic): `wharf ps`, `logs`, `stop`, `rm`, `start`.
+
+reconciler/cli/app.py's main() calls `dispatch(args)` first; it returns None when the flags
+are not simple ones it knows, and the typer app handles the command as usual.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Any
+
+from runtime.errors import WharfError
+
+
+def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dict, dict]]:
+    from runtime.containers.filters import match_container
+    from runtime.containers.store import ContainerStore, shim_alive
+
+    store = ContainerStore()
+    out = []
+    for cid in store.ids():
+        try:
+            rec = store.load(cid)
+        except WharfError:
+            continue
+        st = store.load_state(cid)
+        if st.get("status") in ("running", "restarting") and not shim_alive(st):
+            from runtime.containers.manager import LocalContainers
+
+            st = LocalContainers(store)._mark_dead(cid, st)
+        if not all_ and st.get("status") not in ("running", "paused", "restarting") \
+                and not (filters and "status" in filters):
+            continue
+        if filters and not match_container(rec, st, filters):
+            continue
+        out.append((rec, st))
+    out.sort(key=lambda rs: rs[0]["created"], reverse=True)
+    return out
+
+
+def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, last: int = -1,
+              filters: dict[str, list[str]] | None = None, no_trunc: bool = False, fmt: str | None = None) -> str:
+    from runtime.containers.views import PS_COLUMNS, ps_row, table
+
+    if latest:
+        last = 1
+    if last >= 0:
+        all_ = True
+    recs = _records(all_, filters)
+    if last >= 0:
+        recs = recs[:last]
+    if quiet:
+        return "".join((r["id"] if no_trunc else r["id"][:12]) + "\n" for r, _ in recs)
+    rows = [ps_row(r, s, no_trunc) for r, s in recs]
+    if fmt == "json":
+        return "".join(json.dumps(row) + "\n" for row in rows)
+    if fmt and fmt.startswith("table "):
+        from runtime.containers.gotemplate import columns
+
+        return table(rows, columns(fmt[6:])) + "\n"
+    if fmt:
+        from runtime.containers.gotemplate import render
+
+        return "".join(render(fmt, row) + "\n" for row in rows)
+    return table(rows, PS_COLUMNS) + "\n"
+
+
+def print_logs(cs, ref: str, follow: bool, timestamps: bool, since: float | None, until: float | None,
+               tail: int | None) -> None:
+    out, err = sys.stdout.buffer, sys.stderr.buffer
+    for stream_name, line, t in cs.log_entries(ref, follow, since, until, tail):
+        w = out if stream_name == "stdout" else err
+        w.write((t.encode() + b" " + line) if timestamps else line)
+        if follow:
+            w.flush()
+    out.flush()
+
+
+def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """Docker-shaped JSON for each ref: containers first, then volumes, images, networks."""
+    from runtime.containers.store import ContainerStore
+    from runtime.containers.views import inspect_json
+
+    store = ContainerStore()
+    docs, missing = [], []
+    for ref in refs:
+        doc = None
+        if type_ in (None, "container"):
+            try:
+                cid = store.resolve(ref)
+                from runtime.containers.manager import LocalContainers
+
+                info_st = LocalContainers(store)._info(store.load(cid))
+                st = store.load_state(cid)
+                st["status"] = info_st.state.status
+                doc = inspect_json(store.load(cid), st)
+            except WharfError:
+                doc = None
+        if doc is None and type_ in (None, "volume"):
+            doc = _volume_doc(ref)
+        if doc is None and type_ in (None, "image"):
+            doc = _other_doc("images", ref)
+        if doc is None and type_ in (None, "network"):
+            doc = _other_doc("networks", ref)
+        if doc is None:
+            missing.append(ref)
+        else:
+            docs.append(doc)
+    return docs, missing
+
+
+def _volume_doc(ref: str) -> dict[str, Any] | None:
+    from runtime.volumes.store import VolumeStore
+
+    try:
+        v = VolumeStore().inspect(ref)
+    except WharfError:
+        return None
+    return volume_json(v)
+
+
+def volume_json(v) -> dict[str, Any]:
+    return {"CreatedAt": v.created, "Driver": v.driver, "Labels": v.labels, "Mountpoint": v.mountpoint,
+            "Name": v.name, "Options": v.options, "Scope": "local"}
+
+
+def _other_doc(kind: str, ref: str) -> dict[str, Any] | None:
+    import dataclasses
+
+    from runtime.local_engine import LocalEngine
+
+    try:
+        obj = getattr(LocalEngine(), kind).inspect(ref)
+    except (WharfError, ImportError, AttributeError):
+        return None
+    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
+
+
+# ------------------------------------------------------------------ the fast dispatcher
+
+def _parse(args: list[str], flags: dict[str, str], valued: dict[str, str]) -> tuple[dict[str, Any], list[str]] | None:
+    """Tiny getopt: flags -> True, valued -> list of values; None when something is unknown."""
+    opts: dict[str, Any] = {}
+    rest: list[str] = []
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a == "--":
+            rest += args[i + 1:]
+            break
+        if a.startswith("--") and "=" in a:
+            k, v = a.split("=", 1)
+            if k not in valued:
+                return None
+            opts.setdefault(valued[k], []).append(v)
+        elif a in flags:
+            opts[flags[a]] = True
+        elif a in valued:
+            if i + 1 >= len(args):
+                return None
+            opts.setdefault(valued[a], []).append(args[i + 1])
+            i += 1
+        elif a.startswith("-") and len(a) > 1:
+            if a[1] != "-" and all(f"-{c}" in flags for c in a[1:]):
+                for c in a[1:]:
+                    opts[flags[f"-{c}"]] = True
+            else:
+                return None
+        else:
+            rest.append(a)
+        i += 1
+    return opts, rest
+
+
+def _ps(args: list[str]) -> int | None:
+    p = _parse(args, {"-a": "all", "--all": "all", "-q": "quiet", "--quiet": "quiet", "-l": "latest",
+                      "--latest": "latest", "--no-trunc": "no_trunc"},
+               {"-n": "last", "--last": "last", "-f": "filter", "--filter": "filter", "--format": "format"})
+    if p is None or p[1]:
+        return None
+    o, _ = p
+    filters: dict[str, list[str]] = {}
+    for f in o.get("filter", []):
+        k, sep, v = f.partition("=")
+        if not sep:
+            return None
+        filters.setdefault(k, []).append(v)
+    try:
+        last = int(o["last"][-1]) if "last" in o else -1
+    except ValueError:
+        return None
+    sys.stdout.write(ps_output(bool(o.get("all")), bool(o.get("quiet")), bool(o.get("latest")), last,
+                               filters, bool(o.get("no_trunc")), (o.get("format") or [None])[-1]))
+    return 0
+
+
+def _each(refs: list[str], fn) -> int:
+    rc = 0
+    for r in refs:
+        try:
+            fn(r)
+            print(r)
+        except WharfError as e:
+            if len(refs) == 1:
+                raise
+            print(f"wharf: error: {e}", file=sys.stderr)
+            rc = 1
+    return rc
+
+
+def _simple_multi(args: list[str], verb: str) -> int | None:
+    from runtime.containers.manager import LocalContainers
+
+    if verb == "rm":
+        p = _parse(args, {"-f": "force", "--force": "force", "-v": "volumes", "--volumes": "volumes"}, {})
+    elif verb == "stop":
+        p = _parse(args, {}, {"-t": "time", "--time": "time", "--timeout": "time"})
+    else:
+        p = _parse(args, {}, {})
+    if p is None or not p[1]:
+        return None
+    o, refs = p
+    cs = LocalContainers()
+    if verb == "rm":
+        return _each(refs, lambda r: cs.remove(r, force=bool(o.get("force")), volumes=bool(o.get("volumes"))))
+    if verb == "stop":
+        try:
+            t = int(o["time"][-1]) if "time" in o else None
+        except ValueError:
+            return None
+        return _each(refs, lambda r: cs.stop(r, t))
+    return _each(refs, cs.start)
+
+
+def _logs(args: list[str]) -> int | None:
+    p = _parse(args, {"-f": "follow", "--follow": "follow", "-t": "timestamps", "--timestamps": "timestamps"},
+               {"-n": "tail", "--tail": "tail"})
+    if p is None or len(p[1]) != 1:
+        return None
+    o, refs = p
+    tail = (o.get("tail") or ["all"])[-1]
+    if tail != "all" and not tail.isdigit():
+        return None
+    from runtime.containers.manager import LocalContainers
+
+    print_logs(LocalContainers(), refs[0], bool(o.get("follow")), bool(o.get("timestamps")), None, None,
+               None if tail == "all" else int(tail))
+    return 0
+
+
+def dispatch(args: list[str]) -> int | None:
+    """Handle a hot verb without typer, or return None to let the full CLI do it."""
+    if not args or os.environ.get("WHARF_HOST") or os.environ.get("DOCKER_HOST"):
+        return None
+    verb, rest = args[0], args[1:]
+    if "-h" in rest or "--help" in rest:
+        return None
+    if verb == "ps":
+        return _ps(rest)
+    if verb in ("rm", "stop", "start"):
+        return _simple_multi(rest, verb)
+    if verb == "logs":
+        return _logs(rest)
+    return None

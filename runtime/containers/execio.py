@@ -1,0 +1,83 @@
+"""`wharf exec`: stdio plumbing around LocalContainers.exec_spawn (pipes or a fresh pty)."""
+
+from __future__ import annotations
+
+import os
+import select
+import signal
+import sys
+
+
+def _winsize(src: int, dst: int) -> None:
+    import fcntl
+    import termios
+
+    try:
+        data = fcntl.ioctl(src, termios.TIOCGWINSZ, b"\0" * 8)
+        fcntl.ioctl(dst, termios.TIOCSWINSZ, data)
+    except OSError:
+        pass
+
+
+def _status(pid: int) -> int:
+    _, status = os.waitpid(pid, 0)
+    return os.waitstatus_to_exitcode(status)
+
+
+def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: str, interactive: bool,
+             tty: bool, detach: bool) -> int:
+    if detach:
+        null = os.open(os.devnull, os.O_RDWR)
+        cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, null, null))
+        os.close(null)
+        return 0
+    if not tty:
+        null = os.open(os.devnull, os.O_RDONLY)
+        pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0 if interactive else null, 1, 2))
+        os.close(null)
+        return _status(pid)
+    master, slave = os.openpty()
+    if os.isatty(0):
+        _winsize(0, slave)
+    pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(slave, slave, slave), tty=True)
+    os.close(slave)
+    saved = None
+    if interactive and os.isatty(0):
+        import termios
+        import tty as ttymod
+
+        saved = termios.tcgetattr(0)
+        ttymod.setraw(0)
+    old = signal.signal(signal.SIGWINCH, lambda *_: _winsize(0, master))
+    out = sys.stdout.buffer
+    try:
+        fds = [master] + ([0] if interactive else [])
+        while True:
+            try:
+                ready, _, _ = select.select(fds, [], [])
+            except InterruptedError:
+                continue
+            if master in ready:
+                try:
+                    data = os.read(master, 65536)
+                except OSError:
+                    data = b""
+                if not data:
+                    break
+                out.write(data)
+                out.flush()
+            if 0 in ready:
+                data = os.read(0, 65536)
+                if not data:
+                    os.write(master, b"\x04")
+                    fds.remove(0)
+                else:
+                    os.write(master, data)
+    finally:
+        signal.signal(signal.SIGWINCH, old)
+        if saved is not None:
+            import termios
+
+            termios.tcsetattr(0, termios.TCSADRAIN, saved)
+        os.close(master)
+    return _status(pid)

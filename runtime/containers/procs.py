@@ -1,0 +1,94 @@
+"""`top` and `stats`: the container's processes (by pid namespace) and cgroup figures."""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+
+def _ns(pid: int | str) -> str:
+    try:
+        return os.readlink(f"/proc/{pid}/ns/pid")
+    except OSError:
+        return ""
+
+
+def container_pids(init_pid: int) -> list[int]:
+    target = _ns(init_pid)
+    if not target:
+        return []
+    return sorted(int(p) for p in os.listdir("/proc") if p.isdigit() and _ns(p) == target)
+
+
+def _uid_name(uid: int) -> str:
+    import pwd
+
+    try:
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return str(uid)
+
+
+def top(init_pid: int) -> tuple[list[str], list[list[str]]]:
+    """ps -ef columns for every process in the container's pid namespace (host pids)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat") as f:
+        btime = next(int(line.split()[1]) for line in f if line.startswith("btime"))
+    rows = []
+    for pid in container_pids(init_pid):
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                stat = f.read()
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                cmd = f.read().replace(b"\0", b" ").decode(errors="replace").strip()
+            uid = os.stat(f"/proc/{pid}").st_uid
+        except OSError:
+            continue
+        fields = stat[stat.rindex(")") + 2:].split()
+        ppid, utime, stime, start = fields[1], int(fields[11]), int(fields[12]), int(fields[19])
+        cpu = (utime + stime) // tick
+        stime_s = time.strftime("%H:%M", time.localtime(btime + start / tick))
+        tty = "?" if fields[4] == "0" else "pts/" + str(int(fields[4]) & 0xFF)
+        rows.append([_uid_name(uid), str(pid), ppid, "0", stime_s, tty,
+                     time.strftime("%H:%M:%S", time.gmtime(cpu)), cmd or f"[{stat.split('(')[1].split(')')[0]}]"])
+    return ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
+
+
+def _read(path: str) -> str:
+    try:
+        with open(path) as f:
+            return f.read().strip()
+    except OSError:
+        return ""
+
+
+def stats(cid: str, name: str, running: bool) -> dict[str, Any]:
+    """Memory, CPU and pids figures of the container's cgroup (v1 hierarchy paths, v2 fallback)."""
+    cg = f"/wharf/{cid}"
+    mem = int(_read(f"/sys/fs/cgroup/memory{cg}/memory.usage_in_bytes") or 0) if running else 0
+    limit = int(_read(f"/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes") or 0) if running else 0
+    cpu = int(_read(f"/sys/fs/cgroup/cpuacct{cg}/cpuacct.usage") or 0) if running else 0
+    pids = int(_read(f"/sys/fs/cgroup/pids{cg}/pids.current") or 0) if running else 0
+    total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limit = total if not limit or limit > total else limit
+    return {"ID": cid[:12], "Name": name, "MemUsage": mem, "MemLimit": limit,
+            "MemPerc": round(100.0 * mem / limit, 2) if limit else 0.0, "CPUNanos": cpu, "PIDs": pids}
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if n < 1024 or unit == "GiB":
+            return f"{n:.4g}{unit}"
+        n /= 1024
+    return f"{n}"
+
+
+def stats_table(rows: list[dict[str, Any]]) -> str:
+    from runtime.containers.views import table
+
+    view = [{"ID": r["ID"], "Name": r["Name"], "CPU": f"{r['CPUNanos'] / 1e9:.2f}s",
+             "Mem": f"{_size(r['MemUsage'])} / {_size(r['MemLimit'])}", "MemPerc": f"{r['MemPerc']:.2f}%",
+             "PIDs": str(r["PIDs"])} for r in rows]
+    return table(view, [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU TIME", "CPU"),
+                        ("MEM USAGE / LIMIT", "Mem"), ("MEM %", "MemPerc"), ("PIDS", "PIDs")])
