@@ -15,6 +15,7 @@ import json
 import os
 import platform as host_platform
 import posixpath
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -246,7 +247,7 @@ class Builder:
             self._arg(state, inst, meta_env)
         else:
             text, change = self._metadata(state, inst)
-            self._step(state, inst, text, None, change)
+            self._step(state, inst, text, None, None, change)
 
     def _step(self, state: StageState, inst: Instruction, text: str, extra: str | None,
               produce: Callable[[], tuple[tuple[str, str] | None, str | None]] | None,
@@ -411,8 +412,7 @@ class Builder:
         stdin: bytes | None = None
         if node.json:
             argv = list(node.args)
-        elif node.heredocs and len(node.heredocs) == 1 and node.args[0].strip() == node.text.strip() \
-                and node.text.strip().lstrip("0123456789").startswith("<<") and len(node.text.split()) == 1:
+        elif len(node.heredocs) == 1 and re.fullmatch(r"\d*<<-?\S+", node.text.strip()):
             doc = node.heredocs[0]
             script = _chomp(doc.content) if doc.chomp else doc.content
             if script.startswith("#!"):
@@ -433,7 +433,6 @@ class Builder:
         def produce() -> tuple[tuple[str, str], str]:
             image_id = self._fs_image(state)
             env = (state.cfg.get("Env") or []) + [a for a in build_args]
-            self.out(f" ---> Running in {image_id.removeprefix('sha256:')[:12]}")
             code, key = run_step.run(self.store, image_id, argv, env, state.cfg.get("WorkingDir") or "/",
                                      state.cfg.get("User") or "", self.out, stdin)
             if code != 0:
@@ -503,7 +502,7 @@ class Builder:
             if idx is not None and idx in self.results:
                 src_state = self.results[idx]
                 from_key = src_state.key
-                from_image = lambda: self._fs_image(src_state)  # noqa: E731
+                from_image = lambda: self._fs_image(src_state) if src_state.layers else None  # noqa: E731
             elif idx is not None or ref.lower() in {s.name for s in self.plan.stages if s.name}:
                 raise inst.error(f"COPY --from={ref}: stage {ref!r} is not built before this one",
                                  hint="a stage can only copy from stages defined above it")
@@ -511,11 +510,11 @@ class Builder:
                 try:
                     img = self._image(inst, ref)
                 except NotFound as e:
-                    raise inst.error(f"COPY --from={ref}: no such stage or image",
-                                     hint=e.hint or "name a stage defined above or an image") from None
+                    raise NotFound(f"COPY --from={ref}: no such stage or image", where=inst.where,
+                                   hint=e.hint or "name a stage defined above or an image") from None
                 from_key = img.id
                 from_image = lambda: img.id  # noqa: E731
-            req.from_rootfs = Path("/")  # placeholder until mounted: marks sources as image paths
+            req.from_image = True
         text = f"{inst.cmd.upper()} " + " ".join(f"--{k}={v}" for k, v in sorted(flags.items())) + \
             (" " if flags else "") + " ".join(words)
         try:

@@ -40,7 +40,8 @@ class CopyRequest:
     chown: str | None = None
     chmod: int | None = None
     checksum: str | None = None
-    from_rootfs: Path | None = None  # COPY --from: the mounted source image
+    from_image: bool = False  # COPY --from: sources are paths in another image ...
+    from_rootfs: Path | None = None  # ... mounted here when the layer is made
     # filled by prepare():
     context_sources: list[Source] = field(default_factory=list)
     downloads: dict[str, Path] = field(default_factory=dict)
@@ -75,7 +76,7 @@ def prepare(req: CopyRequest, ctx: BuildContext) -> str:
                 raise InvalidArgument(f"source can't be a URL for COPY: {src}", where=req.where, hint="use ADD")
             path = _download(req, src)
             h.update(f"url\0{src}\0{file_sha256(path)}".encode())
-        elif req.from_rootfs is not None:
+        elif req.from_image:
             h.update(f"from\0{src}".encode())
         else:
             found = ctx.sources(src, req.where)
@@ -131,7 +132,7 @@ def build_layer(req: CopyRequest, ctx: BuildContext, rootfs: Path) -> LayerBuild
             path = req.downloads[src]
             lb.ensure_parents(t, exists, uid, gid)
             lb.add_host(t, path, os.stat(path), uid, gid, req.chmod if req.chmod is not None else 0o600)
-        elif req.from_rootfs is not None:
+        elif req.from_image:
             _copy_from_image(req, lb, src, dest, dest_is_dir, target_for, exists, ids)
     for source in req.context_sources:
         if req.add and not source.is_dir and _add_archive(lb, source.path, dest, exists, uid, gid):

@@ -52,6 +52,7 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
     from runtime.containers.users import resolve_user
 
     key = rfs.new_key("build")
+    output(f" ---> Running in {key}")
     state_root = paths.run_dir() / "build" / "runtime"
     ok = False
     try:
