@@ -92,6 +92,7 @@ class Desired:
     volumes: dict[str, DesiredVolume]
     images: dict[str, DesiredImage]  # ref -> image
     order: list[str]  # services in dependency order
+    inline_files: dict[str, bytes] = field(default_factory=dict)  # "configs.x" -> content (no file)
 
     def network_name(self, key: str) -> str:
         return self.networks[key].name
@@ -273,7 +274,9 @@ def build_desired(project: Any, file_digests: dict[str, str] | None = None,
         img = images.setdefault(ref, DesiredImage(ref, [], entry.pull_policy, entry.platform))
         if entry.build is not None and img.build is None:
             img.build = entry.build.model_dump()
-    return Desired(pname, services, networks, volumes, images, _order(services))
+    inline = {f"{kind}.{name}": (obj.content or "").encode() for kind in ("configs", "secrets")
+              for name, obj in getattr(project, kind).items() if obj.file is None}
+    return Desired(pname, services, networks, volumes, images, _order(services), inline)
 
 
 def _default_network(project: str) -> DesiredNetwork:
