@@ -94,6 +94,12 @@ class Builder:
     # ------------------------------------------------------------------ driving
 
     def build(self) -> Any:
+        df = self.plan.dockerfile
+        for key in ("syntax", "check"):
+            if key in df.directives:
+                self.out(f"# {key}={df.directives[key]}: ignored (wharf builds with its own Dockerfile frontend)")
+        for warning in df.warnings:
+            self.out(f"[Warning] {warning}")
         meta_env = self._meta_args()
         last = self._target_index()
         needed = self._needed(last)
@@ -586,6 +592,9 @@ def build(engine_or_parts: Any, context: Path | str | BuildContext, dockerfile: 
                            hint="give -f PATH, or put a Dockerfile in the build context") from None
         except UnicodeDecodeError:
             raise InvalidArgument(f"{path}: the Dockerfile is not UTF-8 text") from None
+        specific = path.with_name(path.name + ".dockerignore")
+        if specific.is_file():
+            ctx.use_ignore_file(specific)
     name = posixpath.basename(dockerfile) or "Dockerfile"
     for ref in tags or []:
         _check_tag(ref)

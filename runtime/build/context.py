@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
-from runtime.build.dockerignore import Matcher
+from runtime.build.dockerignore import Matcher, parse_patterns
 from runtime.errors import InvalidArgument, NotFound
 
 
@@ -44,6 +44,13 @@ class BuildContext:
         except ValueError as e:
             raise InvalidArgument(str(e), where=str(self.root / ".dockerignore")) from None
         self._file_digests: dict[str, str] = {}
+
+    def use_ignore_file(self, path: Path) -> None:
+        """BuildKit's `<Dockerfile>.dockerignore` (next to the Dockerfile) replaces .dockerignore."""
+        try:
+            self.matcher = Matcher(parse_patterns(path.read_text()))
+        except ValueError as e:
+            raise InvalidArgument(str(e), where=str(path)) from None
 
     @classmethod
     def from_dir(cls, path: str | os.PathLike[str]) -> BuildContext:

@@ -29,6 +29,8 @@ def _pairs(values: list[str], flag: str, env_fallback: bool = False) -> dict[str
 
 def _context_and_dockerfile(path: str, file: str | None):
     """(BuildContext, dockerfile name, dockerfile text or None) for PATH / `-` / `-f -`."""
+    import os
+
     from runtime.build.context import BuildContext
     from runtime.errors import InvalidArgument
 
@@ -45,7 +47,8 @@ def _context_and_dockerfile(path: str, file: str | None):
     ctx = BuildContext.from_dir(path)
     if file == "-":
         return ctx, "Dockerfile", sys.stdin.read()
-    return ctx, file or "Dockerfile", None
+    # as docker: -f is relative to the current directory, not to the context
+    return ctx, os.path.abspath(file) if file else "Dockerfile", None
 
 
 def _is_archive(data: bytes) -> bool:

@@ -162,6 +162,11 @@ def test_dockerignore(store, busybox, tmp_path):
     with rfs.mounted(store, image.id) as (root, _):
         found = sorted(str(p.relative_to(root / "src")) for p in (root / "src").rglob("*"))
     assert found == [".dockerignore", "Dockerfile", "app.py", "docs", "docs/keep.md"]
+    (ctx / "web.Dockerfile").write_text("FROM busybox\nCOPY . /src/\n")
+    (ctx / "web.Dockerfile.dockerignore").write_text("*\n!app.py\n")  # BuildKit: replaces .dockerignore
+    only, _ = do_build(store, ctx, dockerfile="web.Dockerfile")
+    with rfs.mounted(store, only.id) as (root, _):
+        assert sorted(os.listdir(root / "src")) == ["app.py"]
     ctx2 = make_ctx(tmp_path / "ctx2", "FROM busybox\nCOPY secret/key /k\n", {
         ".dockerignore": "secret\n", "secret/key": "k"})
     with pytest.raises(NotFound, match="dockerignore") as e:
