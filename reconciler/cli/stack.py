@@ -1,10 +1,101 @@
-"""`wharf` verbs of the reconciler: config, diff, apply/up, down, status, stack logs/ps, watch."""
+"""`wharf` verbs of the reconciler: config, diff, apply/up, down, status, stack ps/logs, watch.
+
+`wharf ps` and `wharf logs` belong to the container verbs; the project views are
+`wharf status` (= `wharf stack ps`) and `wharf stack logs SERVICE`.
+"""
 
 from __future__ import annotations
+
+import json
+import sys
+from typing import Any
 
 import typer
 
 from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT, ProjectOptions
+
+PRUNE = typer.Option(False, "--prune", help="Remove project-labelled objects that are no longer in the spec.")
+TIMEOUT = typer.Option(300.0, "--timeout", help="Seconds to wait for dependencies and --wait.")
+WAIT = typer.Option(False, "--wait", help="Wait until every service is running/healthy (one-shots: exited 0).")
+PARALLEL = typer.Option(4, "--parallel", help="Operations run at the same time.")
+PROGRESS = typer.Option("auto", "--progress", help="auto, rich or plain")
+
+
+def _target(opts: ProjectOptions) -> Any:
+    from reconciler.reconcile import Target
+
+    return Target.from_loaded(opts.load())
+
+
+class _GuardedEngine:
+    """Turns a missing engine part (a module not written yet, a method not implemented)
+    into one clear error instead of a traceback."""
+
+    def __init__(self, engine: Any) -> None:
+        self._engine = engine
+
+    def __getattr__(self, name: str) -> Any:
+        from runtime.errors import RuntimeFailure
+
+        try:
+            return getattr(self._engine, name)
+        except (ImportError, NotImplementedError) as e:
+            raise RuntimeFailure(f"the engine cannot provide {name!r} yet: {e}",
+                                 hint="this part of the engine is not available in this build") from None
+
+
+def _engine() -> Any:
+    from runtime.engine import connect
+
+    return _GuardedEngine(connect())
+
+
+def _reporter(kind: str) -> Any:
+    from .render import LineReporter, ProgressReporter
+
+    if kind == "plain" or (kind == "auto" and not sys.stdout.isatty()):
+        import contextlib
+
+        return contextlib.nullcontext(LineReporter())
+    return ProgressReporter()
+
+
+def run_apply(opts: ProjectOptions, plan_file: str | None, prune: bool, timeout: float, wait: bool,
+              parallel: int, progress: str) -> int:
+    from reconciler import reconcile as R
+
+    from .render import console, print_plan
+
+    engine = _engine()
+    saved = None
+    if plan_file:
+        saved, target = R.load_plan(plan_file)
+    else:
+        target = _target(opts)
+    out = console()
+    with _reporter(progress) as reporter:
+        the_plan, result = R.apply(engine, target, prune=prune, timeout=timeout, wait=False, reporter=reporter,
+                                   workers=parallel, saved=saved)
+    for w in the_plan.warnings:
+        out.print(f"[yellow]warning:[/] {w}")
+    if the_plan.empty:
+        print_plan(the_plan, out) if not the_plan.warnings else out.print(
+            f"[green]Project {the_plan.project} is up to date: nothing to do.[/]")
+    if not result.ok:
+        from runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"apply of project {the_plan.project} did not complete "
+                             f"({len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} "
+                             f"skipped):\n  {result.error_summary()}",
+                             hint="fix the cause and run apply again: it continues from where it stopped")
+    if wait:
+        from reconciler.apply import Executor, wait_converged
+
+        with out.status("waiting for services to be running/healthy..."):
+            wait_converged(Executor(engine, target.desired, target.project_dir, timeout))
+    if not the_plan.empty:
+        out.print(f"[green]Project {the_plan.project}: applied {len(result.done)} operation(s).[/]")
+    return 0
 
 
 def register(app) -> None:
@@ -25,3 +116,142 @@ def register(app) -> None:
             typer.echo("\n".join(loaded.project.services))
             return
         typer.echo(render_project(loaded.project, format), nl=False)
+
+    @app.command("diff")
+    def diff_cmd(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        format: str = typer.Option("text", "--format", help="text or json"),
+        out: str = typer.Option(None, "--out", "-o", help="Save the plan to apply it later: wharf apply FILE."),
+    ) -> None:
+        """Show what apply would do (exit 0: nothing to do, 2: changes, 1: error)."""
+        from reconciler import reconcile as R
+
+        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
+        target = _target(opts)
+        the_plan, _ = R.diff(_engine(), target, prune)
+        if out:
+            R.save_plan(out, the_plan, target)
+        if format == "json":
+            typer.echo(json.dumps(the_plan.to_dict(), indent=2))
+        elif format == "text":
+            from .render import print_plan
+
+            print_plan(the_plan)
+            if out:
+                typer.echo(f"Saved the plan to {out}; apply it with: wharf apply {out}")
+        else:
+            from runtime.errors import InvalidArgument
+
+            raise InvalidArgument(f"unknown format {format!r}", hint="use text or json")
+        raise typer.Exit(0 if the_plan.empty else 2)
+
+    @app.command("apply")
+    def apply_cmd(
+        plan_file: str = typer.Argument(None, metavar="[PLAN.json]", help="A plan saved by `wharf diff -o`."),
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        timeout: float = TIMEOUT, wait: bool = WAIT, parallel: int = PARALLEL, progress: str = PROGRESS,
+    ) -> int:
+        """Make the machine match the compose file (or exactly a saved plan)."""
+        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
+        return run_apply(opts, plan_file, prune, timeout, wait, parallel, progress)
+
+    @app.command("up")
+    def up_cmd(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        detach: bool = typer.Option(True, "--detach", "-d", help="Always detached (see `wharf stack logs`)."),
+        remove_orphans: bool = typer.Option(False, "--remove-orphans", help="Same as apply --prune."),
+        timeout: float = TIMEOUT, wait: bool = WAIT, parallel: int = PARALLEL, progress: str = PROGRESS,
+    ) -> int:
+        """compose-style alias of apply (`up -d`)."""
+        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
+        return run_apply(opts, None, remove_orphans, timeout, wait, parallel, progress)
+
+    @app.command("down")
+    def down_cmd(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        volumes: bool = typer.Option(False, "--volumes", "-v", help="Also remove the project's named volumes."),
+        remove_orphans: bool = typer.Option(False, "--remove-orphans",
+                                            help="Also remove containers of services not in the file."),
+        timeout: int = typer.Option(10, "--timeout", "-t", help="Seconds to wait for each container to stop."),
+        parallel: int = PARALLEL, progress: str = PROGRESS,
+    ) -> None:
+        """Stop and remove the project's containers and networks (-v: volumes too)."""
+        from reconciler import reconcile as R
+        from runtime.errors import RuntimeFailure
+
+        from .render import console
+
+        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        with _reporter(progress) as reporter:
+            result = R.down(_engine(), target.desired, volumes=volumes, remove_orphans=remove_orphans,
+                            timeout=timeout, reporter=reporter, workers=parallel)
+        if not result.ok:
+            raise RuntimeFailure(f"down of project {target.desired.project} did not complete:\n  "
+                                 + result.error_summary())
+        console().print(f"Project {target.desired.project}: removed {len(result.done)} object(s).")
+
+    def status(files, project_name, profile, ignore_unsupported, env_file, format) -> None:
+        from .render import print_status, status_rows
+
+        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        rows = status_rows(_engine(), target.desired)
+        if format == "json":
+            typer.echo(json.dumps(rows, indent=2))
+        else:
+            print_status(rows, target.desired.project)
+
+    @app.command("status")
+    def status_cmd(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        format: str = typer.Option("table", "--format", help="table or json"),
+    ) -> None:
+        """Per service: replicas running/desired, health, published ports."""
+        status(files, project_name, profile, ignore_unsupported, env_file, format)
+
+    stack = typer.Typer(help="Project views: ps, logs.", no_args_is_help=True)
+
+    @stack.command("ps")
+    def stack_ps(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        format: str = typer.Option("table", "--format", help="table or json"),
+    ) -> None:
+        """Same as `wharf status`."""
+        status(files, project_name, profile, ignore_unsupported, env_file, format)
+
+    @stack.command("logs")
+    def stack_logs(
+        services: list[str] = typer.Argument(None, help="Services (default: all)."),
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        follow: bool = typer.Option(False, "--follow", "-f", help="Keep following."),
+        tail: int = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
+        timestamps: bool = typer.Option(False, "--timestamps", "-t"),
+    ) -> None:
+        """The logs of every replica of the services, each line prefixed `service-N |`."""
+        from reconciler.logs import service_logs
+
+        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        service_logs(_engine(), target.desired, services or [], follow=follow, tail=tail, timestamps=timestamps)
+
+    app.add_typer(stack, name="stack")
+
+    @app.command("watch")
+    def watch_cmd(
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        interval: float = typer.Option(10.0, "--interval", help="Seconds between drift checks (0: never)."),
+        debounce: float = typer.Option(0.3, "--debounce", help="Quiet time after a save before re-planning."),
+        timeout: float = TIMEOUT, parallel: int = PARALLEL,
+    ) -> None:
+        """Apply, then keep the stack matched as the files (or the machine) change. Ctrl-C stops."""
+        from reconciler.watch import watch
+
+        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
+        watch(_engine(), opts, prune=prune, interval=interval, debounce=debounce, timeout=timeout,
+              workers=parallel)
