@@ -1,4 +1,4 @@
-"""`wharf-runtime`: the built-in OCI runtime with runc's command-line shape. Filled in by its issue."""
+"""`wharf-runtime`: the built-in OCI runtime with runc's command-line shape (runtime/oci/cli.py)."""
 
 from __future__ import annotations
 
@@ -6,5 +6,6 @@ import sys
 
 
 def main() -> None:
-    print("wharf-runtime: not built yet", file=sys.stderr)
-    sys.exit(1)
+    from runtime.oci.cli import main as run
+
+    sys.exit(run())

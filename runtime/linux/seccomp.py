@@ -62,7 +62,7 @@ class _ArgCmp(ctypes.Structure):
                 ("datum_b", ctypes.c_uint64)]
 
 
-def _libseccomp() -> ctypes.CDLL:
+def library() -> ctypes.CDLL:
     global _lib
     if _lib is None:
         lib = ctypes.CDLL("libseccomp.so.2", use_errno=True)
@@ -107,7 +107,7 @@ def action(name: str, errno_ret: int | None = None, default_errno: int | None = 
 
 def load(profile: dict) -> None:
     """Build and load the filter described by an OCI linux.seccomp object into the calling thread."""
-    lib = _libseccomp()
+    lib = library()
     default_errno = profile.get("defaultErrnoRet")
     default = action(profile.get("defaultAction", "SCMP_ACT_ALLOW"), default_errno)
     ctx = lib.seccomp_init(default)

@@ -61,20 +61,36 @@ def procs(directory: str) -> list[int]:
         return []
 
 
-def rmdir_tree(directory: str) -> None:
-    """Remove `directory` and any child cgroups (deepest first); missing is fine."""
+def rmdir_tree(directory: str, timeout: float = 2.0) -> None:
+    """Remove `directory` and any child cgroups (deepest first); missing is fine.
+
+    A cgroup stays busy for a moment after its last process was killed: retry EBUSY until
+    `timeout`.
+    """
     if not os.path.isdir(directory):
         return
     for root, dirs, _files in os.walk(directory, topdown=False):
         for d in dirs:
-            try:
-                os.rmdir(os.path.join(root, d))
-            except FileNotFoundError:
-                pass
-    try:
-        os.rmdir(directory)
-    except FileNotFoundError:
-        pass
+            _rmdir(os.path.join(root, d), timeout)
+    _rmdir(directory, timeout)
+
+
+def _rmdir(path: str, timeout: float) -> None:
+    import time
+
+    deadline = time.monotonic() + timeout
+    delay = 0.001
+    while True:
+        try:
+            os.rmdir(path)
+            return
+        except FileNotFoundError:
+            return
+        except OSError as e:
+            if e.errno != 16 or time.monotonic() > deadline:
+                raise
+            time.sleep(delay)
+            delay = min(delay * 2, 0.05)
 
 
 def cg_value(v: int | None) -> str:

@@ -1,0 +1,237 @@
+"""`wharf-runtime`: the built-in OCI runtime with runc's command-line shape.
+
+    wharf-runtime [--root DIR] create [--bundle B] [--pid-file F] [--console-socket S] ID
+    wharf-runtime [--root DIR] start|state|pause|resume|ps ID
+    wharf-runtime [--root DIR] kill [--all] ID [SIGNAL]     (or --signal SIGNAL)
+    wharf-runtime [--root DIR] delete [--force] ID
+    wharf-runtime [--root DIR] run [--bundle B] [--pid-file F] [--detach] ID
+    wharf-runtime spec [--bundle B]  |  wharf-runtime [--root DIR] list [--format table|json] [-q]
+
+Hand-parsed (no argparse/typer) and stdlib-only so that `python -S` runs it: the path from
+`create` to the container's exec stays short. Errors: one line on stderr, exit 1.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+if __package__ in (None, ""):  # run as a file (python -S .../runtime/oci/cli.py): make `runtime` importable
+    _here = os.path.dirname(os.path.abspath(__file__))
+    if sys.path and sys.path[0] == _here:
+        sys.path.pop(0)
+    sys.path.insert(0, os.path.dirname(os.path.dirname(_here)))
+
+from runtime.errors import InvalidArgument, WharfError  # noqa: E402
+
+USAGE = __doc__.split("\n\n")[1]
+# flags that take a value, per command ("" = global); others are booleans
+_VALUED = {"": {"--root", "--log", "--log-format", "--criu", "--rootless"},
+           "create": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+           "run": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
+           "kill": {"--signal", "-s"}, "spec": {"--bundle", "-b"}, "list": {"--format", "-f"},
+           "ps": {"--format", "-f"}, "delete": set(), "start": set(), "state": set(),
+           "pause": set(), "resume": set()}
+_ALIASES = {"-b": "--bundle", "-s": "--signal", "-f": "--format", "-a": "--all", "-d": "--detach"}
+
+
+def parse(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
+    """-> (global flags, command, command flags, positional args)."""
+    glob: dict = {}
+    i = 0
+    while i < len(argv) and argv[i].startswith("-"):
+        i = _flag(argv, i, "", glob)
+    if i >= len(argv):
+        raise InvalidArgument("no command given", hint=USAGE)
+    cmd = argv[i]
+    if cmd not in _VALUED:
+        raise InvalidArgument(f"unknown command {cmd!r}", hint=USAGE)
+    flags: dict = {}
+    pos: list[str] = []
+    i += 1
+    while i < len(argv):
+        a = argv[i]
+        if a == "--":
+            pos += argv[i + 1:]
+            break
+        if a.startswith("-") and len(a) > 1 and not (cmd == "kill" and pos and a[1:].isdigit()):
+            key = a.split("=", 1)[0]
+            if key in _VALUED[""] and key not in _VALUED[cmd]:
+                i = _flag(argv, i, "", glob)
+            else:
+                i = _flag(argv, i, cmd, flags)
+        else:
+            pos.append(a)
+            i += 1
+    return glob, cmd, flags, pos
+
+
+def _flag(argv: list[str], i: int, cmd: str, out: dict) -> int:
+    a = argv[i]
+    key, eq, val = a.partition("=")
+    if key in _VALUED[cmd]:
+        if not eq:
+            if i + 1 >= len(argv):
+                raise InvalidArgument(f"flag {key} needs a value")
+            val = argv[i + 1]
+            i += 1
+        out[_ALIASES.get(key, key)] = val
+    else:
+        out[_ALIASES.get(key, key)] = True
+    return i + 1
+
+
+def _one_id(cmd: str, pos: list[str], extra: int = 0) -> str:
+    if not pos or len(pos) > 1 + extra:
+        raise InvalidArgument(f"{cmd}: expected a container id" + (" and an optional signal" if extra else ""))
+    return pos[0]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv and argv[0] in ("-h", "--help", "help"):
+        print(USAGE)
+        return 0
+    if argv and argv[0] in ("-v", "--version", "version"):
+        print("wharf-runtime version 0.1.0\nspec: 1.0.2")
+        return 0
+    try:
+        return _run(argv)
+    except WharfError as e:
+        os.write(2, f"wharf-runtime: {e}\n".encode())
+        return e.exit_code
+    except KeyboardInterrupt:
+        return 130
+    except OSError as e:
+        os.write(2, f"wharf-runtime: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}\n".encode())
+        return 1
+
+
+def _run(argv: list[str]) -> int:
+    glob, cmd, flags, pos = parse(argv)
+    from runtime.oci.state import DEFAULT_ROOT
+
+    root = os.path.abspath(glob.get("--root") or DEFAULT_ROOT)
+    if cmd in ("create", "run"):
+        from runtime.oci import create
+
+        cid = _one_id(cmd, pos)
+        bundle = flags.get("--bundle") or "."
+        if cmd == "create":
+            create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"))
+            return 0
+        return _run_container(root, cid, bundle, flags)
+    if cmd == "spec":
+        return _spec(flags)
+    if cmd == "list":
+        return _list(root, flags)
+    from runtime.oci import lifecycle
+
+    if cmd == "start":
+        lifecycle.start(root, _one_id(cmd, pos))
+    elif cmd == "state":
+        import json
+
+        from runtime.oci import state
+
+        print(json.dumps(state.oci_state(state.load(root, _one_id(cmd, pos))), indent=2))
+    elif cmd == "kill":
+        cid = _one_id(cmd, pos, extra=1)
+        sig = flags.get("--signal") or (pos[1] if len(pos) > 1 else "SIGTERM")
+        lifecycle.kill(root, cid, lifecycle.parse_signal(sig), bool(flags.get("--all")))
+    elif cmd == "delete":
+        lifecycle.delete(root, _one_id(cmd, pos), bool(flags.get("--force")))
+    elif cmd == "pause":
+        lifecycle.pause(root, _one_id(cmd, pos))
+    elif cmd == "resume":
+        lifecycle.resume(root, _one_id(cmd, pos))
+    elif cmd == "ps":
+        from runtime.linux.cgroups import open_cgroup
+        from runtime.oci import state
+
+        s = state.load(root, _one_id(cmd, pos))
+        pids = open_cgroup(s["cgroup"]).pids()
+        if flags.get("--format") == "json":
+            print(str(pids).replace(" ", ""))
+        else:
+            print("\n".join(map(str, pids)))
+    return 0
+
+
+def _run_container(root: str, cid: str, bundle: str, flags: dict) -> int:
+    """run = create + start; without --detach wait for the init (we are its subreaper) and delete."""
+    import signal
+
+    from runtime.linux import prctl
+    from runtime.oci import create, lifecycle
+
+    detach = bool(flags.get("--detach"))
+    if not detach:
+        prctl.set_child_subreaper(True)
+    rec = create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"))
+    try:
+        lifecycle.start(root, cid)
+    except BaseException:
+        lifecycle.delete(root, cid, force=True)
+        raise
+    if detach:
+        return 0
+    pid = rec["pid"]
+    for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                signal.SIGUSR2, signal.SIGWINCH):
+        signal.signal(sig, lambda s, _f: os.kill(pid, s))
+    code = 255
+    while True:
+        try:
+            got, status = os.waitpid(-1, 0)
+        except ChildProcessError:
+            break
+        if got == pid:
+            code = os.waitstatus_to_exitcode(status)
+            code = 128 - code if code < 0 else code
+            break
+    lifecycle.delete(root, cid, force=True)
+    return code
+
+
+def _spec(flags: dict) -> int:
+    import json
+
+    from runtime.oci.spec import default_spec
+
+    path = os.path.join(flags.get("--bundle") or ".", "config.json")
+    if os.path.exists(path):
+        raise InvalidArgument(f"{path} already exists", hint="remove it first")
+    with open(path, "w") as f:
+        json.dump(default_spec(["sh"]), f, indent=2)
+        f.write("\n")
+    return 0
+
+
+def _list(root: str, flags: dict) -> int:
+    from runtime.oci import state
+
+    rows = []
+    for cid in state.list_ids(root):
+        try:
+            s = state.load(root, cid)
+        except WharfError:
+            continue
+        o = state.oci_state(s)
+        o["created"] = s.get("created", "")
+        rows.append(o)
+    if flags.get("--quiet") or flags.get("-q"):
+        print("\n".join(r["id"] for r in rows))
+    elif flags.get("--format") == "json":
+        import json
+
+        print(json.dumps(rows))
+    else:
+        print(f"{'ID':<24}{'PID':<10}{'STATUS':<10}BUNDLE")
+        for r in rows:
+            print(f"{r['id']:<24}{r['pid']:<10}{r['status']:<10}{r['bundle']}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

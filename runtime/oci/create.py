@@ -1,0 +1,217 @@
+"""`create`: from a bundle to a container whose init waits on exec.fifo.
+
+Processes: the runtime (parent) makes the state dir, exec.fifo and the cgroup, then forks the
+intermediate, which joins the cgroup, joins namespaces given by path, unshares the user
+namespace (the parent writes its id maps), unshares the rest and forks the init (pid 1 of a
+new pid namespace). The intermediate exits, so the init is re-parented to the caller's
+subreaper, as with runc. The init sets the container up and says "ready"; only then does the
+parent record the state and return. Any failure removes the cgroup and the state dir.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from runtime.errors import Conflict, InvalidArgument, RuntimeFailure, WharfError
+from runtime.linux import ns
+from runtime.oci import state as st
+from runtime.oci.channel import Channel
+from runtime.oci.spec import load_spec
+
+
+def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
+           console_socket: str | None = None) -> dict:
+    """Create container `cid`; returns its saved state (pid = the init's pid)."""
+    d = st.container_dir(root, cid)
+    bundle = os.path.abspath(bundle)
+    spec = load_spec(os.path.join(bundle, "config.json"))
+    rootfs = os.path.join(bundle, spec["root"]["path"])
+    if not os.path.isdir(rootfs):
+        raise InvalidArgument(f"root.path: rootfs {rootfs} does not exist or is not a directory",
+                              where=os.path.join(bundle, "config.json"))
+    lx = spec.get("linux") or {}
+    nss = lx.get("namespaces") or []
+    if not any(n["type"] == "mount" for n in nss):
+        raise InvalidArgument("linux.namespaces: the built-in runtime needs a \"mount\" namespace",
+                              where=os.path.join(bundle, "config.json"))
+    terminal = bool(spec["process"].get("terminal"))
+    if terminal and not console_socket:
+        raise InvalidArgument("process.terminal is true: --console-socket is required")
+    if console_socket and not terminal:
+        raise InvalidArgument("--console-socket given but process.terminal is false")
+    os.makedirs(root, 0o700, exist_ok=True)
+    try:
+        os.mkdir(d, 0o700)
+    except FileExistsError:
+        raise Conflict(f"container {cid!r} already exists", where=root,
+                       hint=f"pick another id or `delete {cid}` first") from None
+    cg = None
+    init_pid = 0
+    try:
+        fifo = os.path.join(d, "exec.fifo")
+        os.mkfifo(fifo, 0o622)
+        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        from runtime.linux.cgroups import open_cgroup
+
+        cg_path = lx.get("cgroupsPath") or f"/wharf/{cid}"
+        cg = open_cgroup(cg_path)
+        try:
+            cg.create()
+            cg.apply(lx.get("resources") or {})
+        except (OSError, ValueError) as e:
+            raise RuntimeFailure(f"linux.resources: {e}") from None
+        console_fd = None
+        if terminal:
+            from runtime.oci import console
+
+            console_fd = console.connect(console_socket)  # type: ignore[arg-type]
+        record = {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle,
+                  "rootfs": rootfs, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
+                  "hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
+                            if k in ("poststart", "poststop")}}
+        ch = Channel()
+        pid = os.fork()
+        if pid == 0:
+            _intermediate(ch.as_child(), spec, rootfs, fifo_fd, console_fd, cg, record)
+        ch.as_parent()
+        if console_fd is not None:
+            os.close(console_fd)
+        os.close(fifo_fd)
+        init_pid = _drive(ch, pid, spec, record)
+        ch.close()
+        info = st.proc_start_time(init_pid)
+        record["pid"] = init_pid
+        record["pid_start"] = info[1] if info else ""
+        st.save(d, record)
+        if pid_file:
+            _write_pid_file(pid_file, init_pid)
+        return record
+    except BaseException as e:
+        if init_pid:
+            try:
+                os.kill(init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        _cleanup(d, cg)
+        if isinstance(e, WharfError) or not isinstance(e, OSError):
+            raise
+        raise RuntimeFailure(str(e.strerror or e)) from None
+
+
+def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
+    """The parent's side of the protocol; returns the init's pid once it is ready."""
+    init_pid = 0
+    lx = spec.get("linux") or {}
+    try:
+        while True:
+            kind, arg = ch.recv()
+            if kind == "userns":
+                _write_id_maps(child, lx)
+                ch.send("ok")
+            elif kind == "pid":
+                init_pid = int(arg)
+                os.waitpid(child, 0)
+                child = 0
+            elif kind == "hooks":
+                from runtime.oci import fastjson, hooks
+
+                state = st.oci_state({**record, "pid": init_pid}, "creating")
+                hk = spec.get("hooks") or {}
+                hooks.run("prestart", hk.get("prestart") or [], state)
+                hooks.run("createRuntime", hk.get("createRuntime") or [], state)
+                ch.send("ok", fastjson.dumps(state))
+            elif kind == "ready":
+                return init_pid
+            elif kind == "error":
+                raise RuntimeFailure(arg)
+            else:
+                raise RuntimeFailure("container init exited during setup")
+    except BaseException:
+        if init_pid:
+            try:
+                os.kill(init_pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        raise
+    finally:
+        if child:
+            try:
+                os.kill(child, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            os.waitpid(child, 0)
+
+
+def _write_id_maps(pid: int, lx: dict) -> None:
+    for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
+        text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lx.get(key) or ())
+        try:
+            with open(f"/proc/{pid}/{name}", "w") as f:
+                f.write(text)
+        except OSError as e:
+            raise RuntimeFailure(f"linux.{key}: writing {name}: {e.strerror}") from None
+
+
+def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | None, cg,  # noqa: ANN001
+                  record: dict) -> None:
+    try:
+        cg.add(os.getpid())
+        lx = spec.get("linux") or {}
+        nss = lx.get("namespaces") or []
+        joined = [n for n in nss if n.get("path")]
+        # user first (it grants the rights for the rest), mount last (paths resolve in the host's)
+        joined.sort(key=lambda n: {"user": 0, "mount": 2}.get(n["type"], 1))
+        for n in joined:
+            try:
+                ns.setns(n["path"], ns.FLAGS[n["type"]])
+            except OSError as e:
+                raise OSError(e.errno, f"linux.namespaces {n['type']} path {n['path']}: {e.strerror}") from None
+        flags = 0
+        for n in nss:
+            if not n.get("path"):
+                flags |= ns.FLAGS[n["type"]]
+        in_userns = any(n["type"] == "user" for n in nss)
+        if flags & ns.CLONE_NEWUSER:
+            ns.unshare(ns.CLONE_NEWUSER)
+            ch.send("userns")
+            ch.expect("ok")
+        if in_userns:
+            os.setresgid(0, 0, 0)
+            os.setresuid(0, 0, 0)
+        if flags & ~ns.CLONE_NEWUSER:
+            ns.unshare(flags & ~ns.CLONE_NEWUSER)
+        pid = os.fork()
+        if pid == 0:
+            from runtime.oci import init
+
+            dirs = dict(getattr(cg, "dirs", None) or {"unified": cg.dir})
+            init.main(ch, spec, rootfs, fifo_fd, console_fd, in_userns, dirs,
+                      {k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")})
+        ch.send("pid", str(pid))
+    except BaseException as e:  # noqa: BLE001 - never return into the runtime's code
+        try:
+            from runtime.oci.init import _message
+
+            ch.send("error", _message(e))
+        finally:
+            os._exit(1)
+    os._exit(0)
+
+
+def _write_pid_file(path: str, pid: int) -> None:
+    tmp = f"{path}.{os.getpid()}.tmp"
+    with open(tmp, "w") as f:
+        f.write(str(pid))
+    os.rename(tmp, path)
+
+
+def _cleanup(d: str, cg) -> None:  # noqa: ANN001
+    if cg is not None:
+        try:
+            cg.destroy()
+        except OSError:
+            pass
+    import shutil
+
+    shutil.rmtree(d, ignore_errors=True)

@@ -1,0 +1,162 @@
+"""The container's init: runs in the new namespaces, sets the container up, waits on exec.fifo
+for `start`, then execs the user's process. Errors before "ready" go back to `create`."""
+
+from __future__ import annotations
+
+import os
+
+from runtime.linux import caps, prctl, rlimits
+from runtime.oci.channel import Channel
+from runtime.oci.rootfs import Rootfs
+
+
+class SetupError(Exception):
+    """A failure that names the spec field (sent to `create` as one line)."""
+
+
+def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | None, in_userns: bool,
+         cgroup_dirs: dict[str, str], base_state: dict) -> None:
+    """Never returns: execs the process or exits."""
+    try:
+        path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs)
+    except BaseException as e:  # noqa: BLE001 - a forked child must never return into the runtime
+        try:
+            ch.send("error", _message(e))
+        finally:
+            os._exit(1)
+    proc = spec["process"]
+    try:
+        ch.send("ready")
+        ch.close()
+        sc = (spec.get("linux") or {}).get("seccomp")
+        # wait for `start`: opening the fifo for writing blocks until a reader opens it
+        fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
+        os.write(fd, b"0")
+        os.close(fd)
+        os.close(fifo_fd)
+        hooks = (spec.get("hooks") or {}).get("startContainer")
+        if hooks:
+            from runtime.oci import hooks as h
+
+            h.run("startContainer", hooks, {**base_state, "status": "running", "pid": os.getpid()})
+        if sc and proc.get("noNewPrivileges"):
+            from runtime.linux import seccomp
+
+            seccomp.load(sc)
+        os.execve(path, proc["args"], env)
+    except BaseException as e:  # noqa: BLE001
+        try:
+            os.write(2, f"wharf-runtime: {_message(e)}\n".encode())
+        finally:
+            os._exit(127 if isinstance(e, FileNotFoundError) else 126)
+
+
+def _message(e: BaseException) -> str:
+    if isinstance(e, OSError) and e.strerror:
+        return e.strerror if not e.filename or e.filename in e.strerror else f"{e.strerror}: {e.filename}"
+    return str(e) or type(e).__name__
+
+
+def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_userns: bool,
+          cgroup_dirs: dict[str, str]) -> tuple[str, dict[str, str]]:
+    proc = spec["process"]
+    lx = spec.get("linux") or {}
+    _preload(spec)
+    os.setsid()
+    rf = Rootfs(spec, rootfs, in_userns, cgroup_dirs)
+    rf.prepare()
+    hooks = spec.get("hooks") or {}
+    if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
+        ch.send("hooks")
+        state = ch.expect("ok")
+        if hooks.get("createContainer"):
+            from runtime.oci import fastjson
+            from runtime.oci import hooks as h
+
+            h.run("createContainer", hooks["createContainer"], fastjson.loads(state))  # type: ignore[arg-type]
+    rf.pivot()
+    rf.finish()
+    if spec.get("hostname") is not None or spec.get("domainname") is not None:
+        from runtime.linux import uts
+
+        if spec.get("hostname") is not None:
+            uts.sethostname(spec["hostname"])
+        if spec.get("domainname") is not None:
+            uts.setdomainname(spec["domainname"])
+    if console_fd is not None:
+        from runtime.oci import console
+
+        console.setup(console_fd, proc.get("consoleSize"))
+    for r in proc.get("rlimits") or ():
+        try:
+            rlimits.setrlimit(r["type"], r["soft"], r["hard"])
+        except (OSError, ValueError) as e:
+            raise SetupError(f"process.rlimits {r['type']}: {e}") from None
+    if proc.get("oomScoreAdj") is not None:
+        with open("/proc/self/oom_score_adj", "w") as f:
+            f.write(str(proc["oomScoreAdj"]))
+    env = dict(e.split("=", 1) for e in proc.get("env") or () if "=" in e)
+    path = lookup(proc["args"][0], env.get("PATH"))
+    if proc.get("noNewPrivileges"):
+        prctl.set_no_new_privs()
+    sc = lx.get("seccomp")
+    if sc and not proc.get("noNewPrivileges"):
+        # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps are dropped
+        from runtime.linux import seccomp
+
+        seccomp.load(sc)
+    switch_user(proc.get("user") or {}, proc.get("capabilities") or {})
+    try:
+        os.chdir(proc["cwd"])
+    except OSError as e:
+        raise SetupError(f"process.cwd {proc['cwd']!r}: {e.strerror}") from None
+    if "umask" in (proc.get("user") or {}):
+        os.umask(proc["user"]["umask"])
+    return path, env
+
+
+def _preload(spec: dict) -> None:
+    """Import now what runs after pivot_root: the runtime's files are not visible from there."""
+    if spec.get("hostname") is not None or spec.get("domainname") is not None:
+        import runtime.linux.uts  # noqa: F401
+    if (spec.get("linux") or {}).get("seccomp"):
+        from runtime.linux import seccomp
+
+        seccomp.library()
+    if spec["process"].get("terminal"):
+        import socket  # noqa: F401
+
+        import runtime.oci.console  # noqa: F401
+    if (spec.get("hooks") or {}).get("startContainer"):
+        import subprocess  # noqa: F401
+
+        import runtime.oci.hooks  # noqa: F401
+
+
+def lookup(name: str, path_var: str | None) -> str:
+    """process.args[0] -> the executable, searched in the process's PATH like execvp."""
+    cands = [name] if "/" in name else [d.rstrip("/") + "/" + name for d in
+                                        (path_var or "/usr/local/bin:/usr/bin:/bin").split(":") if d]
+    for c in cands:
+        if os.path.isfile(c) and os.access(c, os.X_OK):
+            return c
+    if "/" in name and os.path.exists(name):
+        raise SetupError(f"process.args[0] {name!r}: permission denied (not an executable file)")
+    raise SetupError(f"process.args[0] {name!r}: executable file not found in $PATH")
+
+
+def switch_user(user: dict, capabilities: dict) -> None:
+    """Drop the bounding set, become uid/gid (keeping caps across the switch), then set the caps."""
+    uid, gid = user.get("uid", 0), user.get("gid", 0)
+    caps.drop_bounding(caps.mask(capabilities.get("bounding")))
+    prctl.set_keepcaps(True)
+    os.setgroups(user.get("additionalGids") or [])
+    os.setresgid(gid, gid, gid)
+    os.setresuid(uid, uid, uid)
+    prctl.set_keepcaps(False)
+    caps.capset(caps.mask(capabilities.get("effective")), caps.mask(capabilities.get("permitted")),
+                caps.mask(capabilities.get("inheritable")))
+    amb = caps.mask(capabilities.get("ambient"))
+    amb &= caps.mask(capabilities.get("permitted")) & caps.mask(capabilities.get("inheritable"))
+    if amb:
+        caps.raise_ambient(amb)

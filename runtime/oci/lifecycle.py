@@ -1,0 +1,137 @@
+"""start, kill, delete, pause/resume on a created container (create is in create.py)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+
+from runtime.errors import Conflict, InvalidArgument, RuntimeFailure
+from runtime.oci import state as st
+
+
+def start(root: str, cid: str) -> None:
+    s = st.load(root, cid)
+    status = st.status(s)
+    if status != "created":
+        raise Conflict(f"container {cid!r} is {status}, not created: only a created container can be started")
+    fifo = os.path.join(s["_dir"], "exec.fifo")
+    fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        # the init is blocked opening the fifo for writing; it writes one byte, then execs
+        delay = 0.0002
+        while True:
+            try:
+                data = os.read(fd, 1)
+            except BlockingIOError:
+                data = b""
+            if data:
+                break
+            if st.status(s) == "stopped":
+                raise RuntimeFailure(f"container {cid!r}: its init exited before start")
+            time.sleep(delay)
+            delay = min(delay * 2, 0.01)
+    finally:
+        os.close(fd)
+    os.unlink(fifo)
+    if (s.get("hooks") or {}).get("poststart"):
+        from runtime.oci import hooks
+
+        hooks.run_quiet("poststart", s["hooks"]["poststart"], st.oci_state(s, "running"))
+
+
+SIGNALS = {name[3:]: getattr(signal, name) for name in dir(signal)
+           if name.startswith("SIG") and not name.startswith("SIG_") and name.isupper()}
+
+
+def parse_signal(text: str) -> int:
+    t = text.upper()
+    if t.isdigit():
+        return int(t)
+    t = t[3:] if t.startswith("SIG") else t
+    if t not in SIGNALS:
+        raise InvalidArgument(f"unknown signal {text!r}")
+    return int(SIGNALS[t])
+
+
+def kill(root: str, cid: str, sig: int = signal.SIGTERM, all_: bool = False) -> None:
+    s = st.load(root, cid)
+    status = st.status(s)
+    if status == "stopped":
+        raise Conflict(f"container {cid!r} is not running")
+    if all_ and s.get("cgroup"):
+        from runtime.linux.cgroups import open_cgroup
+
+        for pid in open_cgroup(s["cgroup"]).pids():
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        return
+    try:
+        os.kill(s["pid"], sig)
+    except ProcessLookupError:
+        pass
+
+
+def delete(root: str, cid: str, force: bool = False) -> None:
+    s = st.load(root, cid)
+    status = st.status(s)
+    if status in ("running", "paused") and not force:
+        raise Conflict(f"container {cid!r} is {status}: stop it first or use --force")
+    from runtime.linux.cgroups import open_cgroup
+
+    cg = open_cgroup(s["cgroup"]) if s.get("cgroup") else None
+    if status != "stopped":
+        if status == "paused" and cg is not None:
+            cg.thaw()
+        try:
+            os.kill(s["pid"], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        _wait_gone(s)
+    if cg is not None:
+        for pid in cg.pids():  # leftovers of a container without a pid namespace
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        try:
+            cg.destroy()
+        except OSError as e:
+            raise RuntimeFailure(f"container {cid!r}: {e}") from None
+    import shutil
+
+    shutil.rmtree(s["_dir"], ignore_errors=True)
+    if (s.get("hooks") or {}).get("poststop"):
+        from runtime.oci import hooks
+
+        hooks.run_quiet("poststop", s["hooks"]["poststop"], st.oci_state(s, "stopped"))
+
+
+def _wait_gone(s: dict, timeout: float = 10.0) -> None:
+    deadline = time.monotonic() + timeout
+    delay = 0.0005
+    while st.status(s) != "stopped":
+        if time.monotonic() > deadline:
+            raise RuntimeFailure(f"container {s['id']!r}: init {s['pid']} did not exit after SIGKILL")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.02)
+
+
+def pause(root: str, cid: str) -> None:
+    from runtime.linux.cgroups import open_cgroup
+
+    s = st.load(root, cid)
+    if st.status(s) != "running":
+        raise Conflict(f"container {cid!r} is not running")
+    open_cgroup(s["cgroup"]).freeze()
+
+
+def resume(root: str, cid: str) -> None:
+    from runtime.linux.cgroups import open_cgroup
+
+    s = st.load(root, cid)
+    if st.status(s) != "paused":
+        raise Conflict(f"container {cid!r} is not paused")
+    open_cgroup(s["cgroup"]).thaw()
