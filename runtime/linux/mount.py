@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import ctypes
 import os
-from dataclasses import dataclass, field
 
 from runtime.linux.libc import check, libc
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from runtime.linux.mount_desc import Mount  # noqa: F401
 
 MS_RDONLY = 0x1
 MS_NOSUID = 0x2
@@ -44,17 +47,13 @@ def umount(target: str | os.PathLike[str], flags: int = 0) -> None:
     check(libc.umount2(_b(target), flags), f"umount {os.fspath(target)}", os.fspath(target))
 
 
-@dataclass
-class Mount:
-    """A mount description (what a snapshotter returns; the engine performs it)."""
+def __getattr__(name: str) -> object:
+    # Mount is a dataclass; `dataclasses` costs the runtime's hot path ~10 ms, so load it on use
+    if name == "Mount":
+        from runtime.linux.mount_desc import Mount
 
-    type: str
-    source: str
-    target: str = ""
-    options: list[str] = field(default_factory=list)
-
-    def mount(self, target: str | os.PathLike[str] | None = None) -> None:
-        mount(self.source, target or self.target, self.type, 0, ",".join(self.options) or None)
+        return Mount
+    raise AttributeError(name)
 
 
 def mountpoints() -> list[str]:

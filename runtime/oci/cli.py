@@ -16,6 +16,7 @@ from __future__ import annotations
 import os
 import sys
 
+sys.dont_write_bytecode = False  # cache our bytecode even under PYTHONDONTWRITEBYTECODE: start-up is hot
 if __package__ in (None, ""):  # run as a file (python -S .../runtime/oci/cli.py): make `runtime` importable
     _here = os.path.dirname(os.path.abspath(__file__))
     if sys.path and sys.path[0] == _here:
@@ -160,7 +161,7 @@ def _run(argv: list[str]) -> int:
 
 def _run_container(root: str, cid: str, bundle: str, flags: dict) -> int:
     """run = create + start; without --detach wait for the init (we are its subreaper) and delete."""
-    import signal
+    import _signal as signal
 
     from runtime.linux import prctl
     from runtime.oci import create, lifecycle

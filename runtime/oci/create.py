@@ -10,8 +10,8 @@ parent record the state and return. Any failure removes the cgroup and the state
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` imports enum, a cost on the hot path
 import os
-import signal
 
 from runtime.errors import Conflict, InvalidArgument, RuntimeFailure, WharfError
 from runtime.linux import ns
@@ -66,7 +66,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
             from runtime.oci import console
 
             console_fd = console.connect(console_socket)  # type: ignore[arg-type]
-        record = {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle,
+        import time
+
+        now = time.time_ns()
+        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+        record = {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle, "created": created,
                   "rootfs": rootfs, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
                   "hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
                             if k in ("poststart", "poststop")}}
@@ -212,6 +216,4 @@ def _cleanup(d: str, cg) -> None:  # noqa: ANN001
             cg.destroy()
         except OSError:
             pass
-    import shutil
-
-    shutil.rmtree(d, ignore_errors=True)
+    st.remove_dir(d)

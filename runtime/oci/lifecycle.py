@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import _signal as signal  # the C module: `signal` imports enum, a cost on the hot path
 import os
-import signal
 import time
 
 from runtime.errors import Conflict, InvalidArgument, RuntimeFailure
@@ -41,7 +41,8 @@ def start(root: str, cid: str) -> None:
 
 
 SIGNALS = {name[3:]: getattr(signal, name) for name in dir(signal)
-           if name.startswith("SIG") and not name.startswith("SIG_") and name.isupper()}
+           if name.startswith("SIG") and not name.startswith("SIG_") and name.isupper()
+           and isinstance(getattr(signal, name), int)}
 
 
 def parse_signal(text: str) -> int:
@@ -100,9 +101,7 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             cg.destroy()
         except OSError as e:
             raise RuntimeFailure(f"container {cid!r}: {e}") from None
-    import shutil
-
-    shutil.rmtree(s["_dir"], ignore_errors=True)
+    st.remove_dir(s["_dir"])
     if (s.get("hooks") or {}).get("poststop"):
         from runtime.oci import hooks
 

@@ -95,6 +95,23 @@ def oci_state(st: dict, status_: str | None = None) -> dict:
     return out
 
 
+def remove_dir(d: str) -> None:
+    """Remove a container's state dir (flat: state.json, exec.fifo, temp files); missing is fine."""
+    try:
+        names = os.listdir(d)
+    except FileNotFoundError:
+        return
+    for n in names:
+        try:
+            os.unlink(os.path.join(d, n))
+        except FileNotFoundError:
+            pass
+    try:
+        os.rmdir(d)
+    except FileNotFoundError:
+        pass
+
+
 def list_ids(root: str) -> list[str]:
     try:
         names = os.listdir(root)
