@@ -1,0 +1,134 @@
+"""Reconciler benchmarks.
+
+1. Pure: load + plan of a converged project with 10 and 200 services (what a no-op diff
+   costs besides the engine's label queries). Target: 200 services <= 1 s.
+2. Real (root, when the engine works): 10 services (9 sleepers + 1 httpd with a port and a
+   volume) apply from scratch, no-op apply, no-op diff, down — in a private WHARF_ROOT —
+   and the same with docker-compose when it is installed.
+Prints medians; never asserts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from reconciler.desired import build_desired  # noqa: E402
+from reconciler.observe import Observed, ObservedContainer, ObservedNetwork, ObservedVolume  # noqa: E402
+from reconciler.plan import plan  # noqa: E402
+from reconciler.spec import load_project  # noqa: E402
+
+
+def stack(n: int, port: int = 18080) -> str:
+    lines = ["services:"]
+    for i in range(n - 1):
+        lines += [f"  s{i}:", "    image: busybox:latest", "    command: [sleep, '100000']",
+                  "    stop_grace_period: 1s", f"    environment: {{INDEX: '{i}'}}"]
+    lines += ["  web:", "    image: busybox:latest", "    command: [httpd, -f, -p, '80', -h, /www]",
+              f"    ports: ['127.0.0.1:{port}:80']", "    volumes: [www:/www]", "    stop_grace_period: 1s",
+              "volumes:", "  www: {}"]
+    return "\n".join(lines) + "\n"
+
+
+def converged(d, image_id: str) -> Observed:
+    obs = Observed(d.project, images={ref: image_id for ref in d.images})
+    for net in d.networks.values():
+        obs.networks[net.name] = ObservedNetwork(net.name, net.name, net.key, net.config_hash)
+    for vol in d.volumes.values():
+        obs.volumes[vol.name] = ObservedVolume(vol.name, vol.key, vol.config_hash)
+    for svc in d.services.values():
+        for r in range(1, svc.replicas + 1):
+            spec = svc.spec_for(d.project, r, image_id)
+            obs.containers.append(ObservedContainer(
+                f"id{svc.name}{r}", spec.name, svc.name, r, spec.labels["io.wharf.config-hash"],
+                spec.labels["io.wharf.files-hash"], image_id, "running", networks=sorted(spec.networks),
+                spec=dataclasses.asdict(spec)))
+    return obs
+
+
+def median(fn, n: int = 5) -> float:
+    times = []
+    for _ in range(n):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times)
+
+
+def pure(tmp: Path) -> None:
+    for n in (10, 200):
+        f = tmp / f"s{n}" / "compose.yaml"
+        f.parent.mkdir()
+        f.write_text(stack(n))
+        lp = load_project([str(f)], environ={})
+        d = build_desired(lp.project, lp.file_digests, lp.project_dir)
+        obs = converged(d, "sha256:" + "a" * 64)
+
+        def noop(f=f, obs=obs):
+            lp = load_project([str(f)], environ={})
+            p = plan(lp, obs)
+            assert p.empty, p.text()
+
+        t = median(noop)
+        print(f"pure no-op load+plan, {n:>3} services: {t * 1000:7.1f} ms (target for a whole no-op diff: "
+              f"{'100 ms' if n == 10 else '1 s'})")
+
+
+def cli(args: list[str], env: dict[str, str]) -> float:
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "reconciler.cli.app", *args], env=env, capture_output=True, text=True)
+    dt = time.perf_counter() - t0
+    if r.returncode not in (0, 2):
+        raise RuntimeError(f"wharf {' '.join(args)}: {r.stderr.strip()}")
+    return dt
+
+
+def real(tmp: Path) -> None:
+    if os.geteuid() != 0:
+        print("real engine: skipped (needs root)")
+        return
+    root = tmp / "root"
+    env = {**os.environ, "WHARF_ROOT": str(root), "WHARF_RUN": str(tmp / "run"), "WHARF_BRIDGE": "wharfb0",
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    f = tmp / "real" / "compose.yaml"
+    f.parent.mkdir()
+    f.write_text("name: wharfbench\n" + stack(10, 18081))
+    try:
+        cli(["image", "bootstrap", "busybox"], env)
+        up = cli(["apply", "-f", str(f), "--progress", "plain"], env)
+        noop = statistics.median(cli(["apply", "-f", str(f)], env) for _ in range(3))
+        diff = statistics.median(cli(["diff", "-f", str(f)], env) for _ in range(3))
+        down = cli(["down", "-f", str(f), "-t", "0", "-v"], env)
+    except RuntimeError as e:
+        print(f"real engine: not available: {e}")
+        subprocess.run([sys.executable, "-m", "reconciler.cli.app", "down", "-f", str(f), "-v", "-t", "0"],
+                       env=env, capture_output=True)
+        return
+    ref = {"up": 1.81, "noop": 0.334, "down": 1.15}  # docker-compose on this machine class (issue 8)
+    print(f"wharf apply 10 services: {up:.2f} s (docker-compose up -d {ref['up']} s: ratio {up / ref['up']:.2f})")
+    print(f"wharf no-op apply:       {noop:.3f} s (docker-compose {ref['noop']} s: ratio {noop / ref['noop']:.2f})")
+    print(f"wharf no-op diff:        {diff:.3f} s")
+    print(f"wharf down -t 0:         {down:.2f} s (docker-compose {ref['down']} s: ratio {down / ref['down']:.2f})")
+    if shutil.which("docker-compose") or shutil.which("docker"):
+        print("docker-compose is installed: compare with `docker compose -f", f, "up -d`")
+
+
+def main() -> int:
+    with tempfile.TemporaryDirectory(prefix="wharf-bench-") as d:
+        tmp = Path(d)
+        pure(tmp)
+        real(tmp)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
