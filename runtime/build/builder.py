@@ -446,7 +446,7 @@ class Builder:
                                      where=inst.where, hint=f"step {self.step}/{self.total} failed; "
                                      "nothing was tagged", exit_code=1)
             try:
-                image = self.store.commit(key, image_id, message=text)
+                image = self.store.commit(key, image_id, message=text, compression="")
             finally:
                 self.store.release_rootfs(key)
             return (image.layers[-1]["digest"], image.config["rootfs"]["diff_ids"][-1]), image.id
