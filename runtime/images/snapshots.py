@@ -1,0 +1,136 @@
+"""Layer snapshots keyed by chain ID: <root>/sn/<first 16 hex of chain id>/{fs/, meta.json}.
+
+A snapshot is the overlay-form tree of one layer (see apply.py) and is read-only once
+published. It is extracted into <root>/sn/.tmp-*, then renamed into place: it exists
+complete or not at all, and two processes unpacking the same chain do no harm (the
+loser's copy is dropped). Names are short because every lower dir goes into one
+overlay mount option string (limited to a page): see `max_layers`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+from runtime.errors import InvalidArgument
+from runtime.images.apply import LayerError, apply_tar
+from runtime.images.streams import open_layer
+from runtime.util.fs import atomic_write_json
+
+OVERLAY_MAX_LOWER = 500  # the kernel's OVL_MAX_STACK
+MOUNT_DATA_MAX = 4095  # mount(2) copies one page of option data
+
+
+@dataclass
+class SnapshotInfo:
+    chain_id: str
+    parent: str | None
+    diff_id: str
+    size: int  # bytes of file data
+    diff_size: int  # bytes of the uncompressed layer tar
+    path: Path  # the fs/ dir (an overlay lower dir)
+
+
+class Snapshots:
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root) / "sn"
+
+    def _dir(self, chain_id: str) -> Path:
+        return self.root / chain_id.removeprefix("sha256:")[:16]
+
+    def fs_path(self, chain_id: str) -> Path:
+        return self._dir(chain_id) / "fs"
+
+    def get(self, chain_id: str) -> SnapshotInfo | None:
+        d = self._dir(chain_id)
+        try:
+            meta = json.loads((d / "meta.json").read_bytes())
+        except (FileNotFoundError, ValueError):
+            return None
+        if meta.get("chain_id") != chain_id:
+            return None
+        return SnapshotInfo(chain_id, meta.get("parent"), meta["diff_id"], meta["size"], meta["diff_size"],
+                            d / "fs")
+
+    def has(self, chain_id: str) -> bool:
+        return self.get(chain_id) is not None
+
+    def create(self, chain_id: str, parent: str | None, diff_id: str, blob: BinaryIO,
+               compression: str | None, what: str) -> SnapshotInfo:
+        """Unpack `blob` (the layer) as snapshot `chain_id`, verifying that its tar hashes to diff_id."""
+        have = self.get(chain_id)
+        if have:
+            return have
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        (tmp / "fs").mkdir(parents=True)
+        try:
+            reader = open_layer(blob, compression)
+            size = apply_tar(reader, tmp / "fs", what)
+            if reader.digest != diff_id:
+                raise LayerError(f"{what}: uncompressed content hashes to {reader.digest}, "
+                                 f"but the image config says diff_id {diff_id}",
+                                 hint="the layer does not belong to this image; fetch it again")
+            atomic_write_json(tmp / "meta.json", {"chain_id": chain_id, "parent": parent, "diff_id": diff_id,
+                                                  "size": size, "diff_size": reader.size})
+            final = self._dir(chain_id)
+            try:
+                os.rename(tmp, final)
+            except OSError:
+                if self.get(chain_id) is None:  # occupied by something that is not this snapshot
+                    shutil.rmtree(final, ignore_errors=True)
+                    os.rename(tmp, final)
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        info = self.get(chain_id)
+        if info is None:
+            raise InvalidArgument(f"{what}: snapshot {chain_id} could not be published")
+        return info
+
+    def remove(self, chain_id: str) -> None:
+        d = self._dir(chain_id)
+        if self.get(chain_id) is None:
+            return
+        trash = self.root / f".tmp-rm-{secrets.token_hex(6)}"
+        os.rename(d, trash)  # atomic disappearance, then the slow delete
+        shutil.rmtree(trash, ignore_errors=True)
+
+    def walk(self) -> Iterator[str]:
+        """Chain ids of all published snapshots."""
+        try:
+            entries = os.listdir(self.root)
+        except FileNotFoundError:
+            return
+        for name in entries:
+            if name.startswith("."):
+                continue
+            try:
+                meta = json.loads((self.root / name / "meta.json").read_bytes())
+                yield meta["chain_id"]
+            except (OSError, ValueError, KeyError):
+                continue
+
+    def sweep(self, older_than: float = 3600.0) -> None:
+        """Remove extraction leftovers of crashed processes."""
+        now = time.time()
+        try:
+            entries = list(os.scandir(self.root))
+        except FileNotFoundError:
+            return
+        for e in entries:
+            if e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > older_than:
+                shutil.rmtree(e.path, ignore_errors=True)
+
+
+def max_layers(root: Path, upper_and_work: int = 200) -> int:
+    """How many layers an overlay mount can stack with snapshots under `root`."""
+    per = len(os.fspath(Path(root) / "sn" / ("x" * 16) / "fs")) + 1
+    return min(OVERLAY_MAX_LOWER, (MOUNT_DATA_MAX - len("lowerdir=") - upper_and_work) // per)

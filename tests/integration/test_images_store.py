@@ -1,0 +1,147 @@
+"""ImageStore contract: bootstrap, resolve, tag/rmi, rootfs overlay mounts, diff, commit (real overlayfs)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import Conflict, InvalidArgument, NotFound
+from runtime.images.bootstrap import bootstrap_busybox
+from runtime.images.store import ImageStore
+from runtime.linux.mount import is_mountpoint, umount
+
+pytestmark = pytest.mark.root
+
+
+@pytest.fixture
+def store(wharf_root: Path) -> ImageStore:
+    return ImageStore()
+
+
+@pytest.fixture
+def mounted(tmp_path):
+    """mount(store, image, key) -> target; everything is unmounted at the end."""
+    targets: list[Path] = []
+
+    def _mount(store: ImageStore, image_id: str, key: str) -> Path:
+        target = tmp_path / f"mnt-{key}"
+        target.mkdir(exist_ok=True)
+        (m,) = store.rootfs_mounts(image_id, key)
+        m.mount(target)
+        targets.append(target)
+        return target
+
+    yield _mount
+    for t in targets:
+        if is_mountpoint(t):
+            umount(t)
+
+
+def _umount(target: Path) -> None:
+    umount(target)
+
+
+def test_bootstrap_is_deterministic_and_resolvable(store):
+    a = bootstrap_busybox(store)
+    b = bootstrap_busybox(store)
+    assert a.id == b.id and a.manifest_digest == b.manifest_digest
+    assert a.repo_tags == ["busybox:latest"]
+    assert a.config["config"]["Cmd"] == ["sh"]
+    assert a.config["config"]["Env"] == ["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"]
+    for ref in ("busybox", "busybox:latest", "docker.io/library/busybox:latest", a.id, a.id[7:], a.id[7:19],
+                f"busybox@{a.manifest_digest}"):
+        assert store.resolve(ref).id == a.id, ref
+    assert [i.id for i in store.list()] == [a.id]
+    with pytest.raises(NotFound, match="nothere"):
+        store.resolve("nothere:1")
+    with pytest.raises(InvalidArgument, match="reference"):
+        store.resolve("Bad Ref")
+
+
+def test_rootfs_mount_diff_commit(store, mounted, tmp_path):
+    img = bootstrap_busybox(store)
+    target = mounted(store, img.id, "k1")
+    assert (target / "bin" / "busybox").is_file() and os.readlink(target / "bin" / "sh") == "busybox"
+    (target / "etc" / "motd").write_text("hello\n")
+    (target / "bin" / "ls").unlink()
+    (target / "var" / "www" / "site").mkdir()
+    assert store.diff("k1") == [("C", "/bin"), ("D", "/bin/ls"), ("C", "/etc"), ("A", "/etc/motd"),
+                                ("C", "/var"), ("C", "/var/www"), ("A", "/var/www/site")]
+    assert store.in_use_by(img.id) == ["k1"]
+    new = store.commit("k1", img.id, ['CMD ["cat", "/etc/motd"]', "ENV A=1", "WORKDIR /var/www"],
+                       author="me <me@x>", message="add motd", ref="mine:v1")
+    assert new.repo_tags == ["mine:v1"] and len(new.layers) == 2 and new.chain_ids[0] == img.chain_ids[0]
+    cfg = new.config["config"]
+    assert cfg["Cmd"] == ["cat", "/etc/motd"] and cfg["WorkingDir"] == "/var/www" and "A=1" in cfg["Env"]
+    assert new.config["author"] == "me <me@x>"
+    assert new.config["history"][-1]["comment"] == "add motd"
+    # the committed image, mounted fresh, shows the change (whiteout included)
+    t2 = mounted(store, new.id, "k2")
+    assert (t2 / "etc" / "motd").read_text() == "hello\n"
+    assert not os.path.lexists(t2 / "bin" / "ls") and (t2 / "bin" / "cat").exists()
+    assert (t2 / "var" / "www" / "site").is_dir()
+
+
+def test_scratch_image_mounts(store, mounted):
+    img = store.add_image({"config": {"Cmd": ["/x"]}}, [], ref="scratchy")
+    assert img.chain_ids == []
+    target = mounted(store, img.id, "s1")
+    assert os.listdir(target) == []
+    (target / "f").write_text("x")
+    assert store.diff("s1") == [("A", "/f")]
+
+
+def test_rootfs_tolerates_leftovers_and_release_is_idempotent(store, mounted, tmp_path):
+    img = bootstrap_busybox(store)
+    target = mounted(store, img.id, "k3")
+    (target / "keep").write_text("1")
+    _umount(target)
+    # a stale work dir and a second prepare (restart) must not block, and the upper survives
+    (store.container_dir("k3") / "work" / "work").mkdir(exist_ok=True)
+    target = mounted(store, img.id, "k3")
+    assert (target / "keep").read_text() == "1"
+    _umount(target)
+    store.release_rootfs("k3")
+    store.release_rootfs("k3")
+    assert not store.container_dir("k3").exists()
+    assert store.in_use_by(img.id) == []
+
+
+def test_tag_untag_rmi_like_docker(store):
+    img = bootstrap_busybox(store)
+    store.tag("busybox", "other:1")
+    store.tag(img.id, "localhost:5000/x/y:2")
+    assert sorted(store.resolve(img.id).repo_tags) == ["busybox:latest", "localhost:5000/x/y:2", "other:1"]
+    with pytest.raises(Conflict, match="multiple repositories"):
+        store.remove(img.id)
+    assert store.remove("other:1") == ["Untagged: other:1"]
+    store.rootfs_mounts(img.id, "user1")
+    store.remove("localhost:5000/x/y:2")
+    with pytest.raises(Conflict, match="must force"):
+        store.remove("busybox")
+    with pytest.raises(Conflict, match="being used"):
+        store.remove(img.id)
+    # forced: untagged, but the data stays while the container holds it
+    assert store.remove("busybox", force=True) == ["Untagged: busybox:latest"]
+    assert store.resolve(img.id).repo_tags == []
+    store.release_rootfs("user1")
+    out = store.remove(img.id)
+    assert out[0] == f"Deleted: {img.id}"
+    assert list(store.content.walk()) == [] and list(store.snapshots.walk()) == []
+    with pytest.raises(NotFound):
+        store.resolve(img.id)
+
+
+def test_shared_snapshots_survive_removal_of_one_image(store, mounted):
+    base = bootstrap_busybox(store)
+    t = mounted(store, base.id, "c")
+    (t / "x").write_text("x")
+    child = store.commit("c", base.id, ref="child")
+    _umount(t)
+    store.release_rootfs("c")
+    store.remove("busybox")  # base is dangling now but its layer is shared with child
+    assert store.snapshots.has(base.chain_ids[0])
+    t2 = mounted(store, child.id, "c2")
+    assert (t2 / "x").read_text() == "x" and (t2 / "bin" / "busybox").exists()
