@@ -100,7 +100,8 @@ def _container(info: Any) -> ObservedContainer:
         config_hash=lab.get(L.CONFIG_HASH, ""), files_hash=lab.get(L.FILES_HASH, ""), image_id=info.image_id,
         status=info.state.status, exit_code=info.state.exit_code, health=health,
         restart=spec.restart.name if spec and spec.restart else "no",
-        networks=sorted(info.networks or (spec.networks if spec else {})),
+        networks=sorted({ep.network or k for k, ep in info.networks.items()} if info.networks
+                        else (spec.networks if spec else {})),
         spec=_spec_dict(spec))
 
 
