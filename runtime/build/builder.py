@@ -599,6 +599,7 @@ def build(engine_or_parts: Any, context: Path | str | BuildContext, dockerfile: 
     for ref in tags or []:
         _check_tag(ref)
     build_plan = plan(parse(dockerfile_text, name=name))
+    run_step.repair(store)
     builder = Builder(store, ctx, build_plan, tags=list(tags or []), build_args=dict(build_args or {}),
                       target=target, labels=dict(labels or {}), no_cache=no_cache, pull=pull, progress=progress)
     return builder.build()

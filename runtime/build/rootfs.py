@@ -7,6 +7,7 @@ runtime.linux.mount and undoes them, also when the step fails.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -51,12 +52,15 @@ def upperdir(mounts: list[Any]) -> Path | None:
 @contextlib.contextmanager
 def mounted(store: Any, image_id: str | None, key: str | None = None) -> Iterator[tuple[Path, list[Any]]]:
     """(rootfs path, mount descriptions) of `image_id` under `key` (released afterwards unless the
-    caller commits it: pass your own key and call store.release_rootfs yourself then)."""
+    caller commits it: pass your own key and call store.release_rootfs yourself then). The dir is
+    flock'ed while in use, so `repair` can tell a crashed build's leftovers from a running one."""
     own_key = key is None
     key = key or new_key("build-view")
     base = work_dir() / key
     rootfs = base / "rootfs"
     rootfs.mkdir(parents=True, exist_ok=True)
+    lock = os.open(base / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    fcntl.flock(lock, fcntl.LOCK_EX)
     mounts: list[Any] = []
     try:
         if image_id is not None:
@@ -70,6 +74,37 @@ def mounted(store: Any, image_id: str | None, key: str | None = None) -> Iterato
             with contextlib.suppress(Exception):
                 store.release_rootfs(key)
         shutil.rmtree(base, ignore_errors=True)
+        os.close(lock)
+
+
+def repair(store: Any, runtime_state: Path, delete_container: Any) -> list[str]:
+    """Undo what builds that crashed left: mounts, runtime containers, upper dirs. Returns the keys."""
+    cleaned = []
+    for entry in sorted(work_dir().iterdir()):
+        if not entry.name.startswith("build-"):
+            continue
+        try:
+            fd = os.open(entry / ".lock", os.O_RDWR | os.O_CLOEXEC)
+        except FileNotFoundError:
+            fd = None
+        try:
+            if fd is not None:
+                try:
+                    fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # a live build
+            if (runtime_state / entry.name).exists():
+                delete_container(entry.name)
+            with contextlib.suppress(OSError):
+                m.umount_all_under(entry)
+            with contextlib.suppress(Exception):
+                store.release_rootfs(entry.name)
+            shutil.rmtree(entry, ignore_errors=True)
+            cleaned.append(entry.name)
+        finally:
+            if fd is not None:
+                os.close(fd)
+    return cleaned
 
 
 def exists_in(rootfs: Path, path: str) -> bool:

@@ -53,7 +53,6 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
 
     key = rfs.new_key("build")
     output(f" ---> Running in {key}")
-    state_root = paths.run_dir() / "build" / "runtime"
     ok = False
     try:
         with rfs.mounted(store, image_id, key) as (rootfs, mounts):
@@ -69,7 +68,7 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
             bundle = rootfs.parent
             (bundle / "config.json").write_text(json.dumps(
                 _bundle_config(args, full_env, cwd, uid, gid, groups, key)))
-            code = _exec(key, bundle, state_root, output, stdin)
+            code = _exec(key, bundle, state_root(), output, stdin)
             upper = rfs.upperdir(mounts)
         if code == 0 and upper is not None:
             for name in missing:
@@ -81,6 +80,20 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
         if not ok:
             with contextlib.suppress(Exception):
                 store.release_rootfs(key)
+
+
+def state_root() -> Path:
+    return paths.run_dir() / "build" / "runtime"
+
+
+def delete_container(key: str) -> None:
+    subprocess.run([*runtime_argv(), "--root", str(state_root()), "delete", "--force", key],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+
+
+def repair(store: Any) -> list[str]:
+    """Clean up after builds that were killed mid-step (called before each build)."""
+    return rfs.repair(store, state_root(), delete_container)
 
 
 def _exec(key: str, bundle: Path, state_root: Path, output: Callable[[str], None], stdin: bytes | None) -> int:
@@ -104,8 +117,7 @@ def _exec(key: str, bundle: Path, state_root: Path, output: Callable[[str], None
         if proc.poll() is None:  # interrupted: the container must not outlive the build
             proc.kill()
             proc.wait()
-            subprocess.run([*runtime_argv(), "--root", str(state_root), "delete", "--force", key],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+            delete_container(key)
 
 
 def _home(rootfs: Path, uid: int) -> str:

@@ -7,6 +7,7 @@ import io
 import os
 import shutil
 import subprocess
+import sys
 import tarfile
 import threading
 from pathlib import Path
@@ -331,3 +332,31 @@ def test_bad_input_is_one_clear_error(store, busybox, tmp_path, dockerfile, file
     assert text in str(e.value)
     with pytest.raises(NotFound):
         store.resolve("bad:input")
+
+
+def test_killed_build_is_repaired_by_the_next(store, busybox, tmp_path, wharf_root):
+    """kill -9 in the middle of a RUN: the next build removes the mounts, container and upper dir."""
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo started && sleep 60\n")
+    script = ("import sys\nfrom runtime.build.builder import build\nfrom runtime.images.store import ImageStore\n"
+              f"build(ImageStore(), {str(ctx)!r}, progress=lambda l: print(l, flush=True))\n")
+    repo = Path(__file__).resolve().parents[2]
+    proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, cwd=repo,
+                            env={**os.environ, "PYTHONPATH": str(repo)})
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if line.strip() == b"started":
+                break
+        else:
+            pytest.fail("the build did not start its RUN")
+    finally:
+        proc.kill()
+        proc.wait()
+    build_dir = Path(os.environ["WHARF_RUN"]) / "build"
+    assert [m for m in _mounts() if m.startswith(str(build_dir))]  # the crash left its overlay
+    do_build(store, make_ctx(tmp_path / "ctx2", "FROM busybox\nLABEL after=crash\n"))
+    assert not [m for m in _mounts() if m.startswith(str(build_dir))]
+    assert [p.name for p in build_dir.iterdir()] == ["runtime"]
+    listed = subprocess.run(["runc", "--root", str(build_dir / "runtime"), "list", "-q"], capture_output=True,
+                            text=True)
+    assert listed.stdout.strip() == ""
