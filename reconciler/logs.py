@@ -67,3 +67,28 @@ def service_logs(engine: Any, desired: Any, services: list[str], follow: bool = 
 
 def _prefix(c: Any) -> str:
     return f"{c.labels.get(L.SERVICE, c.name)}-{c.labels.get(L.REPLICA, '?')}"
+
+
+def try_service_logs(name: str, engine: Any = None, follow: bool = False, tail: int | None = None,
+                     timestamps: bool = False, files: list[str] | None = None) -> bool:
+    """For `wharf logs NAME`: when NAME is a service of the project in the compose file(s) (given,
+    or found from the current directory), show all its replicas prefixed and return True;
+    otherwise return False (no compose file, or no such service) and print nothing."""
+    from runtime.errors import WharfError
+
+    from .desired import build_desired
+    from .spec import load_project
+
+    try:
+        loaded = load_project(files)
+    except WharfError:
+        return False
+    if name not in loaded.project.services:
+        return False
+    if engine is None:
+        from runtime.engine import connect
+
+        engine = connect()
+    desired = build_desired(loaded.project, loaded.file_digests, loaded.project_dir)
+    service_logs(engine, desired, [name], follow=follow, tail=tail, timestamps=timestamps)
+    return True
