@@ -33,7 +33,8 @@ _VALUED = {"": {"--root", "--log", "--log-format", "--criu", "--rootless"},
            "kill": {"--signal", "-s"}, "spec": {"--bundle", "-b"}, "list": {"--format", "-f"},
            "ps": {"--format", "-f"}, "delete": set(), "start": set(), "state": set(),
            "pause": set(), "resume": set()}
-_ALIASES = {"-b": "--bundle", "-s": "--signal", "-f": "--format", "-a": "--all", "-d": "--detach"}
+_ALIASES = {"-b": "--bundle", "-s": "--signal", "-a": "--all", "-d": "--detach", "-q": "--quiet"}
+_F = {"delete": "--force", "list": "--format", "ps": "--format"}  # -f differs per command
 
 
 def parse(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
@@ -76,10 +77,14 @@ def _flag(argv: list[str], i: int, cmd: str, out: dict) -> int:
                 raise InvalidArgument(f"flag {key} needs a value")
             val = argv[i + 1]
             i += 1
-        out[_ALIASES.get(key, key)] = val
+        out[_name(cmd, key)] = val
     else:
-        out[_ALIASES.get(key, key)] = True
+        out[_name(cmd, key)] = True
     return i + 1
+
+
+def _name(cmd: str, key: str) -> str:
+    return _F.get(cmd, key) if key == "-f" else _ALIASES.get(key, key)
 
 
 def _one_id(cmd: str, pos: list[str], extra: int = 0) -> str:
@@ -221,7 +226,7 @@ def _list(root: str, flags: dict) -> int:
         o = state.oci_state(s)
         o["created"] = s.get("created", "")
         rows.append(o)
-    if flags.get("--quiet") or flags.get("-q"):
+    if flags.get("--quiet"):
         print("\n".join(r["id"] for r in rows))
     elif flags.get("--format") == "json":
         import json

@@ -15,6 +15,7 @@ import os
 
 from runtime.errors import Conflict, InvalidArgument, RuntimeFailure, WharfError
 from runtime.linux import ns
+from runtime.oci import init
 from runtime.oci import state as st
 from runtime.oci.channel import Channel
 from runtime.oci.spec import load_spec
@@ -51,6 +52,10 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     try:
         fifo = os.path.join(d, "exec.fifo")
         os.mkfifo(fifo, 0o622)
+        os.chmod(fifo, 0o622)  # not the umask's
+        root_ids = [_host_id(lx.get(k) or [], 0) for k in ("uidMappings", "gidMappings")]
+        if root_ids != [0, 0]:
+            os.chown(fifo, *root_ids)  # the init reopens it as the container's root
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
         from runtime.linux.cgroups import open_cgroup
 
@@ -74,6 +79,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
                   "rootfs": rootfs, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
                   "hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
                             if k in ("poststart", "poststop")}}
+        # everything the container's processes run is imported now: inside a user namespace they
+        # may not be allowed to read the Python installation any more
+        init.preload(spec)
         ch = Channel()
         pid = os.fork()
         if pid == 0:
@@ -147,6 +155,13 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
             os.waitpid(child, 0)
 
 
+def _host_id(mappings: list[dict], cid: int) -> int:
+    for m in mappings:
+        if m["containerID"] <= cid < m["containerID"] + m["size"]:
+            return m["hostID"] + cid - m["containerID"]
+    return cid
+
+
 def _write_id_maps(pid: int, lx: dict) -> None:
     for key, name in (("uidMappings", "uid_map"), ("gidMappings", "gid_map")):
         text = "".join(f"{m['containerID']} {m['hostID']} {m['size']}\n" for m in lx.get(key) or ())
@@ -187,17 +202,13 @@ def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd
             ns.unshare(flags & ~ns.CLONE_NEWUSER)
         pid = os.fork()
         if pid == 0:
-            from runtime.oci import init
-
             dirs = dict(getattr(cg, "dirs", None) or {"unified": cg.dir})
             init.main(ch, spec, rootfs, fifo_fd, console_fd, in_userns, dirs,
                       {k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")})
         ch.send("pid", str(pid))
     except BaseException as e:  # noqa: BLE001 - never return into the runtime's code
         try:
-            from runtime.oci.init import _message
-
-            ch.send("error", _message(e))
+            ch.send("error", init.message(e))
         finally:
             os._exit(1)
     os._exit(0)

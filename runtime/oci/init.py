@@ -21,7 +21,7 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
         path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the runtime
         try:
-            ch.send("error", _message(e))
+            ch.send("error", message(e))
         finally:
             os._exit(1)
     proc = spec["process"]
@@ -32,8 +32,9 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
         # wait for `start`: opening the fifo for writing blocks until a reader opens it
         fd = os.open(f"/proc/self/fd/{fifo_fd}", os.O_WRONLY | os.O_CLOEXEC)
         os.write(fd, b"0")
-        os.close(fd)
         os.close(fifo_fd)
+        # `fd` stays open until execve closes it: `start` waits for that EOF, so it returns (and
+        # runs poststart) only once the process runs
         hooks = (spec.get("hooks") or {}).get("startContainer")
         if hooks:
             from runtime.oci import hooks as h
@@ -46,12 +47,12 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
         os.execve(path, proc["args"], env)
     except BaseException as e:  # noqa: BLE001
         try:
-            os.write(2, f"wharf-runtime: {_message(e)}\n".encode())
+            os.write(2, f"wharf-runtime: {message(e)}\n".encode())
         finally:
             os._exit(127 if isinstance(e, FileNotFoundError) else 126)
 
 
-def _message(e: BaseException) -> str:
+def message(e: BaseException) -> str:
     if isinstance(e, OSError) and e.strerror:
         return e.strerror if not e.filename or e.filename in e.strerror else f"{e.strerror}: {e.filename}"
     return str(e) or type(e).__name__
@@ -61,7 +62,6 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
           cgroup_dirs: dict[str, str]) -> tuple[str, dict[str, str]]:
     proc = spec["process"]
     lx = spec.get("linux") or {}
-    _preload(spec)
     os.setsid()
     rf = Rootfs(spec, rootfs, in_userns, cgroup_dirs)
     rf.prepare()
@@ -115,7 +115,7 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
     return path, env
 
 
-def _preload(spec: dict) -> None:
+def preload(spec: dict) -> None:
     """Import now what runs after pivot_root: the runtime's files are not visible from there."""
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         import runtime.linux.uts  # noqa: F401
@@ -127,9 +127,11 @@ def _preload(spec: dict) -> None:
         import socket  # noqa: F401
 
         import runtime.oci.console  # noqa: F401
-    if (spec.get("hooks") or {}).get("startContainer"):
+    hooks = spec.get("hooks") or {}
+    if hooks.get("startContainer") or hooks.get("createContainer"):
         import subprocess  # noqa: F401
 
+        import runtime.oci.fastjson  # noqa: F401
         import runtime.oci.hooks  # noqa: F401
 
 

@@ -18,16 +18,23 @@ def start(root: str, cid: str) -> None:
     fifo = os.path.join(s["_dir"], "exec.fifo")
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
-        # the init is blocked opening the fifo for writing; it writes one byte, then execs
+        # the init is blocked opening the fifo for writing; it writes one byte, runs the
+        # startContainer hooks and execs, which closes its end: wait for the byte, then for EOF
         delay = 0.0002
+        got = False
         while True:
             try:
                 data = os.read(fd, 1)
             except BlockingIOError:
-                data = b""
+                data = None
             if data:
+                got = True
+                continue
+            if data == b"" and got:
                 break
             if st.status(s) == "stopped":
+                if got:
+                    break
                 raise RuntimeFailure(f"container {cid!r}: its init exited before start")
             time.sleep(delay)
             delay = min(delay * 2, 0.01)
