@@ -90,6 +90,10 @@ class FakeContainers:
     def list(self, all=False, filters=None):
         return [c for c in list(self.items.values()) if _match(c.labels, filters)]
 
+    def logs(self, ref, follow=False, tail=None, timestamps=False, **kw):
+        c = self._get(ref)
+        yield from [("stdout", f"line {i} of {c.name}\n".encode()) for i in (1, 2)]
+
 
 class FakeImages:
     def __init__(self) -> None:
@@ -296,3 +300,20 @@ def test_orphans_only_with_prune(tmp_path: Path) -> None:
     p, res = R.apply(e, target(tmp_path, smaller), prune=True, timeout=5)
     assert [op.line() for op in p.operations] == ["- remove container:t-side-1 (orphan: service not in the spec)"]
     assert "t-side-1" not in names(e)
+
+
+def test_stack_logs_prefixes_every_replica(tmp_path: Path) -> None:
+    import io
+
+    from reconciler.logs import service_logs
+
+    e = FakeEngine()
+    t = target(tmp_path)
+    R.apply(e, t, timeout=5)
+    buf = io.StringIO()
+    service_logs(e, t.desired, ["web"], out=buf)
+    assert buf.getvalue().splitlines() == [
+        "web-1 | line 1 of t-web-1", "web-1 | line 2 of t-web-1",
+        "web-2 | line 1 of t-web-2", "web-2 | line 2 of t-web-2"]
+    with pytest.raises(NotFound):
+        service_logs(e, t.desired, ["nope"], out=buf)
