@@ -1,7 +1,261 @@
-"""`wharf` verbs for images (docker-like). Filled in by its issue."""
+"""`wharf` verbs for images (docker-like): images, tag, rmi, history, save, load, import, image ...
+
+Everything here works on the embedded ImageStore (WHARF_ROOT/images).
+"""
 
 from __future__ import annotations
 
+import json
+import sys
 
-def register(app) -> None:
+import typer
+
+from runtime.errors import InvalidArgument, WharfError
+
+
+def _store():
+    from runtime.images.store import ImageStore
+
+    return ImageStore()
+
+
+def _trunc(image_id: str, no_trunc: bool) -> str:
+    return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
+
+
+def _table(rows: list[list[str]]) -> None:
+    widths = [max(len(r[i]) for r in rows) for i in range(len(rows[0]))]
+    for r in rows:
+        typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
+
+
+def images(repository: str = typer.Argument(None, help="Show only this REPOSITORY[:TAG]."),
+           all: bool = typer.Option(False, "-a", "--all", help="Show all images (no intermediates exist here)."),
+           quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
+           digests: bool = typer.Option(False, "--digests", help="Show digests."),
+           no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
+           filter: list[str] = typer.Option([], "-f", "--filter", help="dangling=, reference=, label=, before=, since="),
+           format: str = typer.Option(None, "--format", help="json: one JSON object per line.")) -> None:
+    """List images."""
+    import fnmatch
+
+    from runtime.images import views
+    from runtime.images.filters import matches, parse_filters
+
+    filters = parse_filters(filter)
+    if repository:
+        filters.setdefault("reference", []).append(repository)
+    store = _store()
+    imgs = store.list()
+    selected = [i for i in imgs if matches(i, filters, store_images=imgs)]
+    if quiet:
+        seen: list[str] = []
+        for i in selected:
+            short = _trunc(i.id, no_trunc)
+            if short not in seen:
+                seen.append(short)
+                typer.echo(short)
+        return
+    rows = []
+    for i in selected:
+        for r in views.rows(i, digests):
+            if no_trunc:
+                r["ID"] = i.id
+            if not filters.get("reference") or any(
+                    fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", p) or fnmatch.fnmatchcase(r["Repository"], p)
+                    for p in filters["reference"]):
+                rows.append(r)
+    if format == "json":
+        for r in rows:
+            typer.echo(json.dumps(r, sort_keys=True))
+        return
+    if format:
+        raise InvalidArgument(f"unsupported --format {format!r}", hint="use --format json")
+    head = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
+    table = [head] + [[r["Repository"], r["Tag"]] + ([r["Digest"]] if digests else [])
+                      + [r["ID"], r["CreatedSince"], r["Size"]] for r in rows]
+    _table(table)
+
+
+def tag(source: str = typer.Argument(..., help="SOURCE_IMAGE[:TAG]"),
+        target: str = typer.Argument(..., help="TARGET_IMAGE[:TAG]")) -> None:
+    """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
+    _store().tag(source, target)
+
+
+def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
+        force: bool = typer.Option(False, "-f", "--force", help="Force removal of the image."),
+        no_prune: bool = typer.Option(False, "--no-prune", help="Accepted for compatibility.")) -> None:
+    """Remove one or more images."""
+    store = _store()
+    failed: WharfError | None = None
+    for ref in images:
+        try:
+            for line in store.remove(ref, force=force):
+                typer.echo(line)
+        except WharfError as e:
+            print(f"wharf: error: {e}", file=sys.stderr)
+            failed = e
+    if failed is not None:
+        raise typer.Exit(failed.exit_code)
+
+
+def history(image: str,
+            no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
+            quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
+            human: bool = typer.Option(True, "-H/--human", help="Human-readable sizes and dates."),
+            format: str = typer.Option(None, "--format", help="json: one JSON object per line.")) -> None:
+    """Show the history of an image."""
+    from runtime.images import views
+
+    store = _store()
+    rows = views.history(store, store.resolve(image))
+    if quiet:
+        for r in rows:
+            typer.echo(r["Id"] if no_trunc or r["Id"] == "<missing>" else _trunc(r["Id"], False))
+        return
+    if format == "json":
+        for r in rows:
+            typer.echo(json.dumps(r, sort_keys=True))
+        return
+    table = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
+    for r in rows:
+        by = r["CreatedBy"].replace("\n", " ")
+        if not no_trunc and len(by) > 45:
+            by = by[:44] + "…"
+        table.append([r["Id"] if r["Id"] == "<missing>" else _trunc(r["Id"], no_trunc),
+                      views.since(r["Created"]) if human else r["Created"], by,
+                      views.human_size(r["Size"]) if human else str(r["Size"]), r["Comment"]])
+    _table(table)
+
+
+def inspect(images: list[str] = typer.Argument(..., help="IMAGE..."),
+            format: str = typer.Option(None, "-f", "--format", help="json (default)")) -> None:
+    """Display detailed information on one or more images."""
+    from runtime.images import views
+
+    store = _store()
+    typer.echo(json.dumps([views.inspect(store, store.resolve(r)) for r in images], indent=4))
+
+
+def prune(all: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just dangling."),
+          force: bool = typer.Option(False, "-f", "--force", help="Do not prompt for confirmation."),
+          filter: list[str] = typer.Option([], "--filter", help="label=, until=")) -> None:
+    """Remove unused images."""
+    from runtime.images.filters import parse_filters
+    from runtime.images.views import human_size
+
+    filters = parse_filters(filter)
+    if not force and sys.stdin.isatty():
+        what = "all images without at least one container associated to them" if all else "all dangling images"
+        if not typer.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?"):
+            raise typer.Exit(0)
+    deleted, reclaimed = _store().prune(all=all, filters=filters)
+    if deleted:
+        typer.echo("Deleted Images:")
+        for line in deleted:
+            typer.echo(line[0].lower() + line[1:])
+        typer.echo("")
+    typer.echo(f"Total reclaimed space: {human_size(reclaimed)}")
+
+
+def save(images: list[str] = typer.Argument(..., help="IMAGE..."),
+         output: str = typer.Option(None, "-o", "--output", help="Write to a file, instead of STDOUT."),
+         format: str = typer.Option("docker", "--format", help="docker (docker-archive) or oci (OCI layout).")) -> None:
+    """Save one or more images to a tar archive (streamed to STDOUT by default)."""
+    import os
+
+    from runtime.images.archive import save as save_images
+
+    store = _store()
+    if output:
+        tmp = f"{output}.tmp-{os.getpid()}"
+        try:
+            with open(tmp, "wb") as f:
+                save_images(store, images, f, format)
+            os.replace(tmp, output)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+        return
+    if sys.stdout.isatty():
+        raise InvalidArgument("cowardly refusing to save to a terminal", hint="use the -o flag or redirect")
+    save_images(store, images, sys.stdout.buffer, format)
+    sys.stdout.buffer.flush()
+
+
+def load(input: str = typer.Option(None, "-i", "--input", help="Read from a tar archive file, instead of STDIN."),
+         quiet: bool = typer.Option(False, "-q", "--quiet", help="Suppress the load output.")) -> None:
+    """Load images from a tar archive (docker-archive or OCI layout, detected)."""
+    from runtime.images.archive import load as load_images
+    from runtime.images.archive import open_input
+
+    if not input and sys.stdin.isatty():
+        raise InvalidArgument("requested load from stdin, but stdin is empty", hint="use -i FILE or redirect")
+    f, close = open_input(input, sys.stdin.buffer)
+    try:
+        msgs = load_images(_store(), f, input or "stdin")
+    finally:
+        close()
+    if not quiet:
+        for m in msgs:
+            typer.echo(m)
+
+
+def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zstd), or - for STDIN."),
+            repository: str = typer.Argument(None, help="REPOSITORY[:TAG]"),
+            change: list[str] = typer.Option([], "-c", "--change", help="Apply a Dockerfile instruction."),
+            message: str = typer.Option("", "-m", "--message", help="Commit message for the image."),
+            platform: str = typer.Option(None, "--platform", help="os/arch of the image.")) -> None:
+    """Import the contents from a tarball to create a filesystem image."""
+    from runtime.images.archive import import_tar, open_input
+
+    f, close = open_input(file, sys.stdin.buffer)
+    try:
+        img = import_tar(_store(), f, repository, change, message, "-" if file == "-" else file, platform)
+    finally:
+        close()
+    typer.echo(img.id)
+
+
+def bootstrap(kind: str = typer.Argument(..., help="busybox or debian"),
+              tag: str = typer.Option(None, "-t", "--tag", help="Name the image (default busybox:latest / "
+                                      "debian:<suite>)."),
+              suite: str = typer.Option("bookworm", "--suite", help="Debian suite (debian only)."),
+              mirror: str = typer.Option(None, "--mirror", help="Debian mirror URL (default: from apt's sources).")
+              ) -> None:
+    """Build an offline base image: busybox (host's busybox-static) or debian (debootstrap minbase)."""
+    from runtime.images import bootstrap as bs
+
+    store = _store()
+    if kind == "busybox":
+        img = bs.bootstrap_busybox(store, tag or "busybox:latest")
+    elif kind == "debian":
+        img = bs.bootstrap_debian(store, tag or f"debian:{suite}", suite, mirror)
+    else:
+        raise InvalidArgument(f"unknown base image {kind!r}", hint="use busybox or debian")
+    typer.echo(f"{', '.join(img.repo_tags)} {img.id}")
+
+
+def register(app: typer.Typer) -> None:
     """Add this module's verbs to the `wharf` typer app."""
+    app.command("images")(images)
+    app.command("tag")(tag)
+    app.command("rmi")(rmi)
+    app.command("history")(history)
+    app.command("save")(save)
+    app.command("load")(load)
+    app.command("import")(import_)
+    image = typer.Typer(help="Manage images", no_args_is_help=True)
+    image.command("ls")(images)
+    image.command("list", hidden=True)(images)
+    image.command("tag")(tag)
+    image.command("rm")(rmi)
+    image.command("history")(history)
+    image.command("inspect")(inspect)
+    image.command("prune")(prune)
+    image.command("save")(save)
+    image.command("load")(load)
+    image.command("import")(import_)
+    image.command("bootstrap")(bootstrap)
+    app.add_typer(image, name="image")

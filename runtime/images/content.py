@@ -60,6 +60,11 @@ class BlobWriter:
         self.written += n
         return n
 
+    @property
+    def current_digest(self) -> str:
+        """The digest of what was written so far."""
+        return "sha256:" + self._hash.hexdigest()
+
     def commit(self) -> str:
         """Verify against expected digest/size and publish; InvalidArgument (and nothing stored) on mismatch."""
         if self._fd is None:

@@ -172,3 +172,38 @@ def open_layer(f: BinaryIO, compression: str | None = None) -> HashingReader:
         compression = detect(peek.peek(4))
         src = peek
     return HashingReader(decompressor(src, compression))
+
+
+class FullReader:
+    """read(n) returns exactly n bytes unless the stream ends (tarfile.addfile needs that)."""
+
+    def __init__(self, inner: Readable) -> None:
+        self._inner = inner
+
+    def read(self, n: int = -1) -> bytes:
+        if n is None or n < 0:
+            parts = []
+            while chunk := self._inner.read(CHUNK):
+                parts.append(chunk)
+            return b"".join(parts)
+        buf = bytearray()
+        while len(buf) < n:
+            chunk = self._inner.read(n - len(buf))
+            if not chunk:
+                break
+            buf += chunk
+        return bytes(buf)
+
+
+class TeeReader:
+    """Passes bytes through while copying them to `sink` (e.g. a BlobWriter)."""
+
+    def __init__(self, inner: Readable, sink: Writable) -> None:
+        self._inner = inner
+        self._sink = sink
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._inner.read(n)
+        if data:
+            self._sink.write(data)
+        return data
