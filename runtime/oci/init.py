@@ -96,6 +96,8 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc["oomScoreAdj"]))
     env = dict(e.split("=", 1) for e in proc.get("env") or () if "=" in e)
+    if "HOME" not in env:  # as runc: the user's home from the container's /etc/passwd
+        env["HOME"] = home_of((proc.get("user") or {}).get("uid", 0))
     path = lookup(proc["args"][0], env.get("PATH"))
     if proc.get("noNewPrivileges"):
         prctl.set_no_new_privs()
@@ -133,6 +135,18 @@ def preload(spec: dict) -> None:
 
         import runtime.oci.fastjson  # noqa: F401
         import runtime.oci.hooks  # noqa: F401
+
+
+def home_of(uid: int) -> str:
+    try:
+        with open("/etc/passwd") as f:
+            for line in f:
+                parts = line.rstrip("\n").split(":")
+                if len(parts) >= 6 and parts[2] == str(uid):
+                    return parts[5] or "/"
+    except OSError:
+        pass
+    return "/"
 
 
 def lookup(name: str, path_var: str | None) -> str:

@@ -168,7 +168,6 @@ class Rootfs:
     def _cgroup(self, dest: str, flags: int) -> None:
         """cgroup v2: a cgroup2 mount; v1: a tmpfs with the container's own dir of each hierarchy."""
         _mkdirs(dest)
-        ro = flags & m.MS_RDONLY
         if "unified" in self.cgroup_dirs and len(self.cgroup_dirs) == 1:
             try:
                 m.mount("cgroup", dest, "cgroup2", flags)
@@ -177,15 +176,16 @@ class Rootfs:
                 m.mount(self.cgroup_dirs["unified"], dest, None, m.MS_BIND | m.MS_REC)
                 self._remount(dest, m.MS_BIND | m.MS_REMOUNT | flags)
                 return
+        # as runc: a tmpfs (left writable) holding the container's own dir of each v1 hierarchy
         m.mount("tmpfs", dest, "tmpfs", flags & ~m.MS_RDONLY, "mode=755")
         for ctrl, d in self.cgroup_dirs.items():
+            if ctrl == "unified":
+                continue
             name = ctrl.replace("name=", "")
             sub = dest + "/" + name
             _mkdirs(sub)
             m.mount(d, sub, None, m.MS_BIND | m.MS_REC)
             self._remount(sub, m.MS_BIND | m.MS_REMOUNT | (flags & ~m.MS_REMOUNT))
-        if ro:
-            m.mount(None, dest, None, m.MS_REMOUNT | flags)
 
     def devices(self) -> None:
         dev = resolve(self.rootfs, "/dev")

@@ -268,3 +268,25 @@ def test_exec_failure_reported_by_create(builtin, tmp_path, busybox_rootfs):
     p = builtin("create", "--bundle", str(b), new_id(), check=False)
     assert p.returncode == 1 and "process.args[0]" in p.stderr and "not found" in p.stderr
     assert os.listdir(builtin.root) == []
+
+
+PROBE = r"""
+echo pid=$$; hostname; id; grep -E '^(Cap|NoNewPrivs|Seccomp:)' /proc/self/status
+ls -l /dev | awk '{print $1, $3, $4, $5, $6, $NF}' | sort
+cut -d' ' -f5,6 /proc/self/mountinfo | sort; cat /proc/self/cgroup; ulimit -n; ulimit -Hn; umask; pwd
+cat /proc/kcore 2>&1 | wc -c; echo 1 > /proc/sys/vm/overcommit_memory 2>&1; mount -t tmpfs x /mnt 2>&1
+cat /proc/keys | wc -c; env | sort
+"""
+
+
+@pytest.mark.skipif(not shutil.which("runc"), reason="runc is not installed")
+def test_differential_same_bundle_same_view_as_runc(tmp_path, busybox_rootfs):
+    """Identity, capabilities, seccomp, /dev, mount table, cgroups, limits, env: byte for byte runc's."""
+    (busybox_rootfs / "mnt").mkdir(exist_ok=True)
+    b = bundle(tmp_path, busybox_rootfs, PROBE)
+    outs = {}
+    for name in ("builtin", "runc"):
+        p = RT(name, tmp_path / f"st-{name}").run(b, check=False)
+        outs[name] = p.stdout + p.stderr
+    assert "pid=1" in outs["builtin"]
+    assert outs["builtin"] == outs["runc"]
