@@ -1,0 +1,124 @@
+"""`push`: for each blob of the image, HEAD (present?), else mount from another repository of
+the same registry, else upload (monolithic PUT, or PATCH chunks when `chunk_size` is set);
+then PUT the manifest, byte for byte as stored, so its digest does not change."""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from urllib.parse import quote
+
+from runtime.errors import InvalidArgument, NotFound, WharfError
+from runtime.registry import digests, manifests
+from runtime.registry.pull import emit
+from runtime.registry.transport import Session
+
+PARALLEL = 3
+
+
+def _with_digest(location: str, digest: str) -> str:
+    return location + ("&" if "?" in location else "?") + "digest=" + quote(digest)
+
+
+class _Uploader:
+    def __init__(self, session: Session, store, path: str, mount_from: list[str], chunk_size: int | None) -> None:
+        self.session = session
+        self.store = store
+        self.path = path
+        self.mount_from = mount_from
+        self.chunk_size = chunk_size
+        self.stop = threading.Event()
+
+    def blob(self, desc: dict, progress) -> None:
+        digest, size = desc["digest"], desc["size"]
+        short = digests.short(digest)
+        s, path = self.session, self.path
+        resp, _ = s.fetch("HEAD", f"/v2/{path}/blobs/{digest}", ok=(200, 404), what=f"blob {digest}")
+        if resp.status == 200:
+            emit(progress, status="Layer already exists", id=short)
+            return
+        location = None
+        for source in self.mount_from:
+            resp, _ = s.fetch("POST", f"/v2/{path}/blobs/uploads/?mount={quote(digest)}&from={quote(source)}",
+                              ok=(201, 202), scopes=(*s.scopes, f"repository:{source}:pull"),
+                              what=f"mount {digest} from {source}")
+            if resp.status == 201:
+                emit(progress, status=f"Mounted from {source}", id=short)
+                return
+            location = resp.getheader("Location")
+            break
+        if location is None:
+            resp, _ = s.fetch("POST", f"/v2/{path}/blobs/uploads/", ok=(202,), retry=True,
+                              what=f"start upload of {digest}")
+            location = resp.getheader("Location")
+        if not location:
+            raise InvalidArgument(f"registry {s.domain}: the upload of {digest} got no Location header")
+        emit(progress, status="Pushing", id=short, progressDetail={"current": 0, "total": size})
+        with open(self.store.content.path(digest), "rb") as f:
+            if os.fstat(f.fileno()).st_size != size:
+                raise InvalidArgument(f"local blob {digest} has {os.fstat(f.fileno()).st_size} bytes, the manifest "
+                                      f"says {size}", hint="the content store is damaged; pull or build again")
+            if self.chunk_size and size > self.chunk_size:
+                offset = 0
+                while offset < size:
+                    if self.stop.is_set():
+                        return
+                    n = min(self.chunk_size, size - offset)
+                    resp, _ = s.fetch("PATCH", location, body=(f, offset, n), ok=(202,),
+                                      headers={"Content-Type": "application/octet-stream",
+                                               "Content-Range": f"{offset}-{offset + n - 1}"},
+                                      what=f"upload of {digest}")
+                    location = resp.getheader("Location") or location
+                    offset += n
+                    emit(progress, status="Pushing", id=short,
+                         progressDetail={"current": offset, "total": size})
+                body = None
+            else:
+                body = (f, 0, size)
+            s.fetch("PUT", _with_digest(location, digest), body=body, ok=(201, 204),
+                    headers={"Content-Type": "application/octet-stream"}, what=f"upload of {digest}")
+        emit(progress, status="Pushed", id=short)
+
+
+def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
+    """Push the local image `ref` to its registry; returns the manifest digest."""
+    from runtime.images.reference import parse, with_default_tag
+
+    r = with_default_tag(parse(ref))
+    image = store.resolve(str(r))
+    try:
+        data = store.content.read(image.manifest_digest)
+    except NotFound:
+        raise NotFound(f"the manifest of {ref} is missing from the content store",
+                       hint="pull or build the image again") from None
+    m = manifests.parse(data)
+    mount_from = sorted({d.split("@", 1)[0].split("/", 1)[1] for d in image.repo_digests
+                         if d.startswith(r.domain + "/") and d.split("@", 1)[0] != r.name})
+    session = Session(r.domain, (f"repository:{r.path}:pull,push",))
+    up = _Uploader(session, store, r.path, mount_from, chunk_size)
+    emit(progress, status=f"The push refers to repository [{r.name}]")
+    try:
+        blobs = manifests.stored_blobs(m)
+        errors: list[BaseException] = []
+        with ThreadPoolExecutor(max_workers=min(PARALLEL, len(blobs) or 1), thread_name_prefix="push") as ex:
+            futures = [ex.submit(up.blob, d, progress) for d in blobs[1:]] + [ex.submit(up.blob, blobs[0], None)]
+            for fut in futures:
+                try:
+                    fut.result()
+                except BaseException as e:
+                    up.stop.set()
+                    errors.append(e)
+        if errors:
+            raise next((e for e in errors if isinstance(e, WharfError)), errors[0])
+        target = r.digest or r.tag
+        resp, _ = session.fetch("PUT", f"/v2/{r.path}/manifests/{target}", body=data, ok=(201, 200, 202),
+                                headers={"Content-Type": m.media_type}, what=f"manifest {r.path}:{target}")
+        digest = digests.of(data)
+        echoed = resp.getheader("Docker-Content-Digest")
+        if echoed and echoed != digest:
+            raise InvalidArgument(f"registry {r.domain} stored the manifest as {echoed}, expected {digest}")
+        emit(progress, status=f"{r.tag or r.digest}: digest: {digest} size: {len(data)}")
+        return digest
+    finally:
+        session.close()
