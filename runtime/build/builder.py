@@ -118,7 +118,7 @@ class Builder:
         for ref in self.tags:
             self.store.tag(image.id, ref)
             self.out(f"Successfully tagged {ref}")
-        return image
+        return self.store.resolve(image.id) if self.tags else image
 
     def _meta_args(self) -> dict[str, str]:
         env = platform_args()

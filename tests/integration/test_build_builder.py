@@ -360,3 +360,15 @@ def test_killed_build_is_repaired_by_the_next(store, busybox, tmp_path, wharf_ro
     listed = subprocess.run(["runc", "--root", str(build_dir / "runtime"), "list", "-q"], capture_output=True,
                             text=True)
     assert listed.stdout.strip() == ""
+
+
+def test_engine_facade_builds(store, busybox, tmp_path):
+    """Contract 6 through the Engine protocol: LocalEngine.images.build -> ImageInfo."""
+    from runtime.local_engine import LocalEngine
+
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo via-engine && echo via-engine > /e\nLABEL via=engine\n")
+    lines: list[str] = []
+    info = LocalEngine().images.build(str(ctx), tags=["engine-built:1"], progress=lines.append)
+    assert info.labels == {"via": "engine"} and "engine-built:1" in info.repo_tags
+    assert "via-engine" in lines
+    assert read(store, info.id, "/e") == b"via-engine\n"
