@@ -169,6 +169,10 @@ class Builder:
     def _build_stage(self, stage: Stage, meta_env: dict[str, str]) -> StageState:
         self._announce(stage.from_)
         base = self._expand(stage.from_, stage.base, meta_env)
+        if stage.platform:
+            wanted = self._expand(stage.from_, stage.platform, meta_env)
+            if wanted != meta_env["TARGETPLATFORM"]:
+                self.out(f"[Warning] FROM --platform={wanted}: wharf builds for {meta_env['TARGETPLATFORM']} only")
         state = self._from(stage, base)
         short = state.fs_image.removeprefix("sha256:")[:12] if state.fs_image else "scratch"
         self.out(f" ---> {short}")
