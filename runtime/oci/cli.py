@@ -103,8 +103,11 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return _run(argv)
-    except WharfError as e:
-        os.write(2, f"wharf-runtime: {e}\n".encode())
+    except WharfError as e:  # one line, as runc: callers keep the last line of stderr
+        text = f"{e.where}: {e.message}" if e.where else e.message
+        if e.hint:
+            text += f" (hint: {e.hint})"
+        os.write(2, f"wharf-runtime: {text}\n".encode())
         return e.exit_code
     except KeyboardInterrupt:
         return 130
