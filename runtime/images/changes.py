@@ -43,7 +43,7 @@ def _pairs(change: str, rest: str, instr: str) -> list[tuple[str, str]]:
         raise _bad(change, str(e)) from None
     if not words:
         raise _bad(change, f"{instr} needs at least one key=value")
-    if "=" not in words[0]:  # legacy `ENV KEY value with spaces`
+    if "=" not in words[0] and instr == "ENV":  # legacy `ENV KEY value with spaces`
         key, _, value = rest.strip().partition(" ")
         return [(key, value.strip())]
     out = []
