@@ -11,7 +11,6 @@ Unset variables expand to "". Inside double quotes the escape character only esc
 
 from __future__ import annotations
 
-import fnmatch
 import re
 from collections.abc import Mapping
 
@@ -153,6 +152,14 @@ class _Lexer:
                     ch = self.next()
             out.append(ch)
 
+    def _raw(self, stop: str) -> str:
+        """A pattern (or replacement) up to `stop`, escapes kept: `\\*` stays a literal star."""
+        saved, self.raw_escapes = self.raw_escapes, True
+        try:
+            return self.process(stop)[0]
+        finally:
+            self.raw_escapes = saved
+
     def name(self) -> str:
         ch = self.peek()
         if ch.isdigit():
@@ -213,25 +220,43 @@ class _Lexer:
             greedy = self.peek() == ch
             if greedy:
                 self.next()
-            pattern, _ = self.process("}")
-            return _trim(value, pattern, prefix=ch == "#", greedy=greedy)
+            pattern = self._raw("}")
+            return _trim(value, _pattern_re(pattern, self.escape), prefix=ch == "#", greedy=greedy)
         if ch == "/":
             replace_all = self.peek() == "/"
             if replace_all:
                 self.next()
-            pattern, _ = self.process("/")
-            repl, _ = self.process("}")
-            return _replace(value, pattern, repl, replace_all)
+            pattern = self._raw("/")
+            repl = self._raw("}")
+            return _replace(value, _pattern_re(pattern, self.escape) if pattern else None, repl, replace_all)
         raise LexError(f"unsupported modifier ({ch or 'end of text'}) in substitution ${{{name}...}}")
 
 
-def _glob_re(pattern: str) -> re.Pattern[str]:
-    return re.compile(fnmatch.translate(pattern).removesuffix(r"\Z").removeprefix("(?s:").removesuffix(")"),
-                      re.S)
+def _pattern_re(pattern: str, escape: str) -> re.Pattern[str]:
+    """A shell pattern (`*`, `?`, `[...]`, escape = literal next char) as a regex."""
+    out, i, n = [], 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == escape and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "[" and "]" in pattern[i + 1:]:
+            end = pattern.index("]", i + 1)
+            body = pattern[i:end]
+            body = "^" + body[1:] if body.startswith("!") else body
+            out.append("[" + body.replace("\\", "\\\\") + "]")
+            i = end + 1
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.S)
 
 
-def _trim(value: str, pattern: str, prefix: bool, greedy: bool) -> str:
-    rx = _glob_re(pattern)
+def _trim(value: str, rx: re.Pattern[str], prefix: bool, greedy: bool) -> str:
     ends = range(len(value) + 1)
     if prefix:
         order = reversed(ends) if greedy else ends
@@ -246,10 +271,9 @@ def _trim(value: str, pattern: str, prefix: bool, greedy: bool) -> str:
     return value
 
 
-def _replace(value: str, pattern: str, repl: str, replace_all: bool) -> str:
-    if not pattern:
+def _replace(value: str, rx: re.Pattern[str] | None, repl: str, replace_all: bool) -> str:
+    if rx is None:
         return value
-    rx = _glob_re(pattern)
     out, i = [], 0
     while i < len(value):
         for j in range(len(value), i, -1):  # longest match, as the shell does

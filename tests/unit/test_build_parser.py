@@ -230,3 +230,27 @@ def test_substitution_errors_and_words():
     assert expand_words('a "b c" $x d', {"x": "1 2"}) == ["a", "b c", "1", "2", "d"]
     assert expand("`$x", {"x": "1"}, escape="`") == "$x"
 
+
+
+@pytest.mark.parametrize("word, env, out", [
+    ("${FOO-aaa} ${BAR-bbb} ${BAZ-ccc}", {"FOO": "xxx", "BAR": ""}, "xxx  ccc"),
+    ("${FOO+aaa} ${BAR+bbb} ${BAZ+ccc}", {"FOO": "xxx", "BAR": ""}, "aaa bbb "),
+    ("${FOO:+aaa} ${BAR:+bbb} ${BAZ:+ccc}", {"FOO": "xxx", "BAR": ""}, "aaa  "),
+    ("${FOO%%\\**}", {"FOO": "xx**"}, "xx"),
+    ("${FOO#*x*y}", {"FOO": "xxyy"}, "y"),
+    ("${FOO##*x}", {"FOO": "xxyy"}, "yy"),
+    ("${FOO#?\\?}", {"FOO": "???y"}, "?y"),
+    ("${FOO/$N/.} - ${FOO//$N/.}", {"FOO": "/foo*/*/*.txt", "N": "\\*/"}, "/foo.*/*.txt - /foo..*.txt"),
+    ("${FOO/$N/} - ${FOO//$N/}", {"FOO": "/tmp/tmp/bar.txt", "N": "/tmp"}, "/tmp/bar.txt - /bar.txt"),
+    ("${FOO//\\//\\/}", {"FOO": "/tmp/foo.txt"}, "\\/tmp\\/foo.txt"),
+    ("something-${V}.${OS}-${ARCH}${VAR:+-${VAR}}.tar.gz", {"V": "1", "OS": "linux", "ARCH": "arm", "VAR": "v7"},
+     "something-1.linux-arm-v7.tar.gz"),
+])
+def test_substitution_patterns_like_buildkit(word, env, out):
+    assert expand(word, env) == out
+
+
+@pytest.mark.parametrize("word", ["${BAZ?ccc}", "${BAR:?bbb}", "${FOO=aaa}", "${FOO//ww}", "${:-x}"])
+def test_substitution_errors_like_buildkit(word):
+    with pytest.raises(LexError):
+        expand(word, {"FOO": "x", "BAR": ""})
