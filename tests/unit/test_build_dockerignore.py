@@ -44,6 +44,21 @@ def m(text: str) -> Matcher:
     ("**", "anything/at/all", True),
     ("docs\n!docs/keep.md", "docs/keep.md", False),
     ("docs\n!docs/keep.md", "docs/other.md", True),
+    # moby/patternmatcher's MatchesOrParentMatches expectations
+    ("**/dir", "dir/file", True),
+    ("**/dir2/*", "dir/dir2/file", True),
+    ("**file", "dir/dir/file", True),
+    ("**/**/*.txt2", "dir/dir/file.txt", False),
+    ("a**/*.txt", "a/dir/dir/file.txt", True),
+    ("a/*.txt", "a/dir/file.txt", False),
+    ("a[^b-d]e", "aze", True),
+    (".*", "foo", False),
+    ("abc.def", "abcdef", False),
+    ("abc/**", "abc", False),
+    ("**/.foo", "bar.foo", False),
+    ("a.|)$(}+{bc", "a.|)$(}+{bc", True),
+    ("**\n!util/docker/web", "util/docker/web/foo", False),
+    ("**\n!util/docker/web\nutil/docker/web/foo", "util/docker/web/foo", True),
 ])
 def test_patterns(patterns, path, excluded):
     assert m(patterns).matches(path) is excluded
