@@ -93,8 +93,8 @@ def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
         raise NotFound(f"the manifest of {ref} is missing from the content store",
                        hint="pull or build the image again") from None
     m = manifests.parse(data)
-    mount_from = sorted({d.split("@", 1)[0].split("/", 1)[1] for d in image.repo_digests
-                         if d.startswith(r.domain + "/") and d.split("@", 1)[0] != r.name})
+    known = [parse(d) for d in image.repo_digests]  # where the image came from: blobs can be mounted
+    mount_from = sorted({k.path for k in known if k.domain == r.domain and k.path != r.path})
     session = Session(r.domain, (f"repository:{r.path}:pull,push",))
     up = _Uploader(session, store, r.path, mount_from, chunk_size)
     emit(progress, status=f"The push refers to repository [{r.name}]")
@@ -118,6 +118,8 @@ def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
         echoed = resp.getheader("Docker-Content-Digest")
         if echoed and echoed != digest:
             raise InvalidArgument(f"registry {r.domain} stored the manifest as {echoed}, expected {digest}")
+        if r.tag:  # remember name@digest (Docker's RepoDigests): later pushes can mount from here
+            store.register(data, f"{r.name}:{r.tag}", repo_digest=True)
         emit(progress, status=f"{r.tag or r.digest}: digest: {digest} size: {len(data)}")
         return digest
     finally:

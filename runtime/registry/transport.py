@@ -254,7 +254,7 @@ class Session:
 
     def fetch(self, method: str, path: str, **kw) -> tuple[http.client.HTTPResponse, bytes]:
         resp = self.request(method, path, **kw)
-        return resp, resp.read() if method != "HEAD" else b""
+        return resp, resp.read()  # (HEAD: b"", and it marks the response done)
 
     def error(self, status: int, body: bytes, what: str) -> WharfError:
         try:

@@ -45,13 +45,7 @@ def make_oci_layout(dest: Path, tag: str = "v1", files: dict[str, bytes] | None 
         content = {f"layer{i}.bin": os.urandom(layer_size)}
         if i == nlayers - 1:
             content.update(files or {})
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
-            for name, data in content.items():
-                info = tarfile.TarInfo(name)
-                info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
-                t.addfile(info, io.BytesIO(data))
-        raw = buf.getvalue()
+        raw = tar_layer(content)
         diff_ids.append(sha(raw))
         gz = gzip.compress(raw, 1, mtime=0)
         layers.append({"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", "digest": put(gz), "size": len(gz)})
@@ -69,6 +63,16 @@ def make_oci_layout(dest: Path, tag: str = "v1", files: dict[str, bytes] | None 
     index_path.write_text(json.dumps(index))
     (dest / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     return digest
+
+
+def tar_layer(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w", format=tarfile.PAX_FORMAT) as t:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode, info.mtime = len(data), 0o644, 1700000000
+            t.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
 
 
 class Wire:

@@ -1,0 +1,327 @@
+"""The registry client (pull, push, login, search) against `wharf registry serve` and Debian's
+docker-registry, with skopeo as the byte-for-byte oracle."""
+
+from __future__ import annotations
+
+import gzip
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
+from runtime.images.store import ImageStore
+from runtime.registry import client
+from runtime.registry.server import RegistryServer
+from tests.integration import test_registry_server as server_tests
+from tests.integration.test_registry_server import OCI_INDEX, Wire, make_oci_layout, sha, tar_layer
+
+registry = server_tests.registry  # the fixture: `wharf registry serve` in a thread, stopped in finally
+DOCKER_MANIFEST = "application/vnd.docker.distribution.manifest.v2+json"
+DOCKER_LIST = "application/vnd.docker.distribution.manifest.list.v2+json"
+OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+
+needs_skopeo = pytest.mark.skipif(not shutil.which("skopeo"), reason="skopeo is not installed")
+needs_distribution = pytest.mark.skipif(not shutil.which("docker-registry"), reason="docker-registry is not installed")
+
+
+@pytest.fixture(autouse=True)
+def docker_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    d = tmp_path / "docker-config"
+    monkeypatch.setenv("DOCKER_CONFIG", str(d))
+    monkeypatch.delenv("WHARF_HOST", raising=False)
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    return d
+
+
+@pytest.fixture
+def store(wharf_root: Path) -> ImageStore:
+    return ImageStore()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def htpasswd_line(user: str, password: str) -> str:
+    import bcrypt
+
+    return f"{user}:" + bcrypt.hashpw(password.encode(), bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
+
+
+@pytest.fixture(params=[False, True], ids=["anonymous", "basic-auth"])
+def distribution(request, tmp_path: Path):
+    """Debian's docker-registry (distribution 2.8) on a free loopback port; yields (address, creds)."""
+    if not shutil.which("docker-registry"):
+        pytest.skip("docker-registry is not installed")
+    port = free_port()
+    cfg = {"version": 0.1, "log": {"level": "error"},
+           "storage": {"filesystem": {"rootdirectory": str(tmp_path / "dreg")}, "delete": {"enabled": True}},
+           "http": {"addr": f"127.0.0.1:{port}"}}
+    creds = None
+    if request.param:
+        creds = ("carol", "pa55word")
+        (tmp_path / "dr-htpasswd").write_text(htpasswd_line(*creds) + "\n")
+        cfg["auth"] = {"htpasswd": {"realm": "test", "path": str(tmp_path / "dr-htpasswd")}}
+    (tmp_path / "dr.yml").write_text(json.dumps(cfg))  # JSON is YAML
+    proc = subprocess.Popen(["docker-registry", "serve", str(tmp_path / "dr.yml")],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 15
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    pytest.fail("docker-registry did not start")
+                time.sleep(0.02)
+        yield f"127.0.0.1:{port}", creds
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
+# ------------------------------------------------------------------ images made on the wire
+
+def put_image(wire: Wire, repo: str, tag: str, layers: list[dict[str, bytes]], arch: str = "amd64",
+              docker: bool = False) -> tuple[str, bytes, str]:
+    """Upload a gzip-layered image; returns (manifest digest, manifest bytes, config digest)."""
+    raws = [tar_layer(f) for f in layers]
+    config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
+                         "rootfs": {"type": "layers", "diff_ids": [sha(r) for r in raws]}}).encode()
+    layer_type = "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker else \
+        "application/vnd.oci.image.layer.v1.tar+gzip"
+    descs = []
+    for raw in raws:
+        gz = gzip.compress(raw, 1, mtime=0)
+        descs.append({"mediaType": layer_type, "digest": wire.upload(repo, gz), "size": len(gz)})
+    manifest = json.dumps({
+        "schemaVersion": 2, "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
+        "config": {"mediaType": "application/vnd.docker.container.image.v1+json" if docker
+                   else "application/vnd.oci.image.config.v1+json", "digest": wire.upload(repo, config),
+                   "size": len(config)},
+        "layers": descs}).encode()
+    mt = DOCKER_MANIFEST if docker else OCI_MANIFEST
+    status, headers, body = wire("PUT", f"/v2/{repo}/manifests/{tag}", manifest, {"Content-Type": mt})
+    assert status == 201, body
+    return headers["docker-content-digest"], manifest, sha(config)
+
+
+def snapshot_file(store: ImageStore, image, name: str) -> bytes:
+    return (store.snapshots.fs_path(image.chain_ids[-1]) / name).read_bytes()
+
+
+# --------------------------------------------------------------------------------- pull
+
+def test_pull_oci_and_docker_schema2(registry, store):
+    wire = Wire(registry.address)
+    d1, m1, c1 = put_image(wire, "lib/oci", "v1", [{"a.txt": b"first"}, {"b.txt": b"second"}])
+    d2, m2, c2 = put_image(wire, "lib/docker", "v1", [{"c.txt": b"third"}], docker=True)
+    events: list[dict] = []
+    img = client.pull(store, f"{registry.address}/lib/oci:v1", progress=events.append)
+    assert img.id == c1 and img.manifest_digest == d1
+    assert f"{registry.address}/lib/oci:v1" in img.repo_tags
+    assert f"{registry.address}/lib/oci@{d1}" in img.repo_digests
+    assert snapshot_file(store, img, "b.txt") == b"second"
+    assert store.content.read(d1) == m1
+    assert any(e.get("status") == "Download complete" for e in events)
+    img2 = client.pull(store, f"{registry.address}/lib/docker:v1")
+    assert img2.id == c2 and img2.manifest_digest == d2 and img2.media_type == DOCKER_MANIFEST
+    # again: every blob is there already, nothing is fetched
+    events.clear()
+    client.pull(store, f"{registry.address}/lib/oci:v1", progress=events.append)
+    assert not [e for e in events if e.get("status") == "Downloading"]
+    assert [e["status"] for e in events if e.get("id") and len(e["id"]) == 12].count("Already exists") == 2
+    # by digest
+    assert client.pull(store, f"{registry.address}/lib/oci@{d1}").id == c1
+
+
+@pytest.mark.parametrize("index_type", [OCI_INDEX, DOCKER_LIST])
+def test_pull_index_picks_the_platform(registry, store, index_type):
+    wire = Wire(registry.address)
+    docker = index_type == DOCKER_LIST
+    amd, amd_m, amd_c = put_image(wire, "multi", "amd64", [{"arch": b"amd64"}], "amd64", docker)
+    arm, arm_m, arm_c = put_image(wire, "multi", "arm64", [{"arch": b"arm64"}], "arm64", docker)
+    index = json.dumps({"schemaVersion": 2, "mediaType": index_type, "manifests": [
+        {"mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST, "digest": d, "size": len(m),
+         "platform": {"os": "linux", "architecture": a}}
+        for d, m, a in ((amd, amd_m, "amd64"), (arm, arm_m, "arm64"))]}).encode()
+    status, _, body = wire("PUT", "/v2/multi/manifests/latest", index, {"Content-Type": index_type})
+    assert status == 201, body
+    img = client.pull(store, f"{registry.address}/multi", platform="linux/arm64")
+    assert img.id == arm_c and snapshot_file(store, img, "arch") == b"arm64"
+    from runtime.images.oci import host_platform
+
+    if host_platform()[1] == "amd64":
+        assert client.pull(store, f"{registry.address}/multi:latest").id == amd_c
+    with pytest.raises(InvalidArgument, match="no manifest for platform linux/s390x"):
+        client.pull(store, f"{registry.address}/multi", platform="linux/s390x")
+
+
+def test_pull_bad_input_leaves_nothing(registry, store, tmp_path: Path):
+    wire = Wire(registry.address)
+    digest, manifest, config = put_image(wire, "bad", "v1", [{"x": os.urandom(200000)}])
+    layer = json.loads(manifest)["layers"][0]["digest"]
+    blob = registry.httpd.registry.storage.blob_path(layer)
+    good = blob.read_bytes()
+
+    def nothing_left() -> None:
+        assert store.list() == []
+        assert not store.content.has(layer)
+        ingest = store.content.ingest_dir
+        assert not ingest.exists() or not any(ingest.iterdir())
+
+    # corrupt: same size, other bytes -> digest mismatch
+    blob.write_bytes(good[:-1] + bytes([good[-1] ^ 1]))
+    with pytest.raises(InvalidArgument, match="digest mismatch"):
+        client.pull(store, f"{registry.address}/bad:v1")
+    nothing_left()
+    # truncated
+    blob.write_bytes(good[:1000])
+    with pytest.raises((InvalidArgument, RuntimeFailure), match="1000 of|size mismatch"):
+        client.pull(store, f"{registry.address}/bad:v1")
+    nothing_left()
+    blob.write_bytes(good)
+    with pytest.raises(NotFound, match="MANIFEST_UNKNOWN"):
+        client.pull(store, f"{registry.address}/bad:nope")
+    with pytest.raises(NotFound, match="NAME_UNKNOWN"):
+        client.pull(store, f"{registry.address}/nothing/here:v1")
+    with pytest.raises(InvalidArgument, match="invalid reference"):
+        client.pull(store, f"{registry.address}/BAD:v1")
+    port = free_port()
+    with pytest.raises(RuntimeFailure, match=f"cannot reach registry 127.0.0.1:{port}: connection refused"):
+        client.pull(store, f"127.0.0.1:{port}/x:v1")
+    nothing_left()
+    assert client.pull(store, f"{registry.address}/bad:v1").id == config
+
+
+# --------------------------------------------------------------------------------- push
+
+def test_push_chunked_mount_and_skip(registry, store):
+    wire = Wire(registry.address)
+    digest, manifest, config = put_image(wire, "orig", "v1", [{"f": os.urandom(300000)}, {"g": b"small"}])
+    img = client.pull(store, f"{registry.address}/orig:v1")
+    store.tag(f"{registry.address}/orig:v1", f"{registry.address}/copy/one:v1")
+    events: list[dict] = []
+    assert client.push(store, f"{registry.address}/copy/one:v1", progress=events.append) == digest
+    assert {e["status"] for e in events if e.get("id") and len(e["id"]) == 12} >= {"Mounted from orig"}
+    # chunked upload to a fresh repository of a fresh registry
+    store.tag(img.id, f"{registry.address}/chunked:v2")
+    registry2 = RegistryServer(registry.httpd.registry.storage.root.parent / "registry2", "127.0.0.1:0").start()
+    try:
+        store.tag(img.id, f"{registry2.address}/chunked:v2")
+        events.clear()
+        assert client.push(store, f"{registry2.address}/chunked:v2", progress=events.append,
+                           chunk_size=65536) == digest
+        assert sum(1 for e in events if e.get("status") == "Pushing") > 4
+        w2 = Wire(registry2.address)
+        assert w2("GET", "/v2/chunked/manifests/v2")[2] == manifest
+        # a second push finds every blob there
+        events.clear()
+        client.push(store, f"{registry2.address}/chunked:v2", progress=events.append)
+        assert [e["status"] for e in events if e.get("id") and len(e["id"]) == 12] == ["Layer already exists"] * 2
+        assert f"{registry2.address}/chunked@{digest}" in store.resolve(f"{registry2.address}/chunked:v2").repo_digests
+    finally:
+        registry2.stop()
+    with pytest.raises(NotFound):
+        client.push(store, f"{registry.address}/not/local:v1")
+
+
+def test_search_and_tags(registry):
+    wire = Wire(registry.address)
+    for repo in ("team/web", "team/db", "other"):
+        wire.upload(repo, repo.encode())
+    put_image(wire, "team/web", "1.0", [])
+    put_image(wire, "team/web", "2.0", [])
+    assert client.search(f"{registry.address}/team") == [f"{registry.address}/team/db", f"{registry.address}/team/web"]
+    assert client.list_tags(f"{registry.address}/team/web") == ["1.0", "2.0"]
+
+
+# ------------------------------------------------------------------- docker-registry peer
+
+def wharf(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconciler.cli.app", *args], capture_output=True, text=True,
+                          input=stdin, timeout=120, env=os.environ.copy())
+
+
+@needs_distribution
+@pytest.mark.peer
+def test_distribution_pull_push_roundtrip(distribution, store, docker_config, tmp_path: Path):
+    from runtime.images.bootstrap import bootstrap_busybox
+
+    address, creds = distribution
+    img = bootstrap_busybox(store, f"{address}/tools/busybox:1")
+    if creds:
+        r = wharf("login", address, "-u", creds[0], "--password-stdin", stdin="wrong\n")
+        assert r.returncode == 1 and "unauthorized" in r.stderr and "Traceback" not in r.stderr
+        with pytest.raises(InvalidArgument, match="unauthorized"):
+            client.push(store, f"{address}/tools/busybox:1")
+        r = wharf("login", address, "-u", creds[0], "--password-stdin", stdin=creds[1] + "\n")
+        assert r.returncode == 0, r.stderr
+        cfg = docker_config / "config.json"
+        assert cfg.stat().st_mode & 0o777 == 0o600
+        import base64
+
+        assert base64.b64decode(json.loads(cfg.read_text())["auths"][address]["auth"]).decode() == ":".join(creds)
+    digest = client.push(store, f"{address}/tools/busybox:1")
+    assert digest == img.manifest_digest
+    if shutil.which("skopeo"):
+        out = tmp_path / "oci"
+        argv = ["skopeo", "copy", "--src-tls-verify=false"]
+        if creds:
+            argv += ["--src-creds", ":".join(creds)]
+        r = subprocess.run(argv + [f"docker://{address}/tools/busybox:1", f"oci:{out}:1"], capture_output=True,
+                           text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        index = json.loads((out / "index.json").read_text())
+        assert index["manifests"][0]["digest"] == img.manifest_digest
+        for blob in (out / "blobs" / "sha256").iterdir():
+            assert blob.read_bytes() == store.content.read("sha256:" + blob.name)
+    # pull it back into an empty store through the CLI
+    os.environ["WHARF_ROOT"] = str(tmp_path / "other-root")
+    r = wharf("pull", f"{address}/tools/busybox:1")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == f"{address}/tools/busybox:1"
+    pulled = ImageStore().resolve(f"{address}/tools/busybox:1")
+    assert pulled.id == img.id and pulled.manifest_digest == img.manifest_digest
+    if creds:
+        assert wharf("logout", address).returncode == 0
+        r = wharf("pull", f"{address}/tools/busybox:1")
+        assert r.returncode == 1 and "unauthorized" in r.stderr and f"wharf login {address}" in r.stderr
+
+
+def test_cli_errors_are_one_line(wharf_root: Path, registry):
+    r = wharf("pull", "lib/UPPER:v1")  # (a bad name that is not a host name: no DNS lookup)
+    assert r.returncode == 1 and r.stderr.startswith("wharf: error: invalid reference") and "Traceback" not in r.stderr
+    r = wharf("pull", f"{registry.address}/nothing:v1")
+    assert r.returncode == 1 and "NAME_UNKNOWN" in r.stderr and "Traceback" not in r.stderr
+    port = free_port()
+    r = wharf("push", f"127.0.0.1:{port}/x:v1")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    r = wharf("login", f"127.0.0.1:{port}", "-u", "a", "--password-stdin", stdin="b")
+    assert r.returncode == 1 and "cannot reach registry" in r.stderr
+
+
+@needs_skopeo
+@pytest.mark.peer
+def test_skopeo_pushes_wharf_pulls_all_tags(registry, store, tmp_path: Path):
+    layout = tmp_path / "layout"
+    d1 = make_oci_layout(layout, "a")
+    d2 = make_oci_layout(layout, "b")
+    for tag in ("a", "b"):
+        r = subprocess.run(["skopeo", "copy", "--dest-tls-verify=false", f"oci:{layout}:{tag}",
+                            f"docker://{registry.address}/sk/img:{tag}"], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r.stderr
+    r = wharf("pull", "-a", "-q", f"{registry.address}/sk/img")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.split() == [f"{registry.address}/sk/img:a", f"{registry.address}/sk/img:b"]
+    assert {ImageStore().resolve(f"{registry.address}/sk/img:{t}").manifest_digest for t in "ab"} == {d1, d2}
