@@ -260,11 +260,17 @@ class ImageStore:
             mt = {"": oci.OCI_LAYER, "gzip": oci.OCI_LAYER_GZIP, "zstd": oci.OCI_LAYER_ZSTD}[compression]
             descs.append({"mediaType": mt, "digest": digest, "size": self.content.size(digest)})
         config_bytes = oci.dumps(config)
+        had_config = self.content.has(sha256_digest(config_bytes))
         config_digest = self.content.put(config_bytes)
         manifest = {"schemaVersion": 2, "mediaType": oci.OCI_MANIFEST,
                     "config": {"mediaType": oci.OCI_CONFIG, "digest": config_digest, "size": len(config_bytes)},
                     "layers": descs}
-        return self.register(oci.dumps(manifest), ref)
+        try:
+            return self.register(oci.dumps(manifest), ref)
+        except BaseException:
+            if not had_config and config_digest not in self._references(self._read())[0]:
+                self.content.delete(config_digest)
+            raise
 
     # ------------------------------------------------------------ tags
 
