@@ -202,6 +202,20 @@ class Executor:
             pass
         self.engine.containers.rename(new, name)
         self.engine.containers.start(new)
+        hc = svc.template.healthcheck
+        if svc.rolling and hc and hc.test[:1] != ["NONE"]:  # a rolling update goes on once this one is healthy
+            self._wait_one_healthy(new, f"rolling update of {svc.name}")
+
+    def _wait_one_healthy(self, cid: str, why: str) -> None:
+        while True:
+            verdict = _check([self.engine.containers.inspect(cid)], "service_healthy", 1)
+            if verdict is True:
+                return
+            if isinstance(verdict, str):
+                raise RuntimeFailure(f"{why}: {verdict}")
+            if time.monotonic() > self.deadline:
+                raise RuntimeFailure(f"{why}: timed out waiting for the new container to be healthy")
+            time.sleep(POLL)
 
     def _op_start(self, op: Operation) -> None:
         self.wait_dependencies(self._svc(op))

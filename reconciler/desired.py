@@ -67,6 +67,7 @@ class DesiredService:
     base_hash: str  # of the template + file contents; the image id is added per apply
     files_hash: str
     stop_timeout: int | None = None
+    rolling: int = 0  # deploy.update_config.parallelism: replicas recreated at a time (0: all at once)
 
     def container_name_for(self, project: str, replica: int) -> str:
         return self.container_name or f"{project}-{self.name}-{replica}"
@@ -267,7 +268,8 @@ def build_desired(project: Any, file_digests: dict[str, str] | None = None,
             name=sname, image=ref, replicas=svc.replicas, template=template,
             depends_on={d: c.condition for d, c in svc.depends_on.items()}, networks=net_keys, volumes=vol_keys,
             container_name=svc.container_name, base_hash=base, files_hash=files_hash,
-            stop_timeout=template.stop_timeout)
+            stop_timeout=template.stop_timeout,
+            rolling=svc.deploy.update_config.parallelism if svc.deploy and svc.deploy.update_config else 0)
         template.labels[L.FILES_HASH] = files_hash[:16]
     for entry in project.x_wharf.images:
         ref = normalize_ref(entry.image)

@@ -209,8 +209,10 @@ class _Planner:
                                           (), svc.name, replica, c.id))
             reasons = self._why_recreate(svc, best, want_hash, image_id)
             if reasons:
-                self.ops.append(Operation("recreate", res, "because: " + "; ".join(reasons), deps, svc.name,
-                                          replica, best.id))
+                rolled = [op.resource for op in self.ops if op.kind == "recreate" and op.service == svc.name]
+                wait_for = (rolled[-svc.rolling],) if svc.rolling and len(rolled) >= svc.rolling else ()
+                self.ops.append(Operation("recreate", res, "because: " + "; ".join(reasons), deps + wait_for,
+                                          svc.name, replica, best.id))
                 continue
             if best.name != name:
                 self.ops.append(Operation("rename", res, f"interrupted apply: named {best.name}", (), svc.name,

@@ -195,3 +195,13 @@ def test_plan_round_trips_json(tmp_path: Path) -> None:
     assert Plan.from_dict(p.to_dict()).text() == p.text()
     obs = converged(d)
     assert Observed.from_dict(obs.to_dict()).fingerprint() == obs.fingerprint()
+
+
+def test_rolling_update_chains_replicas(tmp_path: Path) -> None:
+    text = BASE.replace("restart: always", "restart: always\n    deploy: {replicas: 3, update_config: {parallelism: 1}}")
+    obs = converged(desired_of(tmp_path, text))
+    p = plan(desired_of(tmp_path, text.replace("restart: always", "restart: always\n    user: nobody")), obs)
+    ops = [op for op in p.operations if op.kind == "recreate"]
+    assert [op.resource for op in ops] == ["container:web:1", "container:web:2", "container:web:3"]
+    assert [op.depends_on[-1] for op in ops[1:]] == ["container:web:1", "container:web:2"]
+    assert ops[0].cause == "because: user changed"
