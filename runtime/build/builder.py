@@ -89,6 +89,7 @@ class Builder:
         self.pulled: set[str] = set()
         self.step = 0
         self.total = 0
+        self.intermediate: set[str] = set()  # images written for RUN/COPY rootfs, not asked for
         self.escape = build_plan.dockerfile.escape
 
     # ------------------------------------------------------------------ driving
@@ -114,6 +115,7 @@ class Builder:
         if unused:
             self.out(f"[Warning] One or more build-args {unused} were not consumed")
         image = self._write(state)
+        self._drop_intermediate(image)
         self.out(f"Successfully built {image.id.removeprefix('sha256:')[:12]}")
         for ref in self.tags:
             self.store.tag(image.id, ref)
@@ -451,6 +453,7 @@ class Builder:
                                      "nothing was tagged", exit_code=1)
             try:
                 image = self.store.commit(key, image_id, message=text, compression="")
+                self.intermediate.add(image.id)
             finally:
                 self.store.release_rootfs(key)
             return (image.layers[-1]["digest"], image.config["rootfs"]["diff_ids"][-1]), image.id
@@ -462,7 +465,22 @@ class Builder:
         """An image id with the state's layers (written on demand; config need not match)."""
         if state.fs_image is None:
             state.fs_image = self.store.add_image(copy.deepcopy(state.config), list(state.layers)).id
+            self.intermediate.add(state.fs_image)
         return state.fs_image
+
+    def _drop_intermediate(self, final: Any) -> None:
+        """Remove the untagged step images whose layers the final image has anyway (so they only
+        cost a config each); other stages' images stay, as Docker leaves them, for the cache."""
+        final_diffs = final.config["rootfs"]["diff_ids"]
+        for image_id in self.intermediate - {final.id}:
+            try:
+                img = self.store.resolve(image_id)
+                diffs = img.config["rootfs"]["diff_ids"]
+                if img.repo_tags or img.repo_digests or final_diffs[:len(diffs)] != diffs:
+                    continue
+                self.store.remove(image_id)
+            except WharfError:
+                continue  # gone already, or in use by a concurrent build
 
     def _write(self, state: StageState) -> Any:
         config = copy.deepcopy(state.config)
@@ -517,11 +535,13 @@ class Builder:
                 raise inst.error(f"COPY --from={ref}: stage {ref!r} is not built before this one",
                                  hint="a stage can only copy from stages defined above it")
             else:
+                # a local image; pulled only with --pull (a mistyped stage name must not go to a registry)
                 try:
-                    img = self._image(inst, ref)
-                except NotFound as e:
+                    img = self._image(inst, ref) if self.pull else self.store.resolve(ref)
+                except NotFound:
                     raise NotFound(f"COPY --from={ref}: no such stage or image", where=inst.where,
-                                   hint=e.hint or "name a stage defined above or an image") from None
+                                   hint="name a stage defined above, or pull the image first "
+                                   f"(wharf pull {ref}, or build with --pull)") from None
                 from_key = img.id
                 from_image = lambda: img.id  # noqa: E731
             req.from_image = True

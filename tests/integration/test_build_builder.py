@@ -372,3 +372,12 @@ def test_engine_facade_builds(store, busybox, tmp_path):
     assert info.labels == {"via": "engine"} and "engine-built:1" in info.repo_tags
     assert "via-engine" in lines
     assert read(store, info.id, "/e") == b"via-engine\n"
+
+
+def test_step_images_do_not_pile_up(store, busybox, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo 1 > /1\nCOPY f /f\nRUN echo 2 > /2\n", {"f": "x"})
+    before = {i.id for i in store.list()}
+    image, _ = do_build(store, ctx, tags=["tidy:1"])
+    assert {i.id for i in store.list()} - before == {image.id}
+    again, lines = do_build(store, ctx, no_cache=True)
+    assert {i.id for i in store.list()} - before == {image.id, again.id}
