@@ -21,7 +21,9 @@ def json_schema() -> dict[str, Any]:
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://wharf.invalid/schemas/compose.schema.json"
     schema["title"] = "Wharf compose file"
-    schema["patternProperties"] = {"^x-": {}}
+    for obj in [schema, *schema.get("$defs", {}).values()]:
+        if obj.get("additionalProperties") is False:  # x-* extensions are allowed wherever keys are fixed
+            obj["patternProperties"] = {"^x-": {}}
     return schema
 
 
