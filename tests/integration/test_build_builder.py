@@ -381,3 +381,27 @@ def test_step_images_do_not_pile_up(store, busybox, tmp_path):
     assert {i.id for i in store.list()} - before == {image.id}
     again, lines = do_build(store, ctx, no_cache=True)
     assert {i.id for i in store.list()} - before == {image.id, again.id}
+
+
+def test_from_pulls_missing_base_and_pull_flag(store, busybox, tmp_path, monkeypatch):
+    """FROM a base that is only in a (loopback) registry: pulled; --pull fetches it again."""
+    from runtime.registry.client import push
+    from runtime.registry.server import RegistryServer
+
+    monkeypatch.setenv("DOCKER_CONFIG", str(tmp_path / "docker-config"))
+    server = RegistryServer(tmp_path / "registry", "127.0.0.1:0").start()
+    try:
+        ref = f"{server.address}/lib/busybox:1"
+        store.tag("busybox:latest", ref)
+        push(store, ref)
+        store.untag(ref)
+        ctx = make_ctx(tmp_path / "ctx", f"FROM {ref}\nRUN echo pulled-base\n")
+        image, lines = do_build(store, ctx)
+        assert f"Pulling {ref}" in lines and "pulled-base" in lines
+        assert store.resolve(ref).id == busybox.id
+        _, lines = do_build(store, ctx)
+        assert f"Pulling {ref}" not in lines
+        _, lines = do_build(store, ctx, pull=True)
+        assert f"Pulling {ref}" in lines
+    finally:
+        server.stop()
