@@ -33,3 +33,20 @@ def test_corpus_project_loads_and_plans(project: Path) -> None:
     # nothing is observed: every service gets its image pulled or built, once per image
     images = [op.resource for op in p.operations if op.kind in ("pull", "build")]
     assert len(images) == len(set(images))
+
+
+@pytest.mark.skipif(not PROJECTS, reason="../shared/corpus/compose is not beside the clone")
+def test_corpus_files_match_the_json_schema() -> None:
+    """schemas/compose.schema.json accepts the corpus as written (short syntaxes included),
+    except where a key is unsupported (the loader names those)."""
+    jsonschema = pytest.importorskip("jsonschema")
+    import yaml
+
+    from reconciler.spec.schema import json_schema
+
+    validator = jsonschema.Draft202012Validator(json_schema())
+    for project in PROJECTS:
+        for f in sorted(project.glob("*compose.y*ml")):
+            errors = [e for e in validator.iter_errors(yaml.safe_load(f.read_text()))
+                      if "Additional properties" not in e.message]
+            assert not errors, f"{f}: {errors[0].json_path}: {errors[0].message}"
