@@ -223,35 +223,20 @@ def _parse_words(rest: str, escape: str) -> list[str]:
     i, n = 0, len(rest)
     while i < n:
         ch = rest[i]
-        if quote:
-            if ch == quote:
-                quote = ""
-            elif ch == escape and quote != "'":
-                if i + 1 == n:
-                    i += 1
-                    continue
-                word += ch
-                i += 1
-                ch = rest[i]
-            word += ch
-            i += 1
+        if ch == escape and quote != "'":  # kept with the char it escapes; dropped at the very end
+            word, i, in_word = word + (rest[i:i + 2] if i + 1 < n else ""), i + 2, True
             continue
-        if ch.isspace():
+        if quote:
+            quote = "" if ch == quote else quote
+        elif ch.isspace():
             if in_word and (blank_ok or word):
                 words.append(word)
             word, in_word, blank_ok = "", False, False
             i += 1
             continue
-        in_word = True
-        if ch in "'\"":
+        elif ch in "'\"":
             quote, blank_ok = ch, True
-        elif ch == escape:
-            if i + 1 == n:
-                i += 1
-                continue
-            word += ch
-            i += 1
-            ch = rest[i]
+        in_word = True
         word += ch
         i += 1
     if in_word and (blank_ok or word):
