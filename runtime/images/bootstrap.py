@@ -141,7 +141,8 @@ def bootstrap_debian(store: ImageStore, ref: str = "debian:bookworm", suite: str
     if shutil.which("debootstrap") is None:
         raise NotFound("debootstrap is not installed", hint="apt-get install debootstrap")
     mirror = mirror or apt_mirror()
-    tmp = Path(tempfile.mkdtemp(prefix="wharf-debootstrap-", dir=store.root))
+    store.root.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".debootstrap-", dir=store.root))
     try:
         target = tmp / "rootfs"
         proc = subprocess.run(["debootstrap", "--variant=minbase", suite, str(target), mirror],

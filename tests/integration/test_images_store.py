@@ -145,3 +145,61 @@ def test_shared_snapshots_survive_removal_of_one_image(store, mounted):
     assert store.snapshots.has(base.chain_ids[0])
     t2 = mounted(store, child.id, "c2")
     assert (t2 / "x").read_text() == "x" and (t2 / "bin" / "busybox").exists()
+
+
+def _tiny_layers(store: ImageStore, n: int) -> list[tuple[str, str]]:
+    import hashlib
+    import io
+    import tarfile
+
+    out = []
+    for i in range(n):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            ti = tarfile.TarInfo(f"l{i}")
+            ti.size = len(str(i))
+            tf.addfile(ti, io.BytesIO(str(i).encode()))
+        raw = buf.getvalue()
+        out.append((store.content.put(raw), "sha256:" + hashlib.sha256(raw).hexdigest()))
+    return out
+
+
+def test_long_chains_mount_until_the_documented_limit(store, mounted):
+    from runtime.images.snapshots import max_layers
+
+    limit = max_layers(store.root)
+    assert limit >= 20
+    layers = _tiny_layers(store, limit + 1)
+    ok = store.add_image({}, layers[:20], ref="deep:20")
+    target = mounted(store, ok.id, "deep")
+    assert sorted(os.listdir(target)) == sorted(f"l{i}" for i in range(20))
+    too_deep = store.add_image({}, layers, ref="deep:max")
+    with pytest.raises(InvalidArgument, match="too many"):
+        store.rootfs_mounts(too_deep.id, "deeper")
+    assert "deeper" not in store._read()["holds"]
+
+
+def test_gc_disk_usage_and_export(store, mounted, tmp_path):
+    import io
+    import tarfile
+
+    from runtime.images.export import export_tree
+
+    img = bootstrap_busybox(store)
+    orphan = store.content.put(b"orphan blob")
+    (store.root / "sn" / ".tmp-crashed").mkdir(parents=True)
+    assert orphan not in store.gc()  # young orphans survive (a pull may be about to use them)
+    removed = store.gc(grace=0)
+    assert orphan in removed and not store.content.has(orphan)
+    assert not (store.root / "sn" / ".tmp-crashed").exists()
+    assert store.resolve("busybox").id == img.id and store.snapshots.has(img.chain_ids[0])
+    df = store.disk_usage()
+    assert df["total"] == img.size and df["images"][0]["unique"] == img.size and df["reclaimable"] == img.size
+    target = mounted(store, img.id, "exp")
+    (target / "new").write_text("n")
+    out = io.BytesIO()
+    export_tree(target, out)
+    with tarfile.open(fileobj=io.BytesIO(out.getvalue())) as tf:
+        names = tf.getnames()
+        assert "bin/busybox" in names and "new" in names and tf.getmember("bin/sh").linkname == "busybox"
+    assert store.disk_usage()["containers"]["exp"] == 1
