@@ -8,6 +8,7 @@ finished and verified stay in the content store, so a retry does not fetch them 
 from __future__ import annotations
 
 import http.client
+import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -17,7 +18,7 @@ from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
 from runtime.registry import digests, manifests
 from runtime.registry.transport import RETRIES, Session
 
-PARALLEL = 4
+PARALLEL = 3  # as Docker's max-concurrent-downloads
 MAX_MANIFEST = 4 << 20
 
 
@@ -91,24 +92,79 @@ def _download(session: Session, store, path: str, desc: dict, progress, stop: th
             return
 
 
-def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress) -> None:
-    """Download the blobs of `descs` that the content store lacks, in parallel, verified.
-    (Progress is reported for all but the first, the image config, as Docker does.)"""
-    todo = []
-    for i, d in enumerate(descs):
+class _Unpacker:
+    """Unpacks each layer into its snapshot as soon as its blob is in: layers are independent tar
+    diffs, so they unpack in parallel with each other and with the downloads still running, and
+    `ImageStore.register` then finds them done. `rollback()` removes the snapshots made here."""
+
+    def __init__(self, store, manifest: manifests.Manifest, config: bytes, what: str) -> None:
+        from runtime.images import oci
+
+        self.snapshots = getattr(store, "snapshots", None)
+        self.store = store
+        self.jobs: dict[str, list[tuple]] = {}
+        self.created: list[str] = []
+        self._lock = threading.Lock()
+        try:
+            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+        except (ValueError, KeyError, TypeError):
+            return  # register() names what is wrong with the config
+        layers = manifest.blobs[1:]
+        if self.snapshots is None or len(diff_ids) != len(layers):
+            return
+        chain = oci.chain_ids(diff_ids)
+        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
+            compression = oci.LAYER_TYPES.get(layer.get("mediaType"))
+            if compression is None or self.snapshots.has(chain[i]):
+                continue
+            job = (chain[i], chain[i - 1] if i else None, diff_id, compression, f"{what} layer {i} ({layer['digest']})")
+            self.jobs.setdefault(layer["digest"], []).append(job)
+
+    def __call__(self, desc: dict, progress) -> None:
+        with self._lock:
+            jobs = self.jobs.pop(desc["digest"], [])
+        for chain_id, parent, diff_id, compression, what in jobs:
+            emit(progress, status="Extracting", id=digests.short(desc["digest"]))
+            with self.store.content.open(desc["digest"]) as blob:
+                self.snapshots.create(chain_id, parent, diff_id, blob, compression, what)
+            with self._lock:
+                self.created.append(chain_id)
+        emit(progress, status="Pull complete", id=digests.short(desc["digest"]))
+
+    def rollback(self) -> None:
+        for chain_id in self.created:
+            self.snapshots.remove(chain_id)
+
+
+def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress, after=None) -> None:
+    """Download the blobs of `descs` that the content store lacks, in parallel, verified; then
+    `after(desc, progress)` in the same worker (for every desc). Progress is reported for all but
+    descs[0] when it is the image config, as Docker does."""
+    todo: list[dict] = []
+    config = descs[0] if descs and after is None else None
+    for d in descs:
+        show = progress if d is not config else None
         if store.content.has(d["digest"]):
-            emit(progress if i else None, status="Already exists", id=digests.short(d["digest"]))
+            emit(show, status="Already exists", id=digests.short(d["digest"]))
+            todo.append({**d, "present": True})
         elif d["digest"] not in (t["digest"] for t in todo):
+            emit(show, status="Pulling fs layer", id=digests.short(d["digest"]))
             todo.append(d)
-            emit(progress if i else None, status="Pulling fs layer", id=digests.short(d["digest"]))
+    stop = threading.Event()
+
+    def work(d: dict) -> None:
+        show = progress if d is not config else None
+        if not d.get("present"):
+            _download(session, store, path, d, show, stop)
+        if after is not None and not stop.is_set():
+            after(d, show)
+
+    todo = [d for d in todo if after is not None or not d.get("present")]
     if not todo:
         return
-    stop = threading.Event()
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(todo)), thread_name_prefix="pull") as ex:
-        futures = [ex.submit(_download, session, store, path, d, progress if d is not descs[0] else None, stop)
-                   for d in todo]
-        for f in futures:
+        for f in [ex.submit(work, d) for d in todo]:
             try:
                 f.result()
             except _Cancelled:
@@ -117,8 +173,7 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress)
                 stop.set()
                 errors.append(e)
     if errors:
-        first = next((e for e in errors if isinstance(e, WharfError)), errors[0])
-        raise first
+        raise next((e for e in errors if isinstance(e, WharfError)), errors[0])
 
 
 def pull(store, ref: str, platform: str | None = None, progress=None):
@@ -128,24 +183,30 @@ def pull(store, ref: str, platform: str | None = None, progress=None):
 
     r = with_default_tag(parse(ref))
     session = Session(r.domain, (f"repository:{r.path}:pull",))
+    unpacker = None
     try:
         emit(progress, status=f"Pulling from {familiar_name(r.name)}", id=r.tag or r.digest)
         data, media_type, digest = get_manifest(session, r.path, r.digest or r.tag)
         top = digest
         if media_type in manifests.INDEX_TYPES:
-            import json
-
             desc = oci.select_platform(json.loads(data), platform)
             data, media_type, digest = get_manifest(session, r.path, desc["digest"])
             if media_type in manifests.INDEX_TYPES:
                 raise InvalidArgument(f"registry {r.domain}: {r.path}@{digest}: nested indexes are not supported")
         m = manifests.parse(data, media_type)
-        fetch_blobs(session, store, r.path, manifests.stored_blobs(m), progress)
+        if media_type not in manifests.IMAGE_TYPES:
+            raise InvalidArgument(f"registry {r.domain}: {r.path}@{digest}: not an image manifest ({media_type})")
+        config = m.blobs[0]
+        fetch_blobs(session, store, r.path, [config], None)
+        unpacker = _Unpacker(store, m, store.content.read(config["digest"]), f"image {config['digest'][7:19]}")
+        fetch_blobs(session, store, r.path, manifests.stored_blobs(m)[1:], progress, after=unpacker)
         image = store.register(data, str(r), repo_digest=True)
-        for d in m.blobs[1:]:
-            emit(progress, status="Pull complete", id=digests.short(d["digest"]))
         emit(progress, status=f"Digest: {top}")
         emit(progress, status=f"Status: Downloaded image for {r}")
         return image
+    except BaseException:
+        if unpacker is not None:
+            unpacker.rollback()
+        raise
     finally:
         session.close()
