@@ -39,7 +39,7 @@ def pump(sock: socket.socket, stdin: bool, tty: bool, sig_proxy: bool = True,
         import tty as ttymod
 
         saved = termios.tcgetattr(in_fd)
-        ttymod.setraw(in_fd)
+        ttymod.setraw(in_fd, termios.TCSANOW)
     wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
     old_wakeup = signal.set_wakeup_fd(wake_w)
     handlers = {}

@@ -47,7 +47,7 @@ def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: s
         import tty as ttymod
 
         saved = termios.tcgetattr(0)
-        ttymod.setraw(0)
+        ttymod.setraw(0, termios.TCSANOW)
     old = signal.signal(signal.SIGWINCH, lambda *_: _winsize(0, master))
     out = sys.stdout.buffer
     try:

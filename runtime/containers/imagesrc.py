@@ -21,7 +21,7 @@ def resolve(ref: str) -> tuple[str, dict[str, Any]]:
     """(image id, full OCI image config) for a reference; NotFound says how to get it."""
     try:
         img = _store().resolve(ref)
-    except NotFound:
+    except (NotFound, ImportError):  # ImportError: no image store in this build
         raise NotFound(f"unable to find image '{ref}' locally",
                        hint="pull it (`wharf pull`), build it, or `wharf image bootstrap busybox`") from None
     return img.id, img.config

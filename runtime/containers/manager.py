@@ -419,6 +419,16 @@ class LocalContainers:
             self.store.release_name(old, cid)
         emit("container", "rename", cid, {"name": new, "oldName": old, "image": rec["image"]})
 
+    def record_network(self, cid: str, network: str, endpoint) -> None:
+        """network connect/disconnect: keep config.json's endpoints in step (endpoint None = gone)."""
+        with self.store.lock(cid):
+            rec = self.store.load(cid)
+            if endpoint is None:
+                rec.get("networks", {}).pop(network, None)
+            else:
+                rec.setdefault("networks", {})[network] = to_dict(endpoint)
+            self.store.save(cid, rec)
+
     def _cgroup(self, ref: str):
         from runtime.linux.cgroups import open_cgroup
 

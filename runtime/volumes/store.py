@@ -78,6 +78,8 @@ class VolumeStore:
             return []
         used = self.in_use() if filters and "dangling" in filters else {}
         for n in names:
+            if n.startswith("."):
+                continue
             meta = read_json(self._meta(n))
             if meta is None:
                 continue
