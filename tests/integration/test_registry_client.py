@@ -325,3 +325,104 @@ def test_skopeo_pushes_wharf_pulls_all_tags(registry, store, tmp_path: Path):
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == [f"{registry.address}/sk/img:a", f"{registry.address}/sk/img:b"]
     assert {ImageStore().resolve(f"{registry.address}/sk/img:{t}").manifest_digest for t in "ab"} == {d1, d2}
+
+
+# ------------------------------------------------------------------- bearer tokens
+
+class _TokenFront:
+    """A token server plus a registry front that wants `Bearer` tokens and forwards to `backend`
+    (the distribution token flow, as Docker Hub runs it)."""
+
+    def __init__(self, backend: str, user: str, password: str) -> None:
+        import base64
+        import http.client
+        import threading
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from urllib.parse import parse_qs, urlsplit
+
+        front = self
+        self.token_requests: list[dict] = []
+        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args) -> None:
+                pass
+
+            def reply(self, status: int, headers: dict, body: bytes = b"") -> None:
+                self.send_response(status)
+                for k, v in headers.items():
+                    if k.lower() not in ("content-length", "connection", "transfer-encoding", "date", "server"):
+                        self.send_header(k, v)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                if self.command != "HEAD":
+                    self.wfile.write(body)
+
+            def handle_any(self) -> None:
+                url = urlsplit(self.path)
+                length = int(self.headers.get("Content-Length") or 0)
+                body = self.rfile.read(length) if length else b""
+                if url.path == "/token":
+                    q = parse_qs(url.query)
+                    front.token_requests.append(q)
+                    if self.headers.get("Authorization") != basic:
+                        return self.reply(401, {}, b'{"details": "bad credentials"}')
+                    token = "T " + " ".join(q.get("scope", []))
+                    return self.reply(200, {"Content-Type": "application/json"},
+                                      json.dumps({"token": base64.b64encode(token.encode()).decode()}).encode())
+                name = url.path[4:].split("/manifests/")[0].split("/blobs/")[0].split("/tags/")[0]
+                action = "pull" if self.command in ("GET", "HEAD") else "push"
+                auth = self.headers.get("Authorization", "")
+                granted = base64.b64decode(auth[7:]).decode() if auth.startswith("Bearer ") else ""
+                if url.path != "/v2/" and f"repository:{name}:" not in granted or action not in granted.split(
+                        f"repository:{name}:", 1)[-1].split(" ")[0]:
+                    if url.path != "/v2/" or not granted:
+                        realm = f"http://127.0.0.1:{front.httpd.server_address[1]}/token"
+                        return self.reply(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="front",'
+                                                f'scope="repository:{name}:{action}"'})
+                conn = http.client.HTTPConnection(backend, timeout=10)
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
+                conn.request(self.command, self.path, body=body or None, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+                self.reply(resp.status, dict(resp.getheaders()), data)
+                conn.close()
+
+            do_GET = do_HEAD = do_PUT = do_POST = do_PATCH = do_DELETE = handle_any
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd.daemon_threads = True
+        self.address = f"127.0.0.1:{self.httpd.server_address[1]}"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def stop(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+def test_bearer_token_flow(registry, store):
+    front = _TokenFront(registry.address, "dave", "t0ken")
+    try:
+        put_image(Wire(registry.address), "secret/app", "v1", [{"f": b"behind a token server"}])
+        ref = f"{front.address}/secret/app:v1"
+        with pytest.raises(InvalidArgument, match="unauthorized.*refused anonymous"):
+            client.pull(store, ref)
+        from runtime.registry import credentials
+
+        credentials.store(front.address, "dave", "wrong")
+        with pytest.raises(InvalidArgument, match="refused the credentials"):
+            client.pull(store, ref)
+        client.login(front.address, "dave", "t0ken")
+        img = client.pull(store, ref)
+        assert snapshot_file(store, img, "f") == b"behind a token server"
+        assert front.token_requests[-1]["scope"] == ["repository:secret/app:pull"]
+        assert front.token_requests[-1]["service"] == ["front"]
+        store.tag(ref, f"{front.address}/secret/copy:v2")
+        client.push(store, f"{front.address}/secret/copy:v2")
+        assert "repository:secret/copy:pull,push" in front.token_requests[-1]["scope"]
+        assert Wire(registry.address)("GET", "/v2/secret/copy/tags/list")[2] == b'{"name": "secret/copy", "tags": ["v2"]}'
+    finally:
+        front.stop()
