@@ -59,7 +59,10 @@ def bench_buildah(ctx: Path, tmp: Path) -> float | None:
                             "--no-cache", "--layers", "-t", "bench:latest", str(ctx)], check=True,
                            capture_output=True)
         return median_time(once, 3)
-    except (subprocess.CalledProcessError, OSError, ImportError) as e:
+    except subprocess.CalledProcessError as e:
+        print(f"buildah: skipped ({' '.join(e.cmd[-2:])}: {(e.stderr or b'').decode(errors='replace')[-300:]})")
+        return None
+    except (OSError, ImportError) as e:
         print(f"buildah: skipped ({e})")
         return None
     finally:
@@ -75,10 +78,9 @@ def main() -> None:
     os.environ["WHARF_ROOT"] = str(tmp / "root")
     os.environ["WHARF_RUN"] = str(tmp / "run")
     try:
+        from runtime.build.builder import build
         from runtime.images.bootstrap import bootstrap_busybox
         from runtime.images.store import ImageStore
-
-        from runtime.build.builder import build
 
         store = ImageStore()
         bootstrap_busybox(store)

@@ -10,6 +10,7 @@ after every step succeeded. Only the stages the target needs are built.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
@@ -18,6 +19,7 @@ import posixpath
 import re
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -51,6 +53,22 @@ def platform_args() -> dict[str, str]:
 
 
 @dataclass
+class PendingCommit:
+    """A RUN whose container has exited and whose layer is being committed in the background.
+    Meanwhile its upper dir is stacked as a lower layer under the next RUN, so the commit of
+    one step and the container of the next overlap."""
+
+    future: Future[Any]  # -> the committed Image
+    lease: rfs.Lease  # rootfs key of the step (released once committed and no container uses it)
+    upper: Path
+    base: str  # the image the step ran on: base + upper = the step's result
+    where: str
+    cache_key: str = ""
+    created: str = ""
+    index: int = 0  # its slot in StageState.layers
+
+
+@dataclass
 class StageState:
     config: dict[str, Any]  # the full OCI image config
     layers: list[tuple[str, str]]  # (blob digest, diff_id)
@@ -59,6 +77,7 @@ class StageState:
     args: dict[str, str] = field(default_factory=dict)  # ARGs declared in this stage that have a value
     shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
     cmd_set: bool = False
+    pending: PendingCommit | None = None  # the last RUN, still being committed
 
     @property
     def cfg(self) -> dict[str, Any]:
@@ -90,11 +109,22 @@ class Builder:
         self.step = 0
         self.total = 0
         self.intermediate: set[str] = set()  # images written for RUN/COPY rootfs, not asked for
+        self.states: list[StageState] = []
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wharf-build-commit")
         self.escape = build_plan.dockerfile.escape
 
     # ------------------------------------------------------------------ driving
 
     def build(self) -> Any:
+        try:
+            return self._build()
+        finally:
+            for state in self.states:  # a failed build: finish (and cache) what was committing
+                with contextlib.suppress(Exception):
+                    self._settle(state)
+            self.pool.shutdown(wait=True)
+
+    def _build(self) -> Any:
         df = self.plan.dockerfile
         for key in ("syntax", "check"):
             if key in df.directives:
@@ -186,9 +216,11 @@ class Builder:
                 for node in df.nodes:
                     inst = check_instruction(node, stage.from_.where, in_onbuild=True)
                     self._dispatch(state, inst, meta_env)
+        self.states.append(state)
         for inst in stage.instructions:
             self._announce(inst)
             self._dispatch(state, inst, meta_env)
+        self._settle(state)
         return state
 
     def _from(self, stage: Stage, base: str) -> StageState:
@@ -270,27 +302,59 @@ class Builder:
         key = step_key(state.key, text, extra)
         entry = None if self.no_cache else self.cache.get(key, self.store.content)
         fs_image = state.fs_image
+        layer: tuple[str, str] | PendingCommit | None
         if entry is not None:
             self.out(" ---> Using cache")
-            if entry.layer is not None:
+            created, layer = entry.created, entry.layer
+            if layer is not None:
                 fs_image = None
         else:
             layer, fs_image = produce() if produce is not None else (None, state.fs_image)
-            entry = Entry(created=rfc3339(time.time()), layer=layer)
-            self.cache.put(key, entry)
+            created = rfc3339(time.time())
+            if isinstance(layer, PendingCommit):  # the cache entry is written when it is settled
+                layer.cache_key, layer.created, layer.index = key, created, len(state.layers)
+                state.pending = layer
+            else:
+                self.cache.put(key, Entry(created=created, layer=layer))
         if change is not None:
             change()
-        history: dict[str, Any] = {"created": entry.created, "created_by": text, "comment": COMMENT}
-        if entry.layer is None:
+        history: dict[str, Any] = {"created": created, "created_by": text, "comment": COMMENT}
+        if layer is None:
             history["empty_layer"] = True
         else:
-            state.layers.append(entry.layer)
-            state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = [
-                d for _, d in state.layers]
+            state.layers.append(layer if isinstance(layer, tuple) else ("", ""))
+            self._set_diff_ids(state)
         state.fs_image = fs_image
         state.config.setdefault("history", []).append(history)
-        state.config["created"] = entry.created
+        state.config["created"] = created
         state.key = key
+
+    @staticmethod
+    def _set_diff_ids(state: StageState) -> None:
+        state.config.setdefault("rootfs", {"type": "layers", "diff_ids": []})["diff_ids"] = [
+            d for _, d in state.layers]
+
+    def _settle(self, state: StageState) -> None:
+        """Wait for the state's background commit; put its layer in place and in the cache."""
+        p = state.pending
+        if p is None:
+            return
+        state.pending = None
+        try:
+            image = p.future.result()
+        except WharfError as e:
+            if e.where is None:
+                e.where = p.where
+            raise
+        finally:
+            p.lease.release(self.store)
+        layer = (image.layers[-1]["digest"], image.config["rootfs"]["diff_ids"][-1])
+        state.layers[p.index] = layer
+        self._set_diff_ids(state)
+        self.cache.put(p.cache_key, Entry(created=p.created, layer=layer))
+        self.intermediate.add(image.id)
+        if p.index == len(state.layers) - 1:
+            state.fs_image = image.id
 
     def _metadata(self, state: StageState, inst: Instruction) -> tuple[str, Callable[[], None] | None]:
         """(instruction text after substitution, config change)."""
@@ -442,27 +506,35 @@ class Builder:
         text = f"RUN {shown}{' '.join(argv)}"
         extra = json.dumps({"argv": argv, "args": build_args, "stdin": stdin.decode() if stdin else None})
 
-        def produce() -> tuple[tuple[str, str], str]:
-            image_id = self._fs_image(state)
-            env = (state.cfg.get("Env") or []) + [a for a in build_args]
-            code, key = run_step.run(self.store, image_id, argv, env, state.cfg.get("WorkingDir") or "/",
-                                     state.cfg.get("User") or "", self.out, stdin)
-            if code != 0:
-                raise RuntimeFailure(f"The command '{' '.join(argv)}' returned a non-zero code: {code}",
+        def produce() -> tuple[PendingCommit, None]:
+            prev = state.pending
+            if prev is not None and prev.index != len(state.layers) - 1:
+                self._settle(state)  # cached layers came after it: no stacking
+                prev = None
+            base = prev.base if prev is not None else self._fs_image(state)
+            env = (state.cfg.get("Env") or []) + list(build_args)
+            try:
+                res = run_step.run(self.store, base, argv, env, state.cfg.get("WorkingDir") or "/",
+                                   state.cfg.get("User") or "", self.out, stdin,
+                                   extra_lower=prev.upper if prev is not None else None)
+            finally:
+                if prev is not None:  # the container is gone: the step below may be settled now
+                    self._settle(state)
+            if res.code != 0:
+                raise RuntimeFailure(f"The command '{' '.join(argv)}' returned a non-zero code: {res.code}",
                                      where=inst.where, hint=f"step {self.step}/{self.total} failed; "
                                      "nothing was tagged", exit_code=1)
-            try:
-                image = self.store.commit(key, image_id, message=text, compression="")
-                self.intermediate.add(image.id)
-            finally:
-                self.store.release_rootfs(key)
-            return (image.layers[-1]["digest"], image.config["rootfs"]["diff_ids"][-1]), image.id
+            parent = state.fs_image if prev is not None else base
+            assert parent is not None and res.upper is not None
+            future = self.pool.submit(self.store.commit, res.lease.key, parent, message=text, compression="")
+            return PendingCommit(future=future, lease=res.lease, upper=res.upper, base=parent, where=inst.where), None
 
         self._step(state, inst, text, extra, produce)
         self.used_args.update(a.partition("=")[0] for a in build_args)
 
     def _fs_image(self, state: StageState) -> str:
         """An image id with the state's layers (written on demand; config need not match)."""
+        self._settle(state)
         if state.fs_image is None:
             state.fs_image = self.store.add_image(copy.deepcopy(state.config), list(state.layers)).id
             self.intermediate.add(state.fs_image)
@@ -483,6 +555,7 @@ class Builder:
                 continue  # gone already, or in use by a concurrent build
 
     def _write(self, state: StageState) -> Any:
+        self._settle(state)
         config = copy.deepcopy(state.config)
         config.setdefault("rootfs", {})["type"] = "layers"
         config["rootfs"]["diff_ids"] = [d for _, d in state.layers]

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime import paths
+from runtime.errors import RuntimeFailure
 from runtime.linux import mount as m
 
 
@@ -49,32 +50,63 @@ def upperdir(mounts: list[Any]) -> Path | None:
     return None
 
 
+class Lease:
+    """A build key in use: its dir under work_dir() stays flock'ed until released, so `repair`
+    can tell a crashed build's leftovers from a running one (also while a commit is pending)."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.base = work_dir() / key
+        self.base.mkdir(parents=True, exist_ok=True)
+        self.fd = os.open(self.base / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        fcntl.flock(self.fd, fcntl.LOCK_EX)
+
+    def release(self, store: Any) -> None:
+        """Forget the key's upper dir in the store and remove its work dir (idempotent)."""
+        if self.fd < 0:
+            return
+        try:
+            store.release_rootfs(self.key)
+        finally:
+            shutil.rmtree(self.base, ignore_errors=True)
+            os.close(self.fd)
+            self.fd = -1
+
+
 @contextlib.contextmanager
-def mounted(store: Any, image_id: str | None, key: str | None = None) -> Iterator[tuple[Path, list[Any]]]:
-    """(rootfs path, mount descriptions) of `image_id` under `key` (released afterwards unless the
-    caller commits it: pass your own key and call store.release_rootfs yourself then). The dir is
-    flock'ed while in use, so `repair` can tell a crashed build's leftovers from a running one."""
-    own_key = key is None
-    key = key or new_key("build-view")
-    base = work_dir() / key
-    rootfs = base / "rootfs"
+def mounted(store: Any, image_id: str | None, lease: Lease | None = None,
+            extra_lower: Path | None = None) -> Iterator[tuple[Path, list[Any]]]:
+    """(rootfs path, mount descriptions) of `image_id`, unmounted afterwards. Without a lease the
+    key is a throw-away view released at the end; with one, the caller commits and releases it.
+    `extra_lower`: a finished step's upper dir stacked on the image (overlay reads its whiteouts)."""
+    own = lease is None
+    lease = lease or Lease(new_key("build-view"))
+    rootfs = lease.base / "rootfs"
     rootfs.mkdir(parents=True, exist_ok=True)
-    lock = os.open(base / ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
-    fcntl.flock(lock, fcntl.LOCK_EX)
     mounts: list[Any] = []
     try:
         if image_id is not None:
-            mounts = store.rootfs_mounts(image_id, key)
+            mounts = store.rootfs_mounts(image_id, lease.key)
+            if extra_lower is not None:
+                mounts = [_stack(mnt, extra_lower) for mnt in mounts]
             mount_all(mounts, rootfs)
         yield rootfs, mounts
     finally:
         with contextlib.suppress(OSError):
             m.umount_all_under(rootfs)
-        if own_key and image_id is not None:
+        shutil.rmtree(rootfs, ignore_errors=True)
+        if own:
             with contextlib.suppress(Exception):
-                store.release_rootfs(key)
-        shutil.rmtree(base, ignore_errors=True)
-        os.close(lock)
+                lease.release(store)
+
+
+def _stack(mnt: Any, lower: Path) -> Any:
+    opts = list(mnt.options)
+    for i, opt in enumerate(opts):
+        if opt.startswith("lowerdir="):
+            opts[i] = f"lowerdir={lower}:{opt.removeprefix('lowerdir=')}"
+            return type(mnt)(type=mnt.type, source=mnt.source, target=mnt.target, options=opts)
+    raise RuntimeFailure("the image store's rootfs is not an overlay with lowerdir= (cannot stack a step)")
 
 
 def repair(store: Any, runtime_state: Path, delete_container: Any) -> list[str]:

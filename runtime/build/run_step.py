@@ -14,6 +14,7 @@ import json
 import os
 import subprocess
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -45,17 +46,24 @@ def _bundle_config(args: list[str], env: list[str], cwd: str, uid: int, gid: int
     return oci_config(spec, inp)
 
 
+@dataclass
+class RunResult:
+    code: int
+    lease: rfs.Lease  # the rootfs key: commit it, then release it (already released when code != 0)
+    upper: Path | None  # its upper dir (a lower for the next step until released)
+
+
 def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str, user: str,
-        output: Callable[[str], None], stdin: bytes | None = None) -> tuple[int, str]:
-    """Run `args` on `image_id`; (exit code, key). On 0 the caller commits `key` and releases it;
-    otherwise everything is already released."""
+        output: Callable[[str], None], stdin: bytes | None = None, extra_lower: Path | None = None) -> RunResult:
+    """Run `args` on `image_id` (with `extra_lower`, a finished step's upper dir, on top)."""
     from runtime.containers.users import resolve_user
 
-    key = rfs.new_key("build")
+    lease = rfs.Lease(rfs.new_key("build"))
+    key = lease.key
     output(f" ---> Running in {key}")
     ok = False
     try:
-        with rfs.mounted(store, image_id, key) as (rootfs, mounts):
+        with rfs.mounted(store, image_id, lease, extra_lower) as (rootfs, mounts):
             missing = [p for p in _MOUNTPOINTS if not os.path.lexists(rootfs / p)]
             uid, gid, groups = resolve_user(str(rootfs), user)
             home = _home(rootfs, uid)
@@ -75,11 +83,11 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
                 with contextlib.suppress(OSError):
                     (upper / name).rmdir()
         ok = code == 0
-        return code, key
+        return RunResult(code, lease, upper)
     finally:
         if not ok:
             with contextlib.suppress(Exception):
-                store.release_rootfs(key)
+                lease.release(store)
 
 
 def state_root() -> Path:

@@ -381,6 +381,10 @@ def test_step_images_do_not_pile_up(store, busybox, tmp_path):
     assert {i.id for i in store.list()} - before == {image.id}
     again, lines = do_build(store, ctx, no_cache=True)
     assert {i.id for i in store.list()} - before == {image.id, again.id}
+    upper_dirs = store.container_dir("x").parent
+    assert not list(upper_dirs.glob("build-*")) if upper_dirs.exists() else True  # every rootfs released
+    build_dir = Path(os.environ["WHARF_RUN"]) / "build"
+    assert [p.name for p in build_dir.iterdir()] == ["runtime"]
 
 
 def test_from_pulls_missing_base_and_pull_flag(store, busybox, tmp_path, monkeypatch):
@@ -405,3 +409,22 @@ def test_from_pulls_missing_base_and_pull_flag(store, busybox, tmp_path, monkeyp
         assert f"Pulling {ref}" in lines
     finally:
         server.stop()
+
+
+def test_consecutive_runs_see_deletions_of_the_step_before(store, busybox, tmp_path):
+    """Each RUN's container starts while the previous step commits (its upper dir stacked below):
+    whiteouts and opaque dirs of that upper must show through, and the image must match."""
+    ctx = make_ctx(tmp_path / "ctx", """\
+FROM busybox
+RUN mkdir -p /d/sub && echo a > /d/a && echo b > /d/sub/b && echo keep > /keep
+RUN rm /d/a && rm -r /d/sub && echo c > /d/c
+RUN test ! -e /d/a && test ! -e /d/sub && cat /d/c /keep && rm -r /d && mkdir /d && echo new > /d/n
+RUN echo "listing: $(ls -A /d)"
+""")
+    image, lines = do_build(store, ctx)
+    assert "c" in lines and "keep" in lines and "listing: n" in lines
+    with rfs.mounted(store, image.id) as (root, _):
+        assert sorted(os.listdir(root / "d")) == ["n"] and (root / "keep").read_text() == "keep\n"
+    assert len(image.config["rootfs"]["diff_ids"]) == 1 + 4
+    cached, lines = do_build(store, ctx)
+    assert cached.id == image.id and lines.count(" ---> Using cache") == 4
