@@ -31,7 +31,7 @@ from runtime.images.content import ContentStore, sha256_digest
 from runtime.images.reference import familiar, is_image_id, parse, with_default_tag
 from runtime.images.snapshots import MOUNT_DATA_MAX, OVERLAY_MAX_LOWER, Snapshots
 from runtime.images.streams import detect
-from runtime.linux.mount import Mount
+from runtime.linux.mount import MNT_DETACH, Mount, umount
 from runtime.util.fs import atomic_write_json, file_lock, read_json
 
 
@@ -381,6 +381,7 @@ class ImageStore:
     def _delete(self, db: dict[str, Any], image_id: str) -> list[str]:
         """Drop the image record and whatever blobs/snapshots only it used (caller holds the lock)."""
         rec = db["images"].pop(image_id)
+        atomic_write_json(self._db_path, db)  # forget first: a crash below leaves only orphans for gc
         mine_blobs = {image_id, rec["manifest"]}
         mine_chains: list[str] = []
         try:
@@ -436,6 +437,11 @@ class ImageStore:
         removed: list[str] = []
         now = time.time()
         with self._locked() as db:
+            held = set(db["holds"].values())
+            for image_id, rec in list(db["images"].items()):
+                if image_id not in held and not (self.content.has(image_id) and self.content.has(rec["manifest"])):
+                    del db["images"][image_id]  # its blobs vanished (a crash mid-delete): drop the record
+                    removed.append(image_id)
             blobs, chains = self._references(db)
             holds = db["holds"]
             for d in list(self.content.walk()):
@@ -545,6 +551,8 @@ class ImageStore:
         cdir = self.container_dir(key)
         with self._locked() as db:
             db["holds"].pop(key, None)
+        for target in _mounts_using(cdir / "upper"):  # a crashed engine left the overlay mounted
+            umount(target, MNT_DETACH)
         if cdir.exists():
             trash = cdir.with_name(f".rm-{key}")
             shutil.rmtree(trash, ignore_errors=True)
@@ -616,6 +624,23 @@ def _overlay_extras() -> list[str]:
         if os.path.exists(f"/sys/module/overlay/parameters/{name}"):
             out.append(f"{name}=off")
     return out
+
+
+def _mounts_using(upper: Path) -> list[str]:
+    """Mount points of overlays whose upperdir is `upper` (from /proc/self/mountinfo), deepest first."""
+    want = f"upperdir={upper}"
+    out = []
+    try:
+        with open("/proc/self/mountinfo", "rb") as f:
+            lines = f.read().decode(errors="replace").splitlines()
+    except OSError:
+        return out
+    for line in lines:
+        fields = line.split(" - ", 1)
+        if len(fields) == 2 and fields[1].startswith("overlay ") and want in fields[1].split(","):
+            point = fields[0].split()[4]
+            out.append(point.encode().decode("unicode_escape") if "\\" in point else point)
+    return sorted(out, key=len, reverse=True)
 
 
 def _tree_size(path: Path) -> int:
