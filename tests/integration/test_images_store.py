@@ -204,3 +204,45 @@ def test_gc_disk_usage_and_export(store, mounted, tmp_path):
         names = tf.getnames()
         assert "bin/busybox" in names and "new" in names and tf.getmember("bin/sh").linkname == "busybox"
     assert store.disk_usage()["containers"]["exp"] == 1
+
+
+def test_commit_converts_opaque_dirs_and_whiteouts(store, mounted, tmp_path):
+    import io
+    import shutil as sh
+    import tarfile
+
+    img = bootstrap_busybox(store)
+    t = mounted(store, img.id, "op")
+    sh.rmtree(t / "etc")  # a lower dir removed and re-created -> opaque in the upper
+    (t / "etc").mkdir()
+    (t / "etc" / "only").write_text("1")
+    (t / "root").rmdir()  # a removed lower dir -> whiteout
+    assert ("D", "/root") in store.diff("op") and ("C", "/etc") in store.diff("op")
+    new = store.commit("op", img.id, compression="")
+    with store.content.open(new.layers[-1]["digest"]) as f:
+        names = tarfile.open(fileobj=io.BytesIO(f.read())).getnames()
+    assert "etc/.wh..wh..opq" in names and ".wh.root" in names and "etc/only" in names
+    t2 = mounted(store, new.id, "op2")
+    assert os.listdir(t2 / "etc") == ["only"] and not (t2 / "root").exists()
+
+
+def test_concurrent_registration_of_the_same_image(store, wharf_root):
+    import subprocess
+    import sys
+
+    img = bootstrap_busybox(store)
+    manifest = store.content.read(img.manifest_digest)
+    store.remove("busybox")
+    for d in (img.id, *[x["digest"] for x in img.layers]):
+        assert not store.content.has(d)
+    bootstrap_busybox(store)  # blobs back
+    store.snapshots.remove(img.chain_ids[0])
+    (wharf_root / "m.json").write_bytes(manifest)
+    code = ("import sys; from runtime.images.store import ImageStore; s = ImageStore(); "
+            "s.register(open(sys.argv[1], 'rb').read(), f'race:{sys.argv[2]}')")
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(wharf_root / "m.json"), str(i)]) for i in range(4)]
+    assert [p.wait(timeout=60) for p in procs] == [0, 0, 0, 0]
+    got = store.resolve(img.id)
+    assert sorted(got.repo_tags) == ["busybox:latest", "race:0", "race:1", "race:2", "race:3"]
+    assert list(store.snapshots.walk()) == img.chain_ids
+    assert [e for e in os.listdir(store.root / "sn") if e.startswith(".")] == []
