@@ -16,25 +16,24 @@ import json
 import os
 import platform as host_platform
 import posixpath
-import re
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 from runtime.build import copy_step, meta, run_step
 from runtime.build import rootfs as rfs
 from runtime.build.cache import BuildCache, Entry, rfc3339, step_key
+from runtime.build.config_steps import expand_in, metadata
 from runtime.build.context import BuildContext
 from runtime.build.instructions import BuildPlan, Instruction, Stage, check_instruction, plan
 from runtime.build.layer import LayerBuilder
-from runtime.build.lexer import LexError, expand, expand_heredoc, expand_words
+from runtime.build.lexer import LexError, expand, expand_heredoc
 from runtime.build.parser import parse
+from runtime.build.state import DEFAULT_SHELL, PendingCommit, StageState
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 
-DEFAULT_SHELL = ["/bin/sh", "-c"]
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                         "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
 COMMENT = "wharf build"
@@ -50,42 +49,6 @@ def platform_args() -> dict[str, str]:
     plat = f"linux/{arch}"
     return {"BUILDPLATFORM": plat, "BUILDOS": "linux", "BUILDARCH": arch, "BUILDVARIANT": "",
             "TARGETPLATFORM": plat, "TARGETOS": "linux", "TARGETARCH": arch, "TARGETVARIANT": ""}
-
-
-@dataclass
-class PendingCommit:
-    """A RUN whose container has exited and whose layer is being committed in the background.
-    Meanwhile its upper dir is stacked as a lower layer under the next RUN, so the commit of
-    one step and the container of the next overlap."""
-
-    future: Future[Any]  # -> the committed Image
-    lease: rfs.Lease  # rootfs key of the step (released once committed and no container uses it)
-    upper: Path
-    base: str  # the image the step ran on: base + upper = the step's result
-    where: str
-    cache_key: str = ""
-    created: str = ""
-    index: int = 0  # its slot in StageState.layers
-
-
-@dataclass
-class StageState:
-    config: dict[str, Any]  # the full OCI image config
-    layers: list[tuple[str, str]]  # (blob digest, diff_id)
-    key: str  # cache chain key
-    fs_image: str | None  # an image id whose layers are exactly `layers` (None: not written yet)
-    args: dict[str, str] = field(default_factory=dict)  # ARGs declared in this stage that have a value
-    shell: list[str] = field(default_factory=lambda: list(DEFAULT_SHELL))
-    cmd_set: bool = False
-    pending: PendingCommit | None = None  # the last RUN, still being committed
-
-    @property
-    def cfg(self) -> dict[str, Any]:
-        return self.config.setdefault("config", {})
-
-    def env(self) -> dict[str, str]:
-        """What substitution sees: stage ARGs, overridden by ENV."""
-        return {**self.args, **meta.env_dict(self.cfg.get("Env") or [])}
 
 
 class Builder:
@@ -266,10 +229,7 @@ class Builder:
     # ------------------------------------------------------------------ instructions
 
     def _expand(self, inst: Instruction, text: str, env: dict[str, str]) -> str:
-        try:
-            return expand(text, env, self.escape)
-        except LexError as e:
-            raise inst.error(f"{inst.cmd.upper()}: {e}") from None
+        return expand_in(inst, text, env, self.escape)
 
     def _dispatch(self, state: StageState, inst: Instruction, meta_env: dict[str, str]) -> None:
         try:
@@ -290,7 +250,7 @@ class Builder:
         elif cmd == "arg":
             self._arg(state, inst, meta_env)
         else:
-            text, change = self._metadata(state, inst)
+            text, change = metadata(state, inst, self.escape)
             self._step(state, inst, text, None, None, change)
 
     def _step(self, state: StageState, inst: Instruction, text: str, extra: str | None,
@@ -356,109 +316,6 @@ class Builder:
         if p.index == len(state.layers) - 1:
             state.fs_image = image.id
 
-    def _metadata(self, state: StageState, inst: Instruction) -> tuple[str, Callable[[], None] | None]:
-        """(instruction text after substitution, config change)."""
-        node, cmd, cfg = inst.node, inst.cmd, state.cfg
-        env = state.env()
-        x = (lambda s: self._expand(inst, s, env))  # noqa: E731
-        up = cmd.upper()
-        if cmd in ("env", "label"):
-            pairs = [(x(k), x(v or "")) for k, v in node.pairs]
-            if cmd == "env" and any(not k for k, _ in pairs):
-                raise inst.error("ENV names can not be blank")
-
-            def change() -> None:
-                if cmd == "env":
-                    envl = cfg.get("Env") or []
-                    for k, v in pairs:
-                        envl = meta.set_env(envl, k, v)
-                    cfg["Env"] = envl
-                else:
-                    cfg.setdefault("Labels", {}).update(dict(pairs))
-            return f"{up} " + " ".join(f"{k}={json.dumps(v) if ' ' in v or not v else v}" for k, v in pairs), change
-        if cmd in ("cmd", "entrypoint"):
-            args = list(node.args) if node.json else list(state.shell) + [" ".join(node.args)] if node.args else []
-
-            def change() -> None:
-                cfg["Cmd" if cmd == "cmd" else "Entrypoint"] = args
-                if cmd == "cmd":
-                    state.cmd_set = True
-                elif not state.cmd_set:
-                    cfg["Cmd"] = None
-            return f"{up} {json.dumps(args)}", change
-        if cmd == "expose":
-            ports: list[str] = []
-            for word in node.args:
-                try:
-                    for w in expand_words(word, env, self.escape):
-                        ports.extend(meta.parse_ports(w))
-                except (ValueError, LexError) as e:
-                    raise inst.error(f"EXPOSE: {e}") from None
-            return f"EXPOSE map[{' '.join(ports)}]", lambda: cfg.setdefault("ExposedPorts", {}).update(
-                {p: {} for p in ports})
-        if cmd == "volume":
-            vols = [x(v) for v in node.args]
-            if not vols or any(not v.strip() for v in vols):
-                raise inst.error("VOLUME specified can not be an empty string")
-            return f"VOLUME {json.dumps(vols)}", lambda: cfg.setdefault("Volumes", {}).update({v: {} for v in vols})
-        if cmd == "user":
-            user = x(node.args[0])
-            return f"USER {user}", lambda: cfg.__setitem__("User", user)
-        if cmd == "stopsignal":
-            sig = x(node.args[0])
-            try:
-                meta.check_signal(sig)
-            except ValueError as e:
-                raise inst.error(f"STOPSIGNAL: {e}") from None
-            return f"STOPSIGNAL {sig}", lambda: cfg.__setitem__("StopSignal", sig)
-        if cmd == "maintainer":
-            who = node.args[0]
-            return f"MAINTAINER {who}", lambda: state.config.__setitem__("author", who)
-        if cmd == "shell":
-            shell = list(node.args)
-
-            def change() -> None:
-                state.shell = shell
-                cfg["Shell"] = shell
-            return f"SHELL {json.dumps(shell)}", change
-        if cmd == "onbuild":
-            trigger = node.text
-            return f"ONBUILD {trigger}", lambda: cfg.setdefault("OnBuild", []).append(trigger)
-        if cmd == "healthcheck":
-            health = self._health(state, inst)
-            return f"HEALTHCHECK {json.dumps(health, sort_keys=True)}", lambda: cfg.__setitem__("Healthcheck", health)
-        raise inst.error(f"unknown instruction: {up}")
-
-    def _health(self, state: StageState, inst: Instruction) -> dict[str, Any]:
-        node = inst.node
-        if node.args[0].upper() == "NONE":
-            return {"Test": ["NONE"]}
-        assert node.sub is not None
-        test = ["CMD", *node.sub.args] if node.sub.json else ["CMD-SHELL", node.sub.args[0]]
-        health: dict[str, Any] = {"Test": test}
-        names = {"interval": "Interval", "timeout": "Timeout", "start-period": "StartPeriod",
-                 "start-interval": "StartInterval"}
-        for flag, field_name in names.items():
-            if flag in inst.flags:
-                try:
-                    ns = meta.parse_duration(str(inst.flags[flag]))
-                except ValueError as e:
-                    raise inst.error(f"HEALTHCHECK --{flag}: {e}") from None
-                if 0 < ns < 1_000_000:
-                    raise inst.error(f"HEALTHCHECK --{flag} cannot be less than 1ms")
-                if ns:
-                    health[field_name] = ns
-        if "retries" in inst.flags:
-            try:
-                retries = int(str(inst.flags["retries"]))
-            except ValueError:
-                raise inst.error(f"HEALTHCHECK --retries={inst.flags['retries']}: not a number") from None
-            if retries < 0:
-                raise inst.error("HEALTHCHECK --retries cannot be negative")
-            if retries:
-                health["Retries"] = retries
-        return health
-
     def _arg(self, state: StageState, inst: Instruction, meta_env: dict[str, str]) -> None:
         env = state.env()
         for key, default in inst.node.pairs:
@@ -484,23 +341,7 @@ class Builder:
         return out
 
     def _run(self, state: StageState, inst: Instruction) -> None:
-        node = inst.node
-        stdin: bytes | None = None
-        if node.json:
-            argv = list(node.args)
-        elif len(node.heredocs) == 1 and re.fullmatch(r"\d*<<-?\S+", node.text.strip()):
-            doc = node.heredocs[0]
-            script = _chomp(doc.content) if doc.chomp else doc.content
-            if script.startswith("#!"):
-                argv = script.splitlines()[0][2:].split()
-                stdin = script.encode()
-            else:
-                argv = [*state.shell, script]
-        elif node.heredocs:
-            text = node.text + "\n" + "".join(d.content + d.name + "\n" for d in node.heredocs)
-            argv = [*state.shell, text]
-        else:
-            argv = [*state.shell, node.args[0]]
+        argv, stdin = run_step.command(inst.node, state.shell)
         build_args = self._run_args(state)
         shown = f"|{len(build_args)} {' '.join(build_args)} " if build_args else ""
         text = f"RUN {shown}{' '.join(argv)}"
@@ -573,7 +414,7 @@ class Builder:
             name = _heredoc_word(word)
             if name is not None and name in docs:
                 d = docs[name]
-                content = _chomp(d.content) if d.chomp else d.content
+                content = d.body()
                 if d.expand:
                     try:
                         content = expand_heredoc(content, env, self.escape)
@@ -665,10 +506,6 @@ def _heredoc_word(word: str) -> str | None:
     if not word.startswith("<<"):
         return None
     return expand(word[2:].lstrip("-"), {})
-
-
-def _chomp(text: str) -> str:
-    return "".join(line.lstrip("\t") for line in text.splitlines(keepends=True))
 
 
 def build(engine_or_parts: Any, context: Path | str | BuildContext, dockerfile: str = "Dockerfile",

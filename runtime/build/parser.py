@@ -30,6 +30,12 @@ class Heredoc:
     chomp: bool  # <<-: leading tabs are stripped
     fd: int = 0
 
+    def body(self) -> str:
+        """The content, with leading tabs removed for <<- (as the shell does)."""
+        if not self.chomp:
+            return self.content
+        return "".join(line.lstrip("\t") for line in self.content.splitlines(keepends=True))
+
 
 @dataclass
 class Node:

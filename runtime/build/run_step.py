@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import subprocess
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,11 +21,27 @@ from typing import Any
 
 from runtime import paths
 from runtime.build import rootfs as rfs
+from runtime.build.parser import Node
 from runtime.errors import RuntimeFailure
 
 # Mount points the runtime creates when the image lacks them; not part of the layer (Docker
 # keeps them in its "-init" layer).
 _MOUNTPOINTS = ("proc", "sys", "dev")
+
+
+def command(node: Node, shell: list[str]) -> tuple[list[str], bytes | None]:
+    """RUN's argv (and stdin): exec form as is; shell form through SHELL; a lone heredoc is the
+    script (fed on stdin to its #! interpreter); other heredocs go to the shell as written."""
+    if node.json:
+        return list(node.args), None
+    if len(node.heredocs) == 1 and re.fullmatch(r"\d*<<-?\S+", node.text.strip()):
+        script = node.heredocs[0].body()
+        if script.startswith("#!"):
+            return script.splitlines()[0][2:].split(), script.encode()
+        return [*shell, script], None
+    if node.heredocs:
+        return [*shell, node.text + "\n" + "".join(d.content + d.name + "\n" for d in node.heredocs)], None
+    return [*shell, node.args[0]], None
 
 
 def runtime_argv() -> list[str]:
