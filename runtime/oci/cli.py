@@ -127,7 +127,8 @@ def _run(argv: list[str]) -> int:
         cid = _one_id(cmd, pos)
         bundle = flags.get("--bundle") or "."
         if cmd == "create":
-            create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"))
+            create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"),
+                          int(flags.get("--preserve-fds") or 0))
             return 0
         return _run_container(root, cid, bundle, flags)
     if cmd == "spec":
@@ -177,7 +178,8 @@ def _run_container(root: str, cid: str, bundle: str, flags: dict) -> int:
     detach = bool(flags.get("--detach"))
     if not detach:
         prctl.set_child_subreaper(True)
-    rec = create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"))
+    rec = create.create(root, cid, bundle, flags.get("--pid-file"), flags.get("--console-socket"),
+                        int(flags.get("--preserve-fds") or 0))
     try:
         lifecycle.start(root, cid)
     except BaseException:

@@ -22,8 +22,11 @@ from runtime.oci.spec import load_spec
 
 
 def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
-           console_socket: str | None = None) -> dict:
-    """Create container `cid`; returns its saved state (pid = the init's pid)."""
+           console_socket: str | None = None, preserve_fds: int = 0) -> dict:
+    """Create container `cid`; returns its saved state (pid = the init's pid).
+
+    The init gets stdio 0-2 of the caller (and fds 3..3+preserve_fds-1), nothing else.
+    """
     d = st.container_dir(root, cid)
     bundle = os.path.abspath(bundle)
     spec = load_spec(os.path.join(bundle, "config.json"))
@@ -85,7 +88,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         ch = Channel()
         pid = os.fork()
         if pid == 0:
-            _intermediate(ch.as_child(), spec, rootfs, fifo_fd, console_fd, cg, record)
+            _intermediate(ch.as_child(), spec, rootfs, fifo_fd, console_fd, cg, record, preserve_fds)
         ch.as_parent()
         if console_fd is not None:
             os.close(console_fd)
@@ -172,9 +175,21 @@ def _write_id_maps(pid: int, lx: dict) -> None:
             raise RuntimeFailure(f"linux.{key}: writing {name}: {e.strerror}") from None
 
 
+def _close_fds_except(keep: set[int]) -> None:
+    low = 3
+    for fd in sorted(k for k in keep if k >= 3):
+        if fd > low:
+            os.closerange(low, fd)
+        low = fd + 1
+    os.closerange(low, 1 << 20)
+
+
 def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | None, cg,  # noqa: ANN001
-                  record: dict) -> None:
+                  record: dict, preserve_fds: int) -> None:
     try:
+        # nothing the caller leaked to us (a supervisor's pipes...) may live on in the container
+        _close_fds_except({ch.rfd, ch.wfd, fifo_fd} | ({console_fd} if console_fd is not None else set())
+                          | set(range(3, 3 + preserve_fds)))
         cg.add(os.getpid())
         lx = spec.get("linux") or {}
         nss = lx.get("namespaces") or []

@@ -290,3 +290,16 @@ def test_differential_same_bundle_same_view_as_runc(tmp_path, busybox_rootfs):
         outs[name] = p.stdout + p.stderr
     assert "pid=1" in outs["builtin"]
     assert outs["builtin"] == outs["runc"]
+
+
+def test_only_stdio_reaches_the_container(rt, tmp_path, busybox_rootfs):
+    """A supervisor's pipes leaked into `create` must not live on in the container (its reader
+    would never see EOF)."""
+    r, w = os.pipe()
+    try:
+        b = bundle(tmp_path, busybox_rootfs, "set -- /proc/self/fd/*; echo $#")
+        out = rt("run", "--bundle", str(b), new_id(), pass_fds=(w,)).stdout
+    finally:
+        os.close(r)
+        os.close(w)
+    assert out.strip() == "4"  # 0, 1, 2 and the directory fd of the glob itself
