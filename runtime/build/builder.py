@@ -171,6 +171,7 @@ class Builder:
         state = self._from(stage, base)
         short = state.fs_image.removeprefix("sha256:")[:12] if state.fs_image else "scratch"
         self.out(f" ---> {short}")
+        self.states.append(state)
         triggers = state.cfg.pop("OnBuild", None) or []
         if triggers and self.plan.stage_index(base) is None:
             self.out(f"# Executing {len(triggers)} build trigger{'s' if len(triggers) > 1 else ''}")
@@ -179,7 +180,6 @@ class Builder:
                 for node in df.nodes:
                     inst = check_instruction(node, stage.from_.where, in_onbuild=True)
                     self._dispatch(state, inst, meta_env)
-        self.states.append(state)
         for inst in stage.instructions:
             self._announce(inst)
             self._dispatch(state, inst, meta_env)
