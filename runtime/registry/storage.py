@@ -262,8 +262,8 @@ class Storage:
             if not digests.is_digest(reference):
                 raise ApiError("DIGEST_INVALID", f"invalid digest {reference!r}", {"digest": reference})
             digest = reference
-        elif not TAG.match(reference):
-            raise ApiError("MANIFEST_INVALID", f"invalid tag {reference!r}", {"tag": reference})
+        elif not TAG.match(reference):  # no such tag can exist: 404 (as distribution, and the conformance suite)
+            raise ApiError("MANIFEST_UNKNOWN", f"invalid tag {reference!r}", {"tag": reference})
         else:
             try:
                 digest = self._tag_path(name, reference).read_text().strip()
