@@ -221,6 +221,11 @@ class Executor:
         self.wait_dependencies(self._svc(op))
         self.engine.containers.start(op.target)
 
+    def _op_restart(self, op: Operation) -> None:
+        svc = self._svc(op)
+        self.wait_dependencies(svc)
+        self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
+
     def _op_rename(self, op: Operation) -> None:
         self.engine.containers.rename(op.target, self._svc(op).container_name_for(self.d.project, op.replica))
 

@@ -68,6 +68,7 @@ class DesiredService:
     files_hash: str
     stop_timeout: int | None = None
     rolling: int = 0  # deploy.update_config.parallelism: replicas recreated at a time (0: all at once)
+    restart_with: tuple[str, ...] = ()  # depends_on entries with `restart: true`
 
     def container_name_for(self, project: str, replica: int) -> str:
         return self.container_name or f"{project}-{self.name}-{replica}"
@@ -269,7 +270,8 @@ def build_desired(project: Any, file_digests: dict[str, str] | None = None,
             depends_on={d: c.condition for d, c in svc.depends_on.items()}, networks=net_keys, volumes=vol_keys,
             container_name=svc.container_name, base_hash=base, files_hash=files_hash,
             stop_timeout=template.stop_timeout,
-            rolling=svc.deploy.update_config.parallelism if svc.deploy and svc.deploy.update_config else 0)
+            rolling=svc.deploy.update_config.parallelism if svc.deploy and svc.deploy.update_config else 0,
+            restart_with=tuple(sorted(d for d, c in svc.depends_on.items() if c.restart)))
         template.labels[L.FILES_HASH] = files_hash[:16]
     for entry in project.x_wharf.images:
         ref = normalize_ref(entry.image)

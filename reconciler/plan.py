@@ -13,10 +13,10 @@ from .desired import Desired, DesiredService, build_desired
 from .observe import Observed, ObservedContainer
 
 SYMBOLS = {"pull": ">", "build": ">", "create-network": "+", "create-volume": "+", "create": "+",
-           "recreate": "-/+", "start": "~", "connect": "~", "rename": "~", "remove": "-",
+           "recreate": "-/+", "start": "~", "restart": "~", "connect": "~", "rename": "~", "remove": "-",
            "remove-network": "-", "remove-volume": "-"}
 PHASE = {"pull": 0, "build": 0, "create-network": 1, "create-volume": 1, "remove": 2, "rename": 3,
-         "recreate": 3, "create": 3, "start": 3, "connect": 3, "remove-network": 4, "remove-volume": 4}
+         "recreate": 3, "create": 3, "start": 3, "restart": 3, "connect": 3, "remove-network": 4, "remove-volume": 4}
 
 
 @dataclass
@@ -100,6 +100,7 @@ class _Planner:
         observed = self.o.by_service()
         for name in self.d.order:
             self._service(self.d.services[name], observed.get(name, []))
+        self._restarts(observed)
         self._orphans(observed)
         order = {n: i for i, n in enumerate(self.d.order)}
         self.ops.sort(key=lambda op: (PHASE[op.kind], order.get(op.service, len(order)), op.service,
@@ -248,6 +249,21 @@ class _Planner:
             reasons.append("config/secret file content changed")
         reasons += spec_changes(c.spec, asdict(svc.spec_for(self.d.project, c.replica, image_id)))
         return reasons or ["configuration changed"]
+
+    def _restarts(self, observed: dict[str, list[ObservedContainer]]) -> None:
+        """depends_on `restart: true`: restart a service whose dependency is recreated."""
+        changed = {op.service for op in self.ops if op.kind == "recreate"}
+        for name in self.d.order:
+            svc = self.d.services[name]
+            hit = [d for d in svc.restart_with if d in changed]
+            if not hit or any(op.service == name for op in self.ops):
+                continue
+            deps = tuple(op.resource for op in self.ops if op.service in hit and op.kind == "recreate")
+            for c in sorted(observed.get(name, []), key=lambda c: c.replica):
+                if c.running and 1 <= c.replica <= svc.replicas:
+                    self.ops.append(Operation("restart", container_resource(name, c.replica),
+                                              f"dependency {', '.join(hit)} recreated", deps, name, c.replica, c.id))
+            changed.add(name)
 
     def _orphans(self, observed: dict[str, list[ObservedContainer]]) -> None:
         for service in sorted(set(observed) - set(self.d.services)):

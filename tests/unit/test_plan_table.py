@@ -205,3 +205,12 @@ def test_rolling_update_chains_replicas(tmp_path: Path) -> None:
     assert [op.resource for op in ops] == ["container:web:1", "container:web:2", "container:web:3"]
     assert [op.depends_on[-1] for op in ops[1:]] == ["container:web:1", "container:web:2"]
     assert ops[0].cause == "because: user changed"
+
+
+def test_depends_on_restart_true(tmp_path: Path) -> None:
+    text = BASE.replace("condition: service_healthy}", "condition: service_healthy, restart: true}")
+    obs = converged(desired_of(tmp_path, text))
+    p = plan(desired_of(tmp_path, text.replace('FOO: "1"', 'FOO: "2"')), obs)
+    assert lines(p) == ["-/+ recreate container:db:1 (because: env FOO changed)",
+                        "~ restart container:web:1 (dependency db recreated)"]
+    assert p.operations[1].depends_on == ("container:db:1",)
