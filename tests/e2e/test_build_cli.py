@@ -97,3 +97,16 @@ def test_missing_context_and_unknown_target(env, tmp_path):
     (ctx / "Dockerfile").write_text("FROM busybox AS one\n")
     r = wharf(env, "build", "--target", "two", str(ctx))
     assert r.returncode == 1 and "target stage 'two' could not be found" in r.stderr.decode()
+
+
+def test_builder_prune_empties_the_cache(env, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo once\n")
+    assert wharf(env, "build", "-q", str(ctx)).returncode == 0
+    cached = wharf(env, "build", str(ctx))
+    assert " ---> Using cache" in cached.stdout.decode()
+    pruned = wharf(env, "builder", "prune", "-f")
+    assert pruned.returncode == 0 and pruned.stdout.decode().startswith("Deleted ")
+    again = wharf(env, "build", str(ctx))
+    assert again.returncode == 0 and " ---> Using cache" not in again.stdout.decode()
