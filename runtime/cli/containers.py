@@ -232,32 +232,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                  "rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
     def run(image, command=None, **o) -> int:
         """Create and run a new container from an image."""
+        from runtime.cli.fast import run_container
+
         if o["rootfs"] and image == "-":
             image = ""
         try:
             spec = build_spec(image, command or [], o)
-            eng = _local()
-            info = eng.containers.create(spec)
         except WharfError as e:
             raise _run_error(e) from None
-        detach = o["detach"]
-        try:
-            eng.containers.start(info.id, wait_attach=not detach, tty_size=_tty_size() if spec.tty else None)
-        except WharfError as e:
-            if spec.auto_remove:
-                eng.containers.remove(info.id, force=True, volumes=True)
-            raise _run_error(e) from None
-        if detach:
-            typer.echo(info.id)
-            return 0
-        code = _attach_and_wait(eng, info.id, spec.stdin_open, spec.tty, start=True)
-        if spec.auto_remove:
-            from runtime.containers.store import wait_pid_exit
-
-            st = eng.containers.store.load_state(info.id) if eng.containers.store.dir(info.id).exists() else {}
-            if st.get("shim_pid"):
-                wait_pid_exit(st["shim_pid"], 30)
-        return code
+        return run_container(_local().containers, spec, o["detach"])
 
     @app.command(context_settings=RUN_CTX)
     @_with_opts({"rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
@@ -424,9 +407,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                change: list[str] = typer.Option([], "-c", "--change"),
                pause: bool = typer.Option(True, "-p/--pause")) -> None:
         """Create a new image from a container's changes."""
-        from runtime.containers.commitopts import parse_changes
-
-        img = _local().containers.commit(container, repository, parse_changes(change), author, message, pause)
+        img = _local().containers.commit(container, repository, list(change), author, message, pause)
         typer.echo(img.id)
 
     @app.command()

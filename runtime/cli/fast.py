@@ -250,6 +250,93 @@ def _logs(args: list[str]) -> int | None:
     return 0
 
 
+def run_container(cs, spec, detach: bool) -> int:
+    """`run` after flag parsing (typer and fast path): create, start, attach or print the id."""
+    from runtime.containers import attach, stream
+    from runtime.containers.store import wait_pid_exit
+
+    try:
+        info = cs.create(spec)
+    except WharfError as e:
+        raise _run_error(e) from None
+    tty_size = None
+    if spec.tty:
+        tty_size = attach.terminal_size(0) or attach.terminal_size(1)
+    try:
+        cs.start(info.id, wait_attach=not detach, tty_size=tty_size)
+    except WharfError as e:
+        if spec.auto_remove:
+            cs.remove(info.id, force=True, volumes=True)
+        raise _run_error(e) from None
+    if detach:
+        print(info.id)
+        return 0
+    sock = stream.connect(cs.store.run_dir(info.id) / "attach.sock",
+                          {"op": "attach", "stdin": spec.stdin_open, "start": True, "remove": spec.auto_remove})
+    with sock:
+        code = attach.pump(sock, spec.stdin_open, spec.tty)
+    if code == attach.DETACHED:
+        return 0
+    if code is None:
+        code = cs.inspect(info.id).state.exit_code
+    if spec.auto_remove:
+        st = cs.store.load_state(info.id) if cs.store.dir(info.id).exists() else {}
+        if st.get("shim_pid"):
+            wait_pid_exit(st["shim_pid"], 30)
+        if cs.store.dir(info.id).exists():
+            cs.destroy(info.id, cs.store.load(info.id), volumes=True)
+    return code
+
+
+def _run_error(e: WharfError) -> WharfError:
+    if e.exit_code == 1:
+        e.exit_code = 125
+    return e
+
+
+_RUN_FLAGS = {"-d": "detach", "--detach": "detach", "--rm": "rm", "-i": "interactive", "--interactive": "interactive",
+              "-t": "tty", "--tty": "tty", "--init": "init", "--read-only": "read_only", "--privileged": "privileged"}
+_RUN_VALUED = {"--name": "name", "-e": "env", "--env": "env", "--network": "network", "--net": "network",
+               "-w": "workdir", "--workdir": "workdir", "-u": "user", "--user": "user", "--hostname": "hostname",
+               "-l": "label", "--label": "label", "--runtime": "runtime"}
+
+
+def _run(args: list[str]) -> int | None:
+    """`run` with only simple flags before the image; anything else goes to typer."""
+    i = 0
+    while i < len(args) and args[i].startswith("-"):
+        i += 1 if args[i] in _RUN_FLAGS or "=" in args[i] or (
+            args[i][1:2] != "-" and all(f"-{c}" in _RUN_FLAGS for c in args[i][1:])) else 2
+    if i >= len(args):
+        return None
+    p = _parse(args[:i], _RUN_FLAGS, _RUN_VALUED)
+    if p is None or p[1]:
+        return None
+    o, _ = p
+    image, command = args[i], args[i + 1:]
+    from runtime.containers.flags import parse_env, parse_labels
+    from runtime.containers.manager import LocalContainers
+    from runtime.engine import ContainerSpec
+
+    def last(key: str, default: str = "") -> str:
+        return (o.get(key) or [default])[-1]
+
+    try:
+        network = last("network", "bridge")
+        if network not in ("bridge", "host", "none") and not network.startswith("container:"):
+            return None  # user networks: typer path builds the endpoint spec
+        spec = ContainerSpec(
+            image=image, name=last("name") or None, command=command or None, env=parse_env(o.get("env", [])),
+            labels=parse_labels(o.get("label", [])), working_dir=last("workdir"), user=last("user"),
+            hostname=last("hostname"), tty=bool(o.get("tty")), stdin_open=bool(o.get("interactive")),
+            stdin_once=bool(o.get("interactive")) and not o.get("detach"), network_mode=network,
+            privileged=bool(o.get("privileged")), read_only=bool(o.get("read_only")), init=bool(o.get("init")),
+            runtime=last("runtime") or None, auto_remove=bool(o.get("rm")))
+    except WharfError as e:
+        raise _run_error(e) from None
+    return run_container(LocalContainers(), spec, bool(o.get("detach")))
+
+
 def dispatch(args: list[str]) -> int | None:
     """Handle a hot verb without typer, or return None to let the full CLI do it."""
     if not args or os.environ.get("WHARF_HOST") or os.environ.get("DOCKER_HOST"):
@@ -263,4 +350,6 @@ def dispatch(args: list[str]) -> int | None:
         return _simple_multi(rest, verb)
     if verb == "logs":
         return _logs(rest)
+    if verb == "run":
+        return _run(rest)
     return None

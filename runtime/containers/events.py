@@ -10,15 +10,15 @@ import json
 import os
 import time
 from collections.abc import Callable, Iterator
-from typing import TYPE_CHECKING
 
-from runtime import paths
-
-if TYPE_CHECKING:  # the shim imports this module: keep runtime.engine out of its memory
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the shim imports this module: keep typing and runtime.engine out of its memory
     from runtime.engine import Event, Filters
 
 
 def events_path() -> str:
+    from runtime import paths
+
     return str(paths.root() / "events.jsonl")
 
 

@@ -105,6 +105,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
         "log_path": str(store.log_path(cid)), "tty": spec.tty, "stdin_open": spec.stdin_open,
         "stdin_once": spec.stdin_once, "tty_size": tty_size, "restart": to_dict(spec.restart),
         "cgroup": f"/wharf/{cid}", "cleanup_argv": _cleanup_argv(spec, net.needs_release, cid),
+        "net_release": net.needs_release,
     }
     opts = spec.log_options
     if opts.get("max-size"):

@@ -5,7 +5,6 @@ LogWriter runs in the shim (stdlib only); read_log / follow_log serve `wharf log
 
 from __future__ import annotations
 
-import calendar
 import json
 import os
 import time
@@ -20,6 +19,8 @@ def rfc3339(t: float) -> str:
 
 def parse_time(s: str) -> float:
     """RFC 3339 (with optional fraction, Z or +hh:mm) -> epoch seconds."""
+    import calendar
+
     s = s.strip()
     off = 0
     if s.endswith("Z"):

@@ -500,6 +500,8 @@ class Shim:
         for c in self.clients:
             if c.req is not None:
                 c.send(fr)
+                if c.sock is not None and c.req.get("remove"):
+                    self.removed_by_client = True  # a foreground `run --rm` removes it itself
                 c.close()
         self.clients = [c for c in self.clients if c.sock is not None]
 
@@ -534,6 +536,8 @@ class Shim:
         except FileNotFoundError:
             pass
         argv = self.cfg.get("cleanup_argv")
+        if getattr(self, "removed_by_client", False) and not self.cfg.get("net_release"):
+            argv = None
         if argv:
             os.execv(argv[0], argv)
         return code
