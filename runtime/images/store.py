@@ -562,7 +562,7 @@ class ImageStore:
     def _chain_of_key(self, key: str) -> tuple[Image, Path]:
         image_id = self._read()["holds"].get(key)
         upper = self.container_dir(key) / "upper"
-        if image_id is None or not upper.is_dir():
+        if image_id is None:
             raise NotFound(f"no container filesystem {key!r} in the image store")
         return self.get(image_id), upper
 
@@ -571,6 +571,8 @@ class ImageStore:
         from runtime.images.changeset import changes
 
         img, upper = self._chain_of_key(key)
+        if not upper.is_dir():
+            return []
         lowers = [self.snapshots.fs_path(c) for c in reversed(img.chain_ids)]
         return changes(upper, lowers)
 
@@ -585,9 +587,7 @@ class ImageStore:
         if ref:
             parse(ref)
         base = self.resolve(image_id)
-        upper = self.container_dir(key) / "upper"
-        if not upper.is_dir():
-            raise NotFound(f"no container filesystem {key!r} in the image store")
+        upper = self.container_dir(key) / "upper"  # missing for a never-started container: an empty layer
         new_config = copy.deepcopy(base.config)
         new_config["config"] = apply_changes(base.config.get("config") or {}, changes)
         created = now_rfc3339()
@@ -604,7 +604,10 @@ class ImageStore:
         new_config["history"] = list(base.config.get("history") or []) + [entry]
         with self.content.writer() as w:
             cw = CompressingWriter(w, compression)
-            write_tree(upper, cw, overlay=True)  # type: ignore[arg-type]
+            if upper.is_dir():
+                write_tree(upper, cw, overlay=True)  # type: ignore[arg-type]
+            else:
+                cw.write(b"\0" * 1024)  # an empty tar
             cw.close()
             layer_digest = w.commit()
         layers = list(zip([x["digest"] for x in base.layers], base.diff_ids, strict=True))

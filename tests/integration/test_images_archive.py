@@ -220,3 +220,45 @@ def test_import_with_changes(store, busybox_rootfs, tmp_path):
     with pytest.raises(InvalidArgument):
         import_tar(store, io.BytesIO(b"x" * 700), "broken:1")
     assert _snapshot_state(store) == before
+
+
+def test_docker_schema2_manifest_and_nested_index(store, two_layer, tmp_path):
+    from runtime.images import oci
+
+    img = two_layer
+    doc = json.loads(store.content.read(img.manifest_digest))
+    doc["mediaType"] = oci.DOCKER_MANIFEST
+    doc["config"]["mediaType"] = oci.DOCKER_CONFIG
+    for layer in doc["layers"]:
+        layer["mediaType"] = oci.DOCKER_LAYER_GZIP
+    schema2 = json.dumps(doc).encode()
+    got = store.register(schema2, "docker2:1")
+    assert got.id == img.id and got.media_type == oci.DOCKER_MANIFEST
+    # an OCI layout whose index.json points at a multi-platform index (as `skopeo copy --all` writes)
+    ocia = _save(store, ["docker2:1"], tmp_path / "o.tar", "oci")
+    with tarfile.open(ocia) as tf:
+        members = {m.name: tf.extractfile(m).read() for m in tf if m.isreg()}
+    (desc,) = json.loads(members["index.json"])["manifests"]
+    assert json.loads(members[f"blobs/sha256/{desc['digest'][7:]}"])["mediaType"] == oci.OCI_MANIFEST
+    os_, arch = oci.host_platform()
+    inner = json.dumps({"schemaVersion": 2, "mediaType": oci.OCI_INDEX, "manifests": [
+        {**{k: desc[k] for k in ("mediaType", "digest", "size")}, "platform": {"os": os_, "architecture": "s390x"
+                                                                              if arch != "s390x" else "arm64"}},
+        {**{k: desc[k] for k in ("mediaType", "digest", "size")}, "platform": {"os": os_, "architecture": arch}},
+    ]}).encode()
+    import hashlib
+
+    inner_digest = "sha256:" + hashlib.sha256(inner).hexdigest()
+    members[f"blobs/sha256/{inner_digest[7:]}"] = inner
+    members["index.json"] = json.dumps({"schemaVersion": 2, "manifests": [
+        {"mediaType": oci.OCI_INDEX, "digest": inner_digest, "size": len(inner),
+         "annotations": {"io.containerd.image.name": "docker.io/library/multi:1"}}]}).encode()
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for n, d in members.items():
+            ti = tarfile.TarInfo(n)
+            ti.size = len(d)
+            tf.addfile(ti, io.BytesIO(d))
+    other = ImageStore(tmp_path / "multi")
+    assert load(other, io.BytesIO(buf.getvalue())) == ["Loaded image: multi:1"]
+    assert other.resolve("multi:1").id == img.id

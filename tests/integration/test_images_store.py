@@ -246,3 +246,11 @@ def test_concurrent_registration_of_the_same_image(store, wharf_root):
     assert sorted(got.repo_tags) == ["busybox:latest", "race:0", "race:1", "race:2", "race:3"]
     assert list(store.snapshots.walk()) == img.chain_ids
     assert [e for e in os.listdir(store.root / "sn") if e.startswith(".")] == []
+
+
+def test_commit_without_upper_gives_an_empty_layer(store):
+    img = bootstrap_busybox(store)
+    new = store.commit("never-started", img.id, ["LABEL a=b"], ref="same:1")
+    assert len(new.layers) == 2 and new.labels == {"a": "b"}
+    with pytest.raises(NotFound):
+        store.diff("never-started")
