@@ -13,7 +13,7 @@ from typing import Any
 
 from runtime.errors import InvalidArgument
 
-from .yamlmarks import MDict, MList, format_path
+from .yamlmarks import MDict, MList, Override, Reset, format_path
 
 _NAME = re.compile(r"[_A-Za-z][_A-Za-z0-9]*")
 
@@ -126,7 +126,7 @@ def _one(parent: Any, key: Any, env: Mapping[str, str], warn: Callable[[str], No
     sub = (*path, key)
     if isinstance(value, (dict, list)):
         return interpolate(value, env, warn, sub)
-    if hasattr(value, "value") and type(value).__name__ in ("Reset", "Override"):
+    if isinstance(value, (Reset, Override)):
         if isinstance(value.value, (dict, list)):
             interpolate(value.value, env, warn, sub)
         return value

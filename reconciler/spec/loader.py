@@ -20,7 +20,7 @@ from runtime.errors import InvalidArgument
 from .envfile import parse_env_text, read_env_file
 from .interpolate import interpolate
 from .merge import merge, merge_files, normalize_service
-from .yamlmarks import MDict, MList, format_path, load_yaml, mark_of
+from .yamlmarks import MDict, MList, load_yaml
 
 DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
 OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml",
@@ -317,13 +317,8 @@ def load_project(files: list[str] | None = None, *, project_name: str | None = N
                          watched=watched, file_digests=digests, raw=raw)
 
 
-def error_where(raw: Any, loc: tuple[Any, ...]) -> str:
-    m = mark_of(raw, loc)
-    return f"{m}: {format_path(loc)}" if m else format_path(loc)
-
-
 def print_warning(msg: str) -> None:
     print(f"wharf: warning: {msg}", file=sys.stderr)
 
 
-__all__ = ["LoadedProject", "load_project", "find_files", "parse_env_text", "error_where", "print_warning"]
+__all__ = ["LoadedProject", "load_project", "find_files", "parse_env_text", "print_warning"]

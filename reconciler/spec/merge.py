@@ -104,7 +104,7 @@ def volume_key(item: Any) -> str:
     return parts[1] if len(parts) == 2 else parts[-2]
 
 
-def _secret_key(item: Any, kind: str) -> str:
+def _target_key(item: Any) -> str:
     if isinstance(item, dict):
         src = str(item.get("source", ""))
         return str(item.get("target") or src)
@@ -116,7 +116,7 @@ def _unique_key(key: str, item: Any) -> Any:
         return port_key(item)
     if key == "volumes":
         return volume_key(item)
-    return _secret_key(item, key)
+    return _target_key(item)
 
 
 # ---------------------------------------------------------------- merge
