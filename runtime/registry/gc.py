@@ -28,7 +28,7 @@ class GcResult:
 def _digests_under(base: Path) -> list[str]:
     out = []
     for alg in sorted(os.listdir(base)) if base.is_dir() else []:
-        out += [f"{alg}:{h}" for h in sorted(os.listdir(base / alg))]
+        out += [f"{alg}:{h}" for h in sorted(os.listdir(base / alg)) if not h.startswith(".")]
     return out
 
 

@@ -23,12 +23,29 @@ from pathlib import Path
 
 from runtime.registry import digests, manifests
 from runtime.registry.apierrors import ApiError
-from runtime.util.fs import atomic_write
 
 NAME = re.compile(r"^[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*(?:/[a-z0-9]+(?:(?:\.|_|__|-+)[a-z0-9]+)*)*$")
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")
 UPLOAD_ID = re.compile(r"^[a-f0-9]{32}$")
 MAX_MANIFEST = 4 << 20
+
+
+def atomic_write(path: Path, data: bytes | str) -> None:
+    """Temp file (unique per thread: the server writes concurrently), fsync, rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o644)
+    try:
+        view = memoryview(data.encode() if isinstance(data, str) else data)
+        while view:
+            view = view[os.write(fd, view):]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    os.replace(tmp, path)
 
 
 def check_name(name: str) -> str:
@@ -297,7 +314,7 @@ class Storage:
 
     def tags(self, name: str) -> list[str]:
         try:
-            return sorted(os.listdir(self.repo_dir(name) / "_manifests" / "tags"))
+            return sorted(t for t in os.listdir(self.repo_dir(name) / "_manifests" / "tags") if not t.startswith("."))
         except FileNotFoundError:
             if not self.repo_exists(name):
                 raise ApiError("NAME_UNKNOWN", f"repository {name} is not known to this registry",
@@ -310,6 +327,8 @@ class Storage:
         out = []
         for alg_dir in sorted(base.iterdir()) if base.is_dir() else []:
             for link in sorted(alg_dir.iterdir()):
+                if link.name.startswith("."):
+                    continue
                 d = f"{alg_dir.name}:{link.name}"
                 if self._revision(name, d).exists() and self.has_blob(d):
                     out.append((d, link.read_text()))

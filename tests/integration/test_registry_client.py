@@ -426,3 +426,29 @@ def test_bearer_token_flow(registry, store):
         assert Wire(registry.address)("GET", "/v2/secret/copy/tags/list")[2] == b'{"name": "secret/copy", "tags": ["v2"]}'
     finally:
         front.stop()
+
+
+def test_pull_push_over_tls_with_basic_auth(tmp_path: Path, store):
+    """127.0.0.1 is an insecure registry: HTTPS without verification after the plain-HTTP probe fails."""
+    if not shutil.which("openssl"):
+        pytest.skip("openssl is not installed")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj",
+                    "/CN=127.0.0.1", "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    (tmp_path / "htpasswd").write_text(htpasswd_line("erin", "tls-pass") + "\n")
+    server = RegistryServer(tmp_path / "tls-reg", "127.0.0.1:0", htpasswd=tmp_path / "htpasswd",
+                            tls_cert=str(cert), tls_key=str(key)).start()
+    try:
+        with pytest.raises(InvalidArgument, match="incorrect user name or password"):
+            client.login(server.address, "erin", "nope")
+        client.login(server.address, "erin", "tls-pass")
+        wire = Wire(server.address, auth=("erin", "tls-pass"), tls=True)
+        digest, _, config = put_image(wire, "secure/img", "v1", [{"s": b"over TLS"}])
+        img = client.pull(store, f"{server.address}/secure/img:v1")
+        assert img.id == config and snapshot_file(store, img, "s") == b"over TLS"
+        store.tag(img.id, f"{server.address}/secure/again:v1")
+        assert client.push(store, f"{server.address}/secure/again:v1", chunk_size=100) == digest
+        assert client.search(f"{server.address}/secure") == [f"{server.address}/secure/again",
+                                                              f"{server.address}/secure/img"]
+    finally:
+        server.stop()
