@@ -6,6 +6,7 @@ import fnmatch
 from typing import TYPE_CHECKING
 
 from runtime.errors import InvalidArgument
+from runtime.images.views import parse_time
 
 if TYPE_CHECKING:
     from runtime.images.store import Image
@@ -54,6 +55,10 @@ def matches(img: Image, filters: dict[str, list[str]], prune: bool = False, stor
         return False
     if any(_label_ok(img, w) for w in filters.get("label!", [])):
         return False
+    for value in filters.get("until", []):
+        created = parse_time(img.created)
+        if created is None or created.timestamp() >= _until(value):
+            return False
     for key in ("before", "since"):
         for value in filters.get(key, []):
             other = next((i for i in store_images or [] if value in i.repo_tags or i.id.endswith(value)
@@ -64,3 +69,22 @@ def matches(img: Image, filters: dict[str, list[str]], prune: bool = False, stor
                     key == "since" and not img.created > other.created):
                 return False
     return True
+
+
+def _until(value: str) -> float:
+    """A unix time from `until=`: a timestamp, an RFC 3339 date, or a duration before now (10m, 24h, 1h30m)."""
+    import re
+    import time
+
+    try:
+        return float(value)
+    except ValueError:
+        pass
+    t = parse_time(value)
+    if t is not None:
+        return t.timestamp()
+    parts = re.fullmatch(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?", value)
+    if not value or parts is None:
+        raise InvalidArgument(f"invalid filter 'until={value}'", hint="use a timestamp, RFC 3339 date or 24h/10m/30s")
+    h, m, sec = (int(x or 0) for x in parts.groups())
+    return time.time() - (h * 3600 + m * 60 + sec)
