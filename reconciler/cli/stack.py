@@ -181,18 +181,29 @@ def register(app) -> None:
     ) -> None:
         """Stop and remove the project's containers and networks (-v: volumes too)."""
         from reconciler import reconcile as R
-        from runtime.errors import RuntimeFailure
+        from reconciler.desired import Desired
+        from reconciler.spec.loader import find_files
+        from runtime.errors import RuntimeFailure, WharfError
 
         from .render import console
 
-        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        if not files and project_name:
+            try:
+                find_files(None)
+            except WharfError:  # `down -p NAME` without a compose file: everything labelled with NAME
+                files = []
+        if files == [] and project_name:
+            desired, remove_orphans = Desired(project_name, {}, {}, {}, {}, []), True
+        else:
+            desired = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported,
+                                             env_file)).desired
         with _reporter(progress) as reporter:
-            result = R.down(_engine(), target.desired, volumes=volumes, remove_orphans=remove_orphans,
+            result = R.down(_engine(), desired, volumes=volumes, remove_orphans=remove_orphans,
                             timeout=timeout, reporter=reporter, workers=parallel)
         if not result.ok:
-            raise RuntimeFailure(f"down of project {target.desired.project} did not complete:\n  "
+            raise RuntimeFailure(f"down of project {desired.project} did not complete:\n  "
                                  + result.error_summary())
-        console().print(f"Project {target.desired.project}: removed {len(result.done)} object(s).")
+        console().print(f"Project {desired.project}: removed {len(result.done)} object(s).")
 
     def status(files, project_name, profile, ignore_unsupported, env_file, format) -> None:
         from .render import print_status, status_rows

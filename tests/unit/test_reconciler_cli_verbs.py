@@ -76,3 +76,17 @@ def test_failed_apply_says_what_failed(cli) -> None:
     assert r.exit_code == 1
     msg = str(r.exception)
     assert "image:other:latest: pull failed" in msg and "container:side:1: create skipped" in msg
+
+
+def test_down_by_project_name_without_file(cli, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from typer.testing import CliRunner
+
+    from reconciler.cli import app as appmod
+
+    assert cli("apply").exit_code == 0
+    empty = tmp_path / "elsewhere"
+    empty.mkdir()
+    monkeypatch.chdir(empty)
+    r = CliRunner().invoke(appmod.build_app(), ["down", "-p", "t"])
+    assert r.exit_code == 0, r.output
+    assert cli.engine.containers.items == {} and cli.engine.networks.items == {}
