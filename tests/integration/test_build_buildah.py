@@ -17,8 +17,11 @@ from runtime.build.builder import build
 
 pytestmark = [pytest.mark.root, pytest.mark.peer]
 
+# buildah (1.28) ignores SHELL for a shell-form CMD/ENTRYPOINT (Docker applies it), and `buildah from`
+# runs ONBUILD triggers: the peer Dockerfiles avoid both.
 # EXPOSE ranges differ by design: Docker expands 9000-9001/udp into two ports, buildah keeps the range.
-CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal")
+CONFIG_KEYS = ("Env", "Cmd", "Entrypoint", "WorkingDir", "User", "ExposedPorts", "Volumes", "Labels", "StopSignal",
+               "Shell", "Healthcheck", "OnBuild")
 
 DOCKERFILES = {
     "metadata-and-copy": """\
@@ -36,8 +39,19 @@ EXPOSE 8080 9000/udp
 VOLUME /var/lib/app /cache
 LABEL org.opencontainers.image.title="peer test" version=$VERSION
 STOPSIGNAL SIGQUIT
+HEALTHCHECK --interval=10s --retries=2 CMD test -e /var/lib/app/version
 ENTRYPOINT ["/srv/app/bin/run.sh"]
 CMD ["--serve"]
+""",
+    "shell-forms": """\
+FROM busybox:latest
+ENTRYPOINT exec echo entry
+SHELL ["/bin/sh", "-ec"]
+ENV A=1 B=$A
+WORKDIR relative/dir
+WORKDIR ../other
+COPY --chown=1000:1000 run.sh /home/app/
+RUN chown -R 1000:1000 /home/app && ln -s /home/app /app-link && echo "$A$B" > /ab
 """,
     "multistage": """\
 FROM busybox:latest AS build
@@ -138,7 +152,7 @@ def test_same_result_as_buildah(name, buildah, tmp_path, wharf_root):
     assert pulled.returncode == 0, pulled.stderr
     image_id = pulled.stdout.strip().splitlines()[-1]
     subprocess.run([*buildah, "tag", image_id, "busybox:latest"], check=True, capture_output=True)
-    bud = subprocess.run([*buildah, "bud", "--network", "host", "--isolation", "chroot", "--format", "oci",
+    bud = subprocess.run([*buildah, "bud", "--network", "host", "--isolation", "chroot", "--format", "docker",
                           "--pull-never", "-t", "peer:latest", str(ctx)], capture_output=True, text=True)
     if bud.returncode != 0 and "chroot" in bud.stderr:
         pytest.skip(f"buildah bud cannot run here: {bud.stderr[-300:]}")
@@ -148,7 +162,7 @@ def test_same_result_as_buildah(name, buildah, tmp_path, wharf_root):
 
     inspect = json.loads(subprocess.run([*buildah, "inspect", "--type", "image", "peer:latest"],
                                         capture_output=True, text=True, check=True).stdout)
-    theirs_cfg = inspect["OCIv1"]["config"]
+    theirs_cfg = inspect["Docker"]["config"]  # docker format: SHELL and HEALTHCHECK are kept
     theirs_cfg.get("Labels", {}).pop("io.buildah.version", None)  # buildah signs its work
     ours_cfg = ours.config["config"]
     for key in CONFIG_KEYS:
