@@ -88,12 +88,15 @@ def main() -> None:
             (work / f"l{i}.tar.gz").write_bytes(b)
             (work / f"l{i}.tar").write_bytes(layers[i])
 
-        def wharf_unpack() -> float:
+        plain_descs = [(src.content.put(raw), d) for raw, (_, d) in zip(layers, descs, strict=True)]
+        plain = src.add_image({"config": {"Cmd": ["sh"]}}, plain_descs, "bench:plain")
+
+        def wharf_unpack(image=img, blob_list=blobs) -> float:
             dst = ImageStore(work / "dst")
-            for (d, _), b in zip(descs, blobs, strict=True):
-                dst.content.put(b, expected=d)
-            dst.content.put(src.content.read(img.id))
-            manifest = src.content.read(img.manifest_digest)
+            for layer, b in zip(image.layers, blob_list, strict=True):
+                dst.content.put(b, expected=layer["digest"])
+            dst.content.put(src.content.read(image.id))
+            manifest = src.content.read(image.manifest_digest)
             t = time.perf_counter()
             dst.register(manifest, "bench:1")
             el = time.perf_counter() - t
@@ -113,6 +116,7 @@ def main() -> None:
             return run
 
         results = {"wharf": timed(wharf_unpack, args.runs), "tar -xz": timed(tar_x("-xzf", ".tar.gz"), args.runs),
+                   "wharf (plain)": timed(lambda: wharf_unpack(plain, layers), args.runs),
                    "tar -x (plain)": timed(tar_x("-xf", ".tar"), args.runs)}
         if shutil.which("umoci"):
             with open(work / "oci.tar", "wb") as f:
@@ -133,6 +137,7 @@ def main() -> None:
         for name, secs in results.items():
             print(f"  {name:15s} {secs:7.3f} s  {total / 1e6 / secs:8.1f} MB/s")
         print(f"  wharf / tar -xz speed ratio: {results['tar -xz'] / results['wharf']:.2f}x")
+        print(f"  wharf / tar -x (plain layers) speed ratio: {results['tar -x (plain)'] / results['wharf (plain)']:.2f}x")
         if "umoci unpack" in results:
             print(f"  wharf / umoci speed ratio:   {results['umoci unpack'] / results['wharf']:.2f}x")
 
