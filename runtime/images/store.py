@@ -326,12 +326,12 @@ class ImageStore:
             users = sorted(k for k, v in db["holds"].items() if v == image_id)
             by_name = not (is_image_id(ref) or self._is_id_prefix(ref, image_id))
             refs = rec.get("tags", []) + rec.get("digests", [])
+            key = ""
             if by_name:
                 r = with_default_tag(parse(ref))
-                key = str(r)
-                field_ = "digests" if r.digest and not r.tag else "tags"
-                if key not in rec.get(field_, []):  # name@digest matched the manifest digest
-                    key = f"{r.name}@{r.digest}" if r.digest else key
+                key = f"{r.name}@{r.digest}" if r.digest else str(r)
+                by_name = key in refs  # else name@digest matched only the manifest digest: remove as by id
+            if by_name:
                 if len(refs) <= 1 and users and not force:
                     raise Conflict(f"unable to remove repository reference {ref!r} (must force): "
                                    f"container {users[0][:12]} is using its referenced image {image_id[7:19]}",
@@ -340,6 +340,11 @@ class ImageStore:
                     if key in rec.get(f, []):
                         rec[f].remove(key)
                         out.append(f"Untagged: {familiar(key)}")
+                repo = parse(key).name
+                if not any(parse(t).name == repo for t in rec.get("tags", [])):
+                    for d in [d for d in rec.get("digests", []) if parse(d).name == repo]:
+                        rec["digests"].remove(d)  # as Docker: the repo's digest refs go with its last tag
+                        out.append(f"Untagged: {familiar(d)}")
                 if rec.get("tags") or rec.get("digests"):
                     return out
             else:

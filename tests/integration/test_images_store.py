@@ -254,3 +254,17 @@ def test_commit_without_upper_gives_an_empty_layer(store):
     assert len(new.layers) == 2 and new.labels == {"a": "b"}
     with pytest.raises(NotFound):
         store.diff("never-started")
+
+
+def test_rmi_of_a_pulled_image_drops_its_digest_refs(store):
+    img = bootstrap_busybox(store)
+    manifest = store.content.read(img.manifest_digest)
+    store.register(manifest, "localhost:5000/bb:1", repo_digest=True)  # as a pull does
+    got = store.resolve("localhost:5000/bb:1")
+    assert got.repo_digests == [f"localhost:5000/bb@{img.manifest_digest}"]
+    assert store.resolve(f"localhost:5000/bb@{img.manifest_digest}").id == img.id
+    assert store.remove("localhost:5000/bb:1") == ["Untagged: localhost:5000/bb:1",
+                                                   f"Untagged: localhost:5000/bb@{img.manifest_digest}"]
+    assert store.resolve("busybox").repo_digests == []
+    out = store.remove(f"busybox@{img.manifest_digest}")  # by manifest digest only: removes as by id
+    assert out[:2] == ["Untagged: busybox:latest", f"Deleted: {img.id}"]
