@@ -66,7 +66,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         cg = open_cgroup(cg_path)
         try:
             cg.create()
-            cg.apply(lx.get("resources") or {})
+            cg.apply(_with_default_devices(lx.get("resources") or {}, lx.get("devices") or []))
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"linux.resources: {e}") from None
         console_fd = None
@@ -156,6 +156,23 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
             except ProcessLookupError:
                 pass
             os.waitpid(child, 0)
+
+
+# as runc: whatever the spec's device rules say, the nodes every container gets stay usable
+_ALWAYS_ALLOWED = (
+    ("c", None, None, "m"), ("b", None, None, "m"), ("c", 1, 3, "rwm"), ("c", 1, 8, "rwm"), ("c", 1, 7, "rwm"),
+    ("c", 5, 0, "rwm"), ("c", 1, 5, "rwm"), ("c", 1, 9, "rwm"), ("c", 5, 1, "rwm"), ("c", 136, None, "rwm"),
+    ("c", 5, 2, "rwm"))
+
+
+def _with_default_devices(resources: dict, devices: list[dict]) -> dict:
+    rules = list(resources.get("devices") or [])
+    if not rules:
+        return resources
+    rules += [{"allow": True, "type": t, "major": a, "minor": b, "access": acc} for t, a, b, acc in _ALWAYS_ALLOWED]
+    rules += [{"allow": True, "type": d["type"] if d["type"] != "u" else "c", "major": d.get("major"),
+               "minor": d.get("minor"), "access": "rwm"} for d in devices if d["type"] != "p"]
+    return {**resources, "devices": rules}
 
 
 def _host_id(mappings: list[dict], cid: int) -> int:

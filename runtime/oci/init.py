@@ -9,6 +9,8 @@ from runtime.linux import caps, prctl, rlimits
 from runtime.oci.channel import Channel
 from runtime.oci.rootfs import Rootfs
 
+STAGE = ["starting"]  # what setup() is doing: failures without a field name get it as context
+
 
 class SetupError(Exception):
     """A failure that names the spec field (sent to `create` as one line)."""
@@ -21,7 +23,8 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
         path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the runtime
         try:
-            ch.send("error", message(e))
+            msg = message(e)
+            ch.send("error", msg if isinstance(e, SetupError) or ":" in msg else f"{STAGE[0]}: {msg}")
         finally:
             os._exit(1)
     proc = spec["process"]
@@ -64,9 +67,11 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
     lx = spec.get("linux") or {}
     os.setsid()
     rf = Rootfs(spec, rootfs, in_userns, cgroup_dirs)
+    STAGE[0] = "preparing the rootfs"
     rf.prepare()
     hooks = spec.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
+        STAGE[0] = "hooks"
         ch.send("hooks")
         state = ch.expect("ok")
         if hooks.get("createContainer"):
@@ -74,8 +79,11 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
             from runtime.oci import hooks as h
 
             h.run("createContainer", hooks["createContainer"], fastjson.loads(state))  # type: ignore[arg-type]
+    STAGE[0] = "pivot_root"
     rf.pivot()
+    STAGE[0] = "masked/read-only paths and sysctls"
     rf.finish()
+    STAGE[0] = "hostname"
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         from runtime.linux import uts
 
@@ -86,12 +94,14 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
     if console_fd is not None:
         from runtime.oci import console
 
+        STAGE[0] = "console"
         console.setup(console_fd, proc.get("consoleSize"))
     for r in proc.get("rlimits") or ():
         try:
             rlimits.setrlimit(r["type"], r["soft"], r["hard"])
         except (OSError, ValueError) as e:
             raise SetupError(f"process.rlimits {r['type']}: {e}") from None
+    STAGE[0] = "process.oomScoreAdj"
     if proc.get("oomScoreAdj") is not None:
         with open("/proc/self/oom_score_adj", "w") as f:
             f.write(str(proc["oomScoreAdj"]))
@@ -106,7 +116,9 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
         # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps are dropped
         from runtime.linux import seccomp
 
+        STAGE[0] = "linux.seccomp"
         seccomp.load(sc)
+    STAGE[0] = "process.user/capabilities"
     switch_user(proc.get("user") or {}, proc.get("capabilities") or {})
     try:
         os.chdir(proc["cwd"])
