@@ -79,8 +79,11 @@ class Builder:
     # ------------------------------------------------------------------ driving
 
     def build(self) -> Any:
+        self.ctx.load_digests(self.cache.root)
         try:
-            return self._build()
+            image = self._build()
+            self.ctx.save_digests(self.cache.root)
+            return image
         finally:
             for state in self.states:  # a failed build: finish (and cache) what was committing
                 with contextlib.suppress(Exception):

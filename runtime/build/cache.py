@@ -63,4 +63,6 @@ class BuildCache:
         for p in self.root.glob("*.json"):
             p.unlink(missing_ok=True)
             n += 1
+        for p in self.root.glob("contexts/*.json"):  # remembered file hashes of build contexts
+            p.unlink(missing_ok=True)
         return n

@@ -23,6 +23,7 @@ from typing import BinaryIO
 
 from runtime.build.dockerignore import Matcher, parse_patterns
 from runtime.errors import InvalidArgument, NotFound
+from runtime.util.fs import atomic_write_json, read_json
 
 
 @dataclass(frozen=True)
@@ -44,6 +45,7 @@ class BuildContext:
         except ValueError as e:
             raise InvalidArgument(str(e), where=str(self.root / ".dockerignore")) from None
         self._file_digests: dict[str, str] = {}
+        self._used_digests: dict[str, str] = {}
 
     def use_ignore_file(self, path: Path) -> None:
         """BuildKit's `<Dockerfile>.dockerignore` (next to the Dockerfile) replaces .dockerignore."""
@@ -178,10 +180,28 @@ class BuildContext:
         return "sha256:" + h.hexdigest()
 
     def _file_digest(self, path: Path, st: os.stat_result) -> str:
-        key = f"{path}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ino}"
-        if key not in self._file_digests:
-            self._file_digests[key] = file_sha256(path)
-        return self._file_digests[key]
+        key = f"{path.relative_to(self.root)}\0{st.st_size}\0{st.st_mtime_ns}\0{st.st_ctime_ns}\0{st.st_ino}"
+        digest = self._file_digests.get(key)
+        if digest is None:
+            digest = self._file_digests[key] = file_sha256(path)
+        self._used_digests[key] = digest
+        return digest
+
+    def load_digests(self, cache_dir: Path) -> None:
+        """Reuse the file hashes of the previous build of this context (a file whose size, mtime,
+        ctime and inode are unchanged is not read again)."""
+        if self.temporary:
+            return
+        data = read_json(self._digests_path(cache_dir), {})
+        if isinstance(data, dict):
+            self._file_digests.update({k: v for k, v in data.items() if isinstance(v, str)})
+
+    def save_digests(self, cache_dir: Path) -> None:
+        if not self.temporary and self._used_digests:
+            atomic_write_json(self._digests_path(cache_dir), self._used_digests)
+
+    def _digests_path(self, cache_dir: Path) -> Path:
+        return cache_dir / "contexts" / (hashlib.sha256(str(self.root).encode()).hexdigest()[:32] + ".json")
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

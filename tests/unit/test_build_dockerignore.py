@@ -131,3 +131,20 @@ def test_context_from_tar():
     assert not root.exists()
     with pytest.raises(InvalidArgument):
         BuildContext.from_tar(io.BytesIO(b"not a tar at all" * 100))
+
+
+def test_file_hashes_are_remembered_between_builds(ctx: BuildContext, tmp_path: Path, monkeypatch):
+    import runtime.build.context as context_mod
+
+    cache_dir = tmp_path / "cache"
+    first = ctx.digest(ctx.sources("src", "D:1"))
+    ctx.save_digests(cache_dir)
+    calls: list[Path] = []
+    real = context_mod.file_sha256
+    monkeypatch.setattr(context_mod, "file_sha256", lambda p: calls.append(Path(p)) or real(p))
+    again = BuildContext.from_dir(ctx.root)
+    again.load_digests(cache_dir)
+    assert again.digest(again.sources("src", "D:1")) == first and calls == []
+    (ctx.root / "src" / "a.txt").write_text("new content")
+    assert again.digest(again.sources("src", "D:1")) != first
+    assert [p.name for p in calls] == ["a.txt"]
