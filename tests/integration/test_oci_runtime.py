@@ -303,3 +303,23 @@ def test_only_stdio_reaches_the_container(rt, tmp_path, busybox_rootfs):
         os.close(r)
         os.close(w)
     assert out.strip() == "4"  # 0, 1, 2 and the directory fd of the glob itself
+
+
+@pytest.mark.network
+def test_joins_a_network_namespace_by_path(rt, tmp_path, busybox_rootfs):
+    """linux.namespaces[].path: the engine creates the netns first, the runtime joins it."""
+    name = "wo" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "add", "wva0", "type", "veth", "peer", "name", "wvb0"],
+                       check=True)
+        nss = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+            {"type": "network", "path": f"/var/run/netns/{name}"}]
+        b = bundle(tmp_path, busybox_rootfs, "readlink /proc/self/ns/net; ls /sys/class/net | tr '\\n' ' '",
+                   {"linux": {"namespaces": nss}})
+        out = rt.run(b).stdout.splitlines()
+        inode = os.stat(f"/var/run/netns/{name}").st_ino
+        assert out[0] == f"net:[{inode}]"
+        assert {"lo", "wva0", "wvb0"} <= set(out[1].split())
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
