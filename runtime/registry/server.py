@@ -204,7 +204,12 @@ class RegistryServer:
                 raise InvalidArgument(f"cannot load TLS certificate {tls_cert} / key {tls_key}: {e}") from None
         auth = Htpasswd(htpasswd) if htpasswd else None
         try:
-            self.httpd = _HTTPServer((host, port), Registry(Storage(Path(root))), auth, tls, verbose, family)
+            storage = Storage(Path(root))
+        except OSError as e:
+            raise InvalidArgument(f"cannot use {root} as the registry root: {e.strerror or e}",
+                                  hint="pass a writable directory with --root") from None
+        try:
+            self.httpd = _HTTPServer((host, port), Registry(storage), auth, tls, verbose, family)
         except OSError as e:
             raise InvalidArgument(f"cannot listen on {addr}: {e.strerror or e}",
                                   hint="pick a free port or stop what is using it") from None
