@@ -19,6 +19,25 @@ def _store():
     return ImageStore()
 
 
+def _emit(action: str, image_id: str, name: str = "") -> None:
+    """An image event in the engine's event log (`wharf events`), like Docker's tag/untag/delete/load/..."""
+    from runtime.containers.events import emit
+
+    try:
+        emit("image", action, image_id, {"name": name} if name else {})
+    except OSError:
+        pass
+
+
+def _emit_removal(lines: list[str], image_id: str) -> None:
+    for line in lines:
+        kind, _, what = line.partition(": ")
+        if kind == "Untagged":
+            _emit("untag", image_id, what)
+        elif kind == "Deleted" and what == image_id:
+            _emit("delete", image_id)
+
+
 def _trunc(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
 
@@ -80,7 +99,11 @@ def images(repository: str = typer.Argument(None, help="Show only this REPOSITOR
 def tag(source: str = typer.Argument(..., help="SOURCE_IMAGE[:TAG]"),
         target: str = typer.Argument(..., help="TARGET_IMAGE[:TAG]")) -> None:
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
-    _store().tag(source, target)
+    from runtime.images.reference import familiar
+
+    store = _store()
+    store.tag(source, target)
+    _emit("tag", store.resolve(target).id, familiar(target))
 
 
 def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
@@ -91,8 +114,11 @@ def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
     failed: WharfError | None = None
     for ref in images:
         try:
-            for line in store.remove(ref, force=force):
+            image_id = store.resolve(ref).id
+            lines = store.remove(ref, force=force)
+            for line in lines:
                 typer.echo(line)
+            _emit_removal(lines, image_id)
         except WharfError as e:
             print(f"wharf: error: {e}", file=sys.stderr)
             failed = e
@@ -197,9 +223,11 @@ def load(input: str = typer.Option(None, "-i", "--input", help="Read from a tar 
         msgs = load_images(_store(), f, input or "stdin")
     finally:
         close()
-    if not quiet:
-        for m in msgs:
+    for m in msgs:
+        if not quiet:
             typer.echo(m)
+        ref = m.rpartition(" ")[2]
+        _emit("load", _store().resolve(ref).id, "" if ref.startswith("sha256:") else ref)
 
 
 def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zstd), or - for STDIN."),
@@ -215,6 +243,7 @@ def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zst
         img = import_tar(_store(), f, repository, change, message, "-" if file == "-" else file, platform)
     finally:
         close()
+    _emit("import", img.id, repository or "")
     typer.echo(img.id)
 
 

@@ -37,6 +37,9 @@ def _json_lines(out: bytes) -> list[dict]:
 
 def test_list_tag_history_inspect(busybox):
     wharf("tag", "busybox", "localhost:5000/team/bb:v1")
+    events = [json.loads(x) for x in (Path(os.environ["WHARF_ROOT"]) / "events.jsonl").read_text().splitlines()]
+    assert {"type": "image", "action": "tag", "id": busybox} == {k: events[-1][k] for k in ("type", "action", "id")}
+    assert events[-1]["attributes"] == {"name": "localhost:5000/team/bb:v1"}
     rows = _json_lines(wharf("images", "--format", "json").stdout)
     assert {(r["Repository"], r["Tag"]) for r in rows} == {("busybox", "latest"), ("localhost:5000/team/bb", "v1")}
     assert {r["ID"] for r in rows} == {busybox[7:19]}
