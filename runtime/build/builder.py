@@ -334,18 +334,18 @@ class Builder:
 
     # ------------------------------------------------------------------ RUN
 
-    def _run_args(self, state: StageState) -> list[str]:
-        """Build args visible to RUN (declared ARGs, proxies given with --build-arg), ENV wins."""
+    def _run_args(self, state: StageState) -> tuple[list[str], list[str]]:
+        """(declared ARGs, undeclared proxy args given with --build-arg) that RUN sees; ENV wins.
+        As in Docker, the proxies stay out of the history and the cache key."""
         env_keys = set(meta.env_dict(state.cfg.get("Env") or []))
-        out = [f"{k}={v}" for k, v in sorted(state.args.items()) if k not in env_keys]
-        for k in sorted(PROXY_ARGS & set(self.build_args)):
-            if k not in state.args and k not in env_keys:
-                out.append(f"{k}={self.build_args[k]}")
-        return out
+        declared = [f"{k}={v}" for k, v in sorted(state.args.items()) if k not in env_keys]
+        proxies = [f"{k}={self.build_args[k]}" for k in sorted(PROXY_ARGS & set(self.build_args))
+                   if k not in state.args and k not in env_keys]
+        return declared, proxies
 
     def _run(self, state: StageState, inst: Instruction) -> None:
         argv, stdin = run_step.command(inst.node, state.shell)
-        build_args = self._run_args(state)
+        build_args, proxies = self._run_args(state)
         shown = f"|{len(build_args)} {' '.join(build_args)} " if build_args else ""
         text = f"RUN {shown}{' '.join(argv)}"
         extra = json.dumps({"argv": argv, "args": build_args, "stdin": stdin.decode() if stdin else None})
@@ -356,7 +356,7 @@ class Builder:
                 self._settle(state)  # cached layers came after it: no stacking
                 prev = None
             base = prev.base if prev is not None else self._fs_image(state)
-            env = (state.cfg.get("Env") or []) + list(build_args)
+            env = (state.cfg.get("Env") or []) + build_args + proxies
             try:
                 res = run_step.run(self.store, base, argv, env, state.cfg.get("WorkingDir") or "/",
                                    state.cfg.get("User") or "", self.out, stdin,

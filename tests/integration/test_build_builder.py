@@ -428,3 +428,13 @@ RUN echo "listing: $(ls -A /d)"
     assert len(image.config["rootfs"]["diff_ids"]) == 1 + 4
     cached, lines = do_build(store, ctx)
     assert cached.id == image.id and lines.count(" ---> Using cache") == 4
+
+
+def test_proxy_build_args_reach_run_but_not_history_or_cache(store, busybox, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN echo \"proxy=$http_proxy\"\n")
+    image, lines = do_build(store, ctx, build_args={"http_proxy": "http://127.0.0.1:9"})
+    assert "proxy=http://127.0.0.1:9" in lines
+    assert all("127.0.0.1:9" not in h.get("created_by", "") for h in image.config["history"])
+    again, lines = do_build(store, ctx, build_args={"http_proxy": "http://127.0.0.1:10"})
+    assert " ---> Using cache" in lines and again.id == image.id
+    assert not any(line.startswith("[Warning] One or more build-args") for line in lines)
