@@ -438,3 +438,13 @@ def test_proxy_build_args_reach_run_but_not_history_or_cache(store, busybox, tmp
     again, lines = do_build(store, ctx, build_args={"http_proxy": "http://127.0.0.1:10"})
     assert " ---> Using cache" in lines and again.id == image.id
     assert not any(line.startswith("[Warning] One or more build-args") for line in lines)
+
+
+def test_copy_through_a_symlinked_dir_of_the_image(store, busybox, tmp_path):
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN mkdir /real && ln -s /real /link\nCOPY f /link/f\n"
+                   "COPY f /link/sub/g\nRUN ls -l /link/ && test -L /link && cat /real/f /real/sub/g\n",
+                   {"f": "via link\n"})
+    image, lines = do_build(store, ctx)
+    assert lines.count("via link") == 2
+    with rfs.mounted(store, image.id) as (root, _):
+        assert (root / "link").is_symlink() and (root / "real" / "sub" / "g").read_text() == "via link\n"
