@@ -329,20 +329,16 @@ def test_skopeo_pushes_wharf_pulls_all_tags(registry, store, tmp_path: Path):
 
 # ------------------------------------------------------------------- bearer tokens
 
-class _TokenFront:
-    """A token server plus a registry front that wants `Bearer` tokens and forwards to `backend`
-    (the distribution token flow, as Docker Hub runs it)."""
+class _Front:
+    """An HTTP front on a free loopback port forwarding to the registry `backend`; subclasses
+    intercept requests first (a token server, a flaky network)."""
 
-    def __init__(self, backend: str, user: str, password: str) -> None:
-        import base64
+    def __init__(self, backend: str) -> None:
         import http.client
         import threading
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-        from urllib.parse import parse_qs, urlsplit
 
         front = self
-        self.token_requests: list[dict] = []
-        basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
@@ -361,27 +357,10 @@ class _TokenFront:
                     self.wfile.write(body)
 
             def handle_any(self) -> None:
-                url = urlsplit(self.path)
                 length = int(self.headers.get("Content-Length") or 0)
                 body = self.rfile.read(length) if length else b""
-                if url.path == "/token":
-                    q = parse_qs(url.query)
-                    front.token_requests.append(q)
-                    if self.headers.get("Authorization") != basic:
-                        return self.reply(401, {}, b'{"details": "bad credentials"}')
-                    token = "T " + " ".join(q.get("scope", []))
-                    return self.reply(200, {"Content-Type": "application/json"},
-                                      json.dumps({"token": base64.b64encode(token.encode()).decode()}).encode())
-                name = url.path[4:].split("/manifests/")[0].split("/blobs/")[0].split("/tags/")[0]
-                action = "pull" if self.command in ("GET", "HEAD") else "push"
-                auth = self.headers.get("Authorization", "")
-                granted = base64.b64decode(auth[7:]).decode() if auth.startswith("Bearer ") else ""
-                if url.path != "/v2/" and f"repository:{name}:" not in granted or action not in granted.split(
-                        f"repository:{name}:", 1)[-1].split(" ")[0]:
-                    if url.path != "/v2/" or not granted:
-                        realm = f"http://127.0.0.1:{front.httpd.server_address[1]}/token"
-                        return self.reply(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="front",'
-                                                f'scope="repository:{name}:{action}"'})
+                if front.intercept(self, body):
+                    return
                 conn = http.client.HTTPConnection(backend, timeout=10)
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in ("authorization", "host")}
                 conn.request(self.command, self.path, body=body or None, headers=headers)
@@ -398,9 +377,69 @@ class _TokenFront:
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
 
+    def intercept(self, handler, body: bytes) -> bool:
+        return False
+
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _TokenFront(_Front):
+    """A token server, and a registry that wants `Bearer` tokens for the repository and action
+    (the distribution token flow, as Docker Hub runs it)."""
+
+    def __init__(self, backend: str, user: str, password: str) -> None:
+        import base64
+
+        self.token_requests: list[dict] = []
+        self.basic = "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+        super().__init__(backend)
+
+    def intercept(self, h, body: bytes) -> bool:
+        import base64
+        from urllib.parse import parse_qs, urlsplit
+
+        url = urlsplit(h.path)
+        if url.path == "/token":
+            q = parse_qs(url.query)
+            self.token_requests.append(q)
+            if h.headers.get("Authorization") != self.basic:
+                h.reply(401, {}, b'{"details": "bad credentials"}')
+                return True
+            token = "T " + " ".join(q.get("scope", []))
+            h.reply(200, {"Content-Type": "application/json"},
+                    json.dumps({"token": base64.b64encode(token.encode()).decode()}).encode())
+            return True
+        name = url.path[4:].split("/manifests/")[0].split("/blobs/")[0].split("/tags/")[0]
+        action = "pull" if h.command in ("GET", "HEAD") else "push"
+        auth = h.headers.get("Authorization", "")
+        granted = base64.b64decode(auth[7:]).decode() if auth.startswith("Bearer ") else ""
+        actions = granted.split(f"repository:{name}:", 1)[1].split(" ")[0] if f"repository:{name}:" in granted else ""
+        if (url.path == "/v2/" and granted) or action in actions.split(","):
+            return False
+        realm = f"http://{self.address}/token"
+        h.reply(401, {"WWW-Authenticate": f'Bearer realm="{realm}",service="front",scope="repository:{name}:{action}"'})
+        return True
+
+
+class _FlakyFront(_Front):
+    """Breaks the first `breaks` blob downloads halfway (headers promise more than is sent)."""
+
+    def __init__(self, backend: str, breaks: int) -> None:
+        self.breaks = breaks
+        super().__init__(backend)
+
+    def intercept(self, h, body: bytes) -> bool:
+        if h.command != "GET" or "/blobs/sha256:" not in h.path or self.breaks <= 0:
+            return False
+        self.breaks -= 1
+        h.send_response(200)
+        h.send_header("Content-Length", "100000")
+        h.end_headers()
+        h.wfile.write(b"x" * 500)
+        h.close_connection = True
+        return True
 
 
 def test_bearer_token_flow(registry, store):
@@ -452,3 +491,20 @@ def test_pull_push_over_tls_with_basic_auth(tmp_path: Path, store):
                                                               f"{server.address}/secure/img"]
     finally:
         server.stop()
+
+
+def test_pull_retries_broken_downloads(registry, store):
+    digest, _, config = put_image(Wire(registry.address), "flaky", "v1", [{"a": os.urandom(5000)}])
+    front = _FlakyFront(registry.address, breaks=2)
+    try:
+        assert client.pull(store, f"{front.address}/flaky:v1").id == config
+        assert front.breaks == 0
+        store.remove(f"{front.address}/flaky:v1")
+        for d in store.content.walk():
+            store.content.delete(d)
+        front.breaks = 10  # more than the retries: a clear error, nothing left behind
+        with pytest.raises(RuntimeFailure, match="download failed after 500 of"):
+            client.pull(store, f"{front.address}/flaky:v1")
+        assert store.list() == [] and not any(store.content.ingest_dir.iterdir())
+    finally:
+        front.stop()
