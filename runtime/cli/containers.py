@@ -395,7 +395,6 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
             raise InvalidArgument("copying between two local paths or two containers is not supported",
                                   hint="one of SRC and DEST must be CONTAINER:PATH")
 
-    @app.command()
     def diff(container: str) -> None:
         """Inspect changes to files or directories on a container's filesystem."""
         for kind, path in _local().containers.diff(container):
@@ -505,7 +504,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
     for verb in ("ls", "list"):
         container_app.command(verb)(ps)
-    for verb, fn in (("run", run), ("create", create), ("start", start), ("stop", stop), ("rm", rm),
+    for verb, fn in (("diff", diff), ("run", run), ("create", create), ("start", start), ("stop", stop), ("rm", rm),
                      ("logs", logs), ("inspect", inspect), ("exec", exec_), ("kill", kill), ("restart", restart)):
         container_app.command(verb, context_settings=RUN_CTX if verb in ("run", "create", "exec") else None)(fn)
     app.add_typer(container_app, name="container")

@@ -127,7 +127,7 @@ def oci_config(spec: ContainerSpec, inp: BundleInputs) -> dict[str, Any]:
         "linux": {
             "namespaces": namespaces,
             "cgroupsPath": inp.cgroups_path,
-            "resources": _resources(spec),
+            "resources": oci_resources(spec),
             "maskedPaths": [] if spec.privileged else MASKED,
             "readonlyPaths": [] if spec.privileged else READONLY,
         },
@@ -177,7 +177,8 @@ def _mounts(spec: ContainerSpec, inp: BundleInputs) -> list[dict[str, Any]]:
     return mounts
 
 
-def _resources(spec: ContainerSpec) -> dict[str, Any]:
+def oci_resources(spec: ContainerSpec) -> dict[str, Any]:
+    """linux.resources of config.json (also what CgroupManager.apply takes for `update`)."""
     r = spec.resources
     devices = [{"allow": False, "access": "rwm"}]
     if spec.privileged:

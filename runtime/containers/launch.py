@@ -6,7 +6,6 @@ Everything here is undone by `teardown()` (also after a crash: each step is idem
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from runtime.containers.codec import mount_from_dict, to_dict
 from runtime.containers.store import ContainerStore
 from runtime.containers.users import resolve_user
 from runtime.engine import ContainerSpec
-from runtime.errors import InvalidArgument, RuntimeFailure
+from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
 from runtime.linux import mount as mnt
 from runtime.util.fs import atomic_write_json
 
@@ -27,20 +26,19 @@ INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/dumb-init")
 
 
 def default_runtime() -> str:
-    return os.environ.get("WHARF_RUNTIME") or "runc"
+    """WHARF_RUNTIME, else the built-in runtime (runc and crun are drop-in alternatives)."""
+    from runtime.oci.runtimes import DEFAULT_RUNTIME
+
+    return os.environ.get("WHARF_RUNTIME") or DEFAULT_RUNTIME
 
 
 def runtime_argv(name: str) -> list[str]:
+    from runtime.oci.runtimes import runtime_argv as oci_argv
+
     try:
-        from runtime.oci.runtimes import runtime_argv as oci_argv
-    except ImportError:
-        oci_argv = None
-    if oci_argv is not None:
         return oci_argv(name)
-    path = shutil.which(name)
-    if not path:
-        raise InvalidArgument(f"unknown OCI runtime {name!r}", hint="use builtin, runc or crun")
-    return [path]
+    except NotFound as e:
+        raise InvalidArgument(str(e.message), hint=e.hint) from None
 
 
 def runtime_root(name: str) -> str:

@@ -468,7 +468,11 @@ class LocalContainers:
             self.store.save(cid, rec)
         st = self.store.load_state(cid)
         if resources is not None and st.get("status") in RUNNING and shim_alive(st):
-            self._cgroup(cid)[1].apply(spec.resources)
+            from runtime.containers.bundle import oci_resources
+
+            res = oci_resources(spec)
+            res.pop("devices", None)
+            self._cgroup(cid)[1].apply(res)
         if restart is not None:
             from runtime.util.fs import atomic_write_json, read_json
 
