@@ -129,6 +129,16 @@ def _tmpfs(entry: str) -> MountSpec:
     return m
 
 
+def _expose(entries: list[str]) -> list[str]:
+    out = []
+    for e in entries:
+        port, _, proto = e.partition("/")
+        lo, _, hi = port.partition("-")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            out += [f"{p}/{proto or 'tcp'}" for p in range(int(lo), int(hi or lo) + 1)]
+    return out
+
+
 def _healthcheck(hc: Any) -> HealthCheck | None:
     if hc is None:
         return None
@@ -248,7 +258,7 @@ def build_desired(project: Any, file_digests: dict[str, str] | None = None,
             labels={**user_labels, L.PROJECT: pname, L.SERVICE: sname},
             working_dir=svc.working_dir or "", user=svc.user or "", hostname=svc.hostname or "",
             domainname=svc.domainname or "", tty=svc.tty, stdin_open=svc.stdin_open,
-            exposed_ports=[e if "/" in e else f"{e}/tcp" for e in svc.expose],
+            exposed_ports=_expose(svc.expose),
             healthcheck=_healthcheck(svc.healthcheck), stop_signal=svc.stop_signal,
             stop_timeout=int(svc.stop_grace_period) if svc.stop_grace_period is not None else None,
             mounts=mounts,

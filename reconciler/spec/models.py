@@ -11,7 +11,15 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
 
 from . import units
 
@@ -32,6 +40,14 @@ def _str_list(v: Any) -> Any:
         return [str(v)]
     if isinstance(v, list):
         return [_scalar_str(x) for x in v]
+    return v
+
+
+def _expose_entry(v: str) -> str:
+    import re
+
+    if not re.fullmatch(r"\d{1,5}(-\d{1,5})?(/(tcp|udp|sctp))?", v):
+        raise ValueError(f"invalid expose entry {v!r} (PORT[-PORT][/PROTO])")
     return v
 
 
@@ -318,7 +334,8 @@ class Service(Model):
         = Field(default_factory=list)
     ports: Annotated[list[Port], BeforeValidator(_ports, json_schema_input_type=list[str | int | Port])] \
         = Field(default_factory=list)
-    expose: StrList = Field(default_factory=list)
+    expose: Annotated[list[Annotated[str, AfterValidator(_expose_entry)]], BeforeValidator(
+        _str_list, json_schema_input_type=str | list[str | int])] = Field(default_factory=list)
     volumes: Annotated[list[ServiceVolume], BeforeValidator(_volumes, json_schema_input_type=list[str | ServiceVolume])] \
         = Field(default_factory=list)
     tmpfs: StrList = Field(default_factory=list)
