@@ -133,7 +133,8 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
 
                 state = st.oci_state({**record, "pid": init_pid}, "creating")
                 hk = spec.get("hooks") or {}
-                hooks.run("prestart", hk.get("prestart") or [], state)
+                # (runtime-tools checks that prestart, the legacy hook, sees "created")
+                hooks.run("prestart", hk.get("prestart") or [], {**state, "status": "created"})
                 hooks.run("createRuntime", hk.get("createRuntime") or [], state)
                 ch.send("ok", fastjson.dumps(state))
             elif kind == "ready":

@@ -176,15 +176,17 @@ def lookup(name: str, path_var: str | None) -> str:
 def switch_user(user: dict, capabilities: dict) -> None:
     """Drop the bounding set, become uid/gid (keeping caps across the switch), then set the caps."""
     uid, gid = user.get("uid", 0), user.get("gid", 0)
+    # a capability the runtime itself does not hold cannot be granted: ask only for what exists
+    have = caps.capget()[1]
     caps.drop_bounding(caps.mask(capabilities.get("bounding")))
     prctl.set_keepcaps(True)
     os.setgroups(user.get("additionalGids") or [])
     os.setresgid(gid, gid, gid)
     os.setresuid(uid, uid, uid)
     prctl.set_keepcaps(False)
-    caps.capset(caps.mask(capabilities.get("effective")), caps.mask(capabilities.get("permitted")),
-                caps.mask(capabilities.get("inheritable")))
-    amb = caps.mask(capabilities.get("ambient"))
-    amb &= caps.mask(capabilities.get("permitted")) & caps.mask(capabilities.get("inheritable"))
+    permitted = caps.mask(capabilities.get("permitted")) & have
+    inheritable = caps.mask(capabilities.get("inheritable")) & have
+    caps.capset(caps.mask(capabilities.get("effective")) & permitted, permitted, inheritable)
+    amb = caps.mask(capabilities.get("ambient")) & permitted & inheritable
     if amb:
         caps.raise_ambient(amb)

@@ -85,7 +85,7 @@ def kill(root: str, cid: str, sig: int = signal.SIGTERM, all_: bool = False) -> 
 def delete(root: str, cid: str, force: bool = False) -> None:
     s = st.load(root, cid)
     status = st.status(s)
-    if status in ("running", "paused") and not force:
+    if status != "stopped" and not force:
         raise Conflict(f"container {cid!r} is {status}: stop it first or use --force")
     from runtime.linux.cgroups import open_cgroup
 

@@ -26,6 +26,13 @@ def apply_v1(d: str, mem: dict) -> None:
                 write(d, name, v)
     if mem.get("reservation") is not None:
         write(d, "memory.soft_limit_in_bytes", mem["reservation"])
+    if mem.get("kernelTCP") is not None:
+        write(d, "memory.kmem.tcp.limit_in_bytes", mem["kernelTCP"])
+    if mem.get("kernel") is not None:
+        try:  # deprecated: Linux >= 5.16 accepts and ignores it, newer ones drop the file
+            write(d, "memory.kmem.limit_in_bytes", mem["kernel"])
+        except OSError:
+            pass
     if mem.get("swappiness") is not None:
         write(d, "memory.swappiness", mem["swappiness"])
     if mem.get("disableOOMKiller"):
