@@ -48,13 +48,31 @@ def _table(rows: list[list[str]]) -> None:
         typer.echo("   ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip())
 
 
+def _formatted(rows: list[dict], format: str | None) -> bool:
+    """Print rows for --format json / a Go template; False when the table should be printed."""
+    if not format or format == "table":
+        return False
+    if format == "json":
+        for r in rows:
+            typer.echo(json.dumps(r, sort_keys=True))
+        return True
+    if "{{" not in format:
+        raise InvalidArgument(f"unsupported --format {format!r}", hint="use json or a Go template like '{{.ID}}'")
+    from runtime.containers.gotemplate import render
+
+    for r in rows:
+        typer.echo(render(format, r))
+    return True
+
+
 def images(repository: str = typer.Argument(None, help="Show only this REPOSITORY[:TAG]."),
            all: bool = typer.Option(False, "-a", "--all", help="Show all images (no intermediates exist here)."),
            quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
            digests: bool = typer.Option(False, "--digests", help="Show digests."),
            no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
            filter: list[str] = typer.Option([], "-f", "--filter", help="dangling=, reference=, label=, before=, since="),
-           format: str = typer.Option(None, "--format", help="json: one JSON object per line.")) -> None:
+           format: str = typer.Option(None, "--format", help="json (one object per line) or a Go template "
+                                      "like '{{.Repository}}:{{.Tag}}'.")) -> None:
     """List images."""
     import fnmatch
 
@@ -84,12 +102,8 @@ def images(repository: str = typer.Argument(None, help="Show only this REPOSITOR
                     fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", p) or fnmatch.fnmatchcase(r["Repository"], p)
                     for p in filters["reference"]):
                 rows.append(r)
-    if format == "json":
-        for r in rows:
-            typer.echo(json.dumps(r, sort_keys=True))
+    if _formatted(rows, format):
         return
-    if format:
-        raise InvalidArgument(f"unsupported --format {format!r}", hint="use --format json")
     head = ["REPOSITORY", "TAG"] + (["DIGEST"] if digests else []) + ["IMAGE ID", "CREATED", "SIZE"]
     table = [head] + [[r["Repository"], r["Tag"]] + ([r["Digest"]] if digests else [])
                       + [r["ID"], r["CreatedSince"], r["Size"]] for r in rows]
@@ -130,7 +144,8 @@ def history(image: str,
             no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
             quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
             human: bool = typer.Option(True, "-H/--human", help="Human-readable sizes and dates."),
-            format: str = typer.Option(None, "--format", help="json: one JSON object per line.")) -> None:
+            format: str = typer.Option(None, "--format", help="json (one object per line) or a Go template.")
+            ) -> None:
     """Show the history of an image."""
     from runtime.images import views
 
@@ -140,9 +155,7 @@ def history(image: str,
         for r in rows:
             typer.echo(r["Id"] if no_trunc or r["Id"] == "<missing>" else _trunc(r["Id"], False))
         return
-    if format == "json":
-        for r in rows:
-            typer.echo(json.dumps(r, sort_keys=True))
+    if _formatted(rows, format):
         return
     table = [["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"]]
     for r in rows:
@@ -156,12 +169,16 @@ def history(image: str,
 
 
 def inspect(images: list[str] = typer.Argument(..., help="IMAGE..."),
-            format: str = typer.Option(None, "-f", "--format", help="json (default)")) -> None:
+            format: str = typer.Option(None, "-f", "--format", help="json (default) or a Go template")) -> None:
     """Display detailed information on one or more images."""
     from runtime.images import views
 
     store = _store()
-    typer.echo(json.dumps([views.inspect(store, store.resolve(r)) for r in images], indent=4))
+    docs = [views.inspect(store, store.resolve(r)) for r in images]
+    if format and format != "json":
+        _formatted(docs, format)
+        return
+    typer.echo(json.dumps(docs, indent=4))
 
 
 def prune(all: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just dangling."),

@@ -44,6 +44,8 @@ def test_list_tag_history_inspect(busybox):
     assert {(r["Repository"], r["Tag"]) for r in rows} == {("busybox", "latest"), ("localhost:5000/team/bb", "v1")}
     assert {r["ID"] for r in rows} == {busybox[7:19]}
     assert wharf("images", "-q").stdout.decode().split() == [busybox[7:19]]
+    assert sorted(wharf("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.decode().split()) == [
+        "busybox:latest", "localhost:5000/team/bb:v1"]
     assert wharf("images", "-q", "--no-trunc").stdout.decode().split() == [busybox]
     only = _json_lines(wharf("images", "--format", "json", "--filter", "reference=busybox").stdout)
     assert [(r["Repository"], r["Tag"]) for r in only] == [("busybox", "latest")]
@@ -53,6 +55,8 @@ def test_list_tag_history_inspect(busybox):
     hist = wharf("history", "busybox").stdout.decode().splitlines()
     assert hist[0].split()[:2] == ["IMAGE", "CREATED"] and "bootstrap busybox" in hist[1]
     assert wharf("history", "-q", "--no-trunc", "busybox").stdout.decode().split() == [busybox]
+    assert wharf("image", "inspect", "-f", "{{.Id}} {{json .Config.Cmd}}", "busybox").stdout.decode() == \
+        f'{busybox} ["sh"]\n'
     (info,) = json.loads(wharf("image", "inspect", "busybox").stdout)
     assert info["Id"] == busybox and info["Config"]["Cmd"] == ["sh"] and info["Os"] == "linux"
     assert info["RootFS"]["Type"] == "layers" and len(info["RootFS"]["Layers"]) == 1
