@@ -129,17 +129,18 @@ class _Unpacker:
                 self.snapshots.create(chain_id, parent, diff_id, blob, compression, what)
             with self._lock:
                 self.created.append(chain_id)
-        emit(progress, status="Pull complete", id=digests.short(desc["digest"]))
+        if not desc.get("present"):
+            emit(progress, status="Pull complete", id=digests.short(desc["digest"]))
 
     def rollback(self) -> None:
         for chain_id in self.created:
             self.snapshots.remove(chain_id)
 
 
-def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress, after=None) -> None:
+def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress, after=None) -> int:
     """Download the blobs of `descs` that the content store lacks, in parallel, verified; then
     `after(desc, progress)` in the same worker (for every desc). Progress is reported for all but
-    descs[0] when it is the image config, as Docker does."""
+    descs[0] when it is the image config, as Docker does. Returns how many blobs were fetched."""
     todo: list[dict] = []
     config = descs[0] if descs and after is None else None
     for d in descs:
@@ -159,9 +160,10 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
         if after is not None and not stop.is_set():
             after(d, show)
 
+    fetched = sum(1 for d in todo if not d.get("present"))
     todo = [d for d in todo if after is not None or not d.get("present")]
     if not todo:
-        return
+        return 0
     errors: list[BaseException] = []
     with ThreadPoolExecutor(max_workers=min(PARALLEL, len(todo)), thread_name_prefix="pull") as ex:
         for f in [ex.submit(work, d) for d in todo]:
@@ -174,6 +176,7 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
                 errors.append(e)
     if errors:
         raise next((e for e in errors if isinstance(e, WharfError)), errors[0])
+    return fetched
 
 
 def pull(store, ref: str, platform: str | None = None, progress=None):
@@ -197,12 +200,15 @@ def pull(store, ref: str, platform: str | None = None, progress=None):
         if media_type not in manifests.IMAGE_TYPES:
             raise InvalidArgument(f"registry {r.domain}: {r.path}@{digest}: not an image manifest ({media_type})")
         config = m.blobs[0]
-        fetch_blobs(session, store, r.path, [config], None)
+        fetched = fetch_blobs(session, store, r.path, [config], None)
         unpacker = _Unpacker(store, m, store.content.read(config["digest"]), f"image {config['digest'][7:19]}")
-        fetch_blobs(session, store, r.path, manifests.stored_blobs(m)[1:], progress, after=unpacker)
+        fetched += fetch_blobs(session, store, r.path, manifests.stored_blobs(m)[1:], progress, after=unpacker)
         image = store.register(data, str(r), repo_digest=True)
         emit(progress, status=f"Digest: {top}")
-        emit(progress, status=f"Status: Downloaded image for {r}")
+        if fetched or unpacker.created:
+            emit(progress, status=f"Status: Downloaded newer image for {r}")
+        else:
+            emit(progress, status=f"Status: Image is up to date for {r}")
         return image
     except BaseException:
         if unpacker is not None:

@@ -508,3 +508,37 @@ def test_pull_retries_broken_downloads(registry, store):
         assert store.list() == [] and not any(store.content.ingest_dir.iterdir())
     finally:
         front.stop()
+
+
+def test_cli_push_all_tags_search_gc(wharf_root: Path, registry, tmp_path: Path):
+    wire = Wire(registry.address)
+    put_image(wire, "src/img", "v1", [{"one": b"1"}])
+    r = wharf("pull", "-q", f"{registry.address}/src/img:v1")
+    assert r.returncode == 0, r.stderr
+    r = wharf("pull", f"{registry.address}/src/img:v1")
+    assert "Image is up to date" in r.stderr
+    for tag in ("a", "b"):
+        assert wharf("tag", f"{registry.address}/src/img:v1", f"{registry.address}/dst/img:{tag}").returncode == 0
+    r = wharf("push", "-a", f"{registry.address}/dst/img")
+    assert r.returncode == 0, r.stderr
+    assert "Mounted from src/img" in r.stderr
+    assert json.loads(wire("GET", "/v2/dst/img/tags/list")[2])["tags"] == ["a", "b"]
+    r = wharf("search", f"{registry.address}/img", "--format", "json")
+    assert json.loads(r.stdout) == [{"Name": f"{registry.address}/dst/img"}, {"Name": f"{registry.address}/src/img"}]
+    r = wharf("search", f"{registry.address}/dst")
+    assert r.stdout.split() == ["NAME", f"{registry.address}/dst/img"]
+    # delete src's manifest, then gc: dst still refers to every blob (they were mounted): nothing freed
+    root = str(registry.httpd.registry.storage.root)
+    digest = wire("HEAD", "/v2/src/img/manifests/v1")[1]["docker-content-digest"]
+    assert wire("DELETE", f"/v2/src/img/manifests/{digest}")[0] == 202
+    r = wharf("registry", "gc", "--root", root)
+    assert r.returncode == 0 and r.stdout.strip().endswith("deleted 0 blobs, 0 manifests, 0 bytes"), r.stdout
+    for tag in ("a", "b"):
+        assert wire("DELETE", f"/v2/dst/img/manifests/{tag}")[0] == 202
+    r = wharf("registry", "gc", "--root", root, "--delete-untagged", "--dry-run")
+    assert r.returncode == 0 and "would delete 3 blobs, 1 manifests" in r.stdout, r.stdout
+    r = wharf("registry", "gc", "--root", root, "-m")
+    assert "deleted 3 blobs, 1 manifests" in r.stdout
+    assert wire("GET", "/v2/dst/img/manifests/a")[0] == 404
+    r = wharf("push", "-a", f"{registry.address}/nothing/here")
+    assert r.returncode == 1 and "no local tags" in r.stderr
