@@ -223,6 +223,9 @@ class ImageStore:
             had_manifest = self.content.has(sha256_digest(manifest))
             manifest_digest = self.content.put(manifest)
             with self._locked() as db:
+                for i, layer in enumerate(doc["layers"]):  # a concurrent rmi may have deleted a shared blob
+                    self._check_blob(layer["digest"], f"layer {i}")
+                self._check_blob(image_id, "config")
                 rec = db["images"].setdefault(image_id, {"tags": [], "digests": [], "added": now_rfc3339()})
                 rec["manifest"] = manifest_digest
                 if tag_ref is not None:
