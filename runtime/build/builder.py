@@ -5,7 +5,8 @@ turns into the next: metadata instructions change the config only (history gets
 `empty_layer`), RUN runs a container and commits its upper dir (run_step.py),
 COPY/ADD/WORKDIR write a layer tar straight into the content store (copy_step.py).
 Images are only written when a step needs a rootfs and at the end; tags are set only
-after every step succeeded. Only the stages the target needs are built.
+after every step succeeded. Like Docker's (non-BuildKit) builder, every stage up to the
+target is built and leaves an untagged image.
 """
 
 from __future__ import annotations
@@ -73,6 +74,7 @@ class Builder:
         self.total = 0
         self.intermediate: set[str] = set()  # images written for RUN/COPY rootfs, not asked for
         self.states: list[StageState] = []
+        self.written: list[Any] = []  # the stage images and the final one
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wharf-build-commit")
         self.escape = build_plan.dockerfile.escape
 
@@ -99,11 +101,12 @@ class Builder:
             self.out(f"[Warning] {warning}")
         meta_env = self._meta_args()
         last = self._target_index()
-        needed = self._needed(last)
-        self.total = sum(1 + len(s.instructions) for s in self.plan.stages if s.index in needed)
-        for stage in self.plan.stages[: last + 1]:
-            if stage.index in needed:
-                self.results[stage.index] = self._build_stage(stage, meta_env)
+        stages = self.plan.stages[: last + 1]  # as Docker's builder: every stage up to the target
+        self.total = sum(1 + len(s.instructions) for s in stages)
+        for stage in stages:
+            state = self.results[stage.index] = self._build_stage(stage, meta_env)
+            if stage.index != last:  # each stage leaves an (untagged) image, as `docker build` does
+                self.out(f" ---> {self._write(state).id.removeprefix('sha256:')[:12]}")
         state = self.results[last]
         if self.labels:
             state.cfg.setdefault("Labels", {}).update(self.labels)
@@ -111,7 +114,7 @@ class Builder:
         if unused:
             self.out(f"[Warning] One or more build-args {unused} were not consumed")
         image = self._write(state)
-        self._drop_intermediate(image)
+        self._drop_intermediate()
         self.out(f"Successfully built {image.id.removeprefix('sha256:')[:12]}")
         for ref in self.tags:
             self.store.tag(image.id, ref)
@@ -138,25 +141,6 @@ class Builder:
             raise NotFound(f"target stage {self.target!r} could not be found",
                            hint=f"stages: {', '.join(names) or '(none named)'}")
         return idx
-
-    def _needed(self, last: int) -> set[int]:
-        needed: set[int] = set()
-        todo = [last]
-        while todo:
-            idx = todo.pop()
-            if idx in needed:
-                continue
-            needed.add(idx)
-            stage = self.plan.stages[idx]
-            refs = [stage.base] + [str(i.flags["from"]) for i in stage.instructions if "from" in i.flags]
-            for ref in refs:
-                if "$" in ref:  # decided at build time: keep every earlier stage
-                    todo.extend(range(idx))
-                    continue
-                dep = self.plan.stage_index(ref)
-                if dep is not None and dep < idx:
-                    todo.append(dep)
-        return needed
 
     def _announce(self, inst: Instruction, text: str | None = None) -> None:
         self.step += 1
@@ -384,15 +368,15 @@ class Builder:
             self.intermediate.add(state.fs_image)
         return state.fs_image
 
-    def _drop_intermediate(self, final: Any) -> None:
-        """Remove the untagged step images whose layers the final image has anyway (so they only
-        cost a config each); other stages' images stay, as Docker leaves them, for the cache."""
-        final_diffs = final.config["rootfs"]["diff_ids"]
-        for image_id in self.intermediate - {final.id}:
+    def _drop_intermediate(self) -> None:
+        """Remove the untagged step images whose layers a stage image (or the final one) has
+        anyway: they only cost a config each. The stage images stay, as Docker leaves them."""
+        kept = {img.id: img.config["rootfs"]["diff_ids"] for img in self.written}
+        for image_id in self.intermediate - set(kept):
             try:
                 img = self.store.resolve(image_id)
                 diffs = img.config["rootfs"]["diff_ids"]
-                if img.repo_tags or img.repo_digests or final_diffs[:len(diffs)] != diffs:
+                if img.repo_tags or img.repo_digests or not any(d[:len(diffs)] == diffs for d in kept.values()):
                     continue
                 self.store.remove(image_id)
             except WharfError:
@@ -403,7 +387,9 @@ class Builder:
         config = copy.deepcopy(state.config)
         config.setdefault("rootfs", {})["type"] = "layers"
         config["rootfs"]["diff_ids"] = [d for _, d in state.layers]
-        return self.store.add_image(config, list(state.layers))
+        image = self.store.add_image(config, list(state.layers))
+        self.written.append(image)
+        return image
 
     # ------------------------------------------------------------------ COPY / ADD / WORKDIR
 

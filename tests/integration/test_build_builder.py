@@ -52,6 +52,12 @@ def read(store, image_id: str, path: str) -> bytes:
         return (rfs.resolve_in(root, path)).read_bytes()
 
 
+def read_or_none(store, image_id: str, path: str) -> bytes | None:
+    with rfs.mounted(store, image_id) as (root, _):
+        p = root / path.lstrip("/")
+        return p.read_bytes() if p.is_file() else None
+
+
 def stat_of(store, image_id: str, path: str) -> os.stat_result:
     with rfs.mounted(store, image_id) as (root, _):
         return os.lstat(root / path.lstrip("/"))
@@ -179,8 +185,8 @@ def test_multistage_target_and_copy_from(store, busybox, tmp_path):
     ctx = make_ctx(tmp_path / "ctx", """\
 FROM busybox AS build
 RUN mkdir /out && echo built > /out/artifact
-FROM busybox AS unused
-RUN exit 1
+FROM busybox AS other
+RUN echo other stage > /other
 FROM scratch AS final
 COPY --from=build /out/artifact /artifact
 COPY --from=0 /bin/busybox /bin/busybox
@@ -188,8 +194,11 @@ COPY --from=busybox:latest /etc/passwd /etc/passwd
 FROM final AS extra
 LABEL extra=yes
 """)
+    before = {i.id for i in store.list()}
     image, lines = do_build(store, ctx, target="final", tags=["ms:final"])
-    assert not any("exit 1" in line for line in lines)  # the unused stage is skipped
+    new_images = {i.id for i in store.list()} - before
+    assert len(new_images) == 3  # one image per stage, as `docker build` makes them
+    assert [i for i in store.list() if i.id in new_images and read_or_none(store, i.id, "/other")]
     assert read(store, image.id, "/artifact") == b"built\n"
     assert read(store, image.id, "/etc/passwd").startswith(b"root:")
     assert "Labels" not in image.config["config"] or "extra" not in image.config["config"]["Labels"]
@@ -448,3 +457,19 @@ def test_copy_through_a_symlinked_dir_of_the_image(store, busybox, tmp_path):
     assert lines.count("via link") == 2
     with rfs.mounted(store, image.id) as (root, _):
         assert (root / "link").is_symlink() and (root / "real" / "sub" / "g").read_text() == "via link\n"
+
+
+def test_seed_multi_from_example_makes_two_images(store, busybox, tmp_path):
+    """The seed's "Multiple images example" (FROM ubuntu replaced by the local busybox)."""
+    text = (Path(__file__).parent.parent / "fixtures" / "dockerfiles" / "multi-from.Dockerfile").read_text()
+    ctx = make_ctx(tmp_path / "ctx", text.replace("FROM ubuntu", "FROM busybox"))
+    before = {i.id for i in store.list()}
+    image, lines = do_build(store, ctx)
+    second_from = next(i for i, line in enumerate(lines) if line.startswith("Step 3/4 : FROM"))
+    first_id = lines[second_from - 1].removeprefix(" ---> ")  # printed when the first stage ends
+    new = [i for i in store.list() if i.id not in before]
+    assert len(new) == 2 and image.id in {i.id for i in new}
+    (first,) = [i for i in new if i.id != image.id]
+    assert first.id.removeprefix("sha256:").startswith(first_id)
+    assert read_or_none(store, first.id, "/bar") == b"foo\n" and read_or_none(store, first.id, "/oink") is None
+    assert read_or_none(store, image.id, "/oink") == b"moo\n" and read_or_none(store, image.id, "/bar") is None
