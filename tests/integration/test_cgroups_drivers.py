@@ -120,3 +120,16 @@ def test_v2_driver_on_the_unified_tree(cg_path):
             p.wait()
     cg.destroy()
     assert not cg.exists()
+
+
+@pytest.mark.skipif(mode() == "legacy", reason="host has no cgroup v2 tree")
+def test_v2_device_rules_are_an_ebpf_filter(cg_path):
+    cg = open_cgroup(cg_path, version=2)
+    cg.apply({"devices": [{"allow": False, "access": "rwm"},
+                          {"allow": True, "type": "c", "major": 1, "minor": 3, "access": "rwm"},
+                          {"allow": True, "type": "c", "major": 1, "minor": 5, "access": "w"}]})
+    p = _spawn_in(cg, "sh", "-c", "head -c1 /dev/null && echo null-ok; head -c1 /dev/zero >/dev/null && echo zr; "
+                                  "echo x > /dev/zero && echo zw")
+    out, err = p.communicate(timeout=10)
+    assert out.split() == [b"null-ok", b"zw"]  # /dev/zero: write allowed, read refused
+    assert b"Operation not permitted" in err

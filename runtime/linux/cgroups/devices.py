@@ -2,9 +2,9 @@
 
 v1 writes devices.deny/devices.allow, in the order of the rules. cgroup v2 has no device
 files: the kernel enforces device access only through an eBPF program
-(BPF_PROG_TYPE_CGROUP_DEVICE) attached to the cgroup. The v2 driver does not load one:
-on v2, device access is limited by what the runtime creates in the container's /dev and by
-the capability set (no CAP_MKNOD, no CAP_SYS_ADMIN to mount devtmpfs), not by the cgroup.
+(BPF_PROG_TYPE_CGROUP_DEVICE) attached to the cgroup; the v2 driver builds and attaches one
+from the same rules (devices_bpf.py). Updating the rules of a running v2 container attaches
+another program: all attached programs must allow an access, so updates can only narrow.
 """
 
 from __future__ import annotations

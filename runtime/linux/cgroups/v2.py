@@ -70,6 +70,10 @@ class V2Manager:
             pids.apply(self.dir, r["pids"])
         if r.get("blockIO"):
             blkio.apply_v2(self.dir, r["blockIO"])
+        if r.get("devices"):
+            from runtime.linux.cgroups import devices_bpf
+
+            devices_bpf.attach(self.dir, r["devices"])
         for k, v in (r.get("unified") or {}).items():
             write(self.dir, k, v)
 
