@@ -532,7 +532,6 @@ class ImageStore:
         """
         img = self.resolve(image_id)
         cdir = self.container_dir(key)
-        self.ensure_snapshots(img.manifest, img.config, f"image {img.short_id}")
         if img.chain_ids:
             lowers = [str(self.snapshots.fs_path(c)) for c in reversed(img.chain_ids)]
         else:
@@ -549,9 +548,16 @@ class ImageStore:
             raise InvalidArgument(f"image {img.short_id} has {len(lowers)} layers: too many for one overlay "
                                   f"mount under {self.root}",
                                   hint="squash the image (fewer layers) or use a shorter WHARF_ROOT")
+        self.hold(img.id, key)  # first: from now on no rmi/prune/gc takes the image's snapshots away
+        try:
+            self.ensure_snapshots(img.manifest, img.config, f"image {img.short_id}")
+        except BaseException:
+            if not cdir.exists():
+                with self._locked() as db:
+                    db["holds"].pop(key, None)
+            raise
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
-        self.hold(img.id, key)
         return [Mount("overlay", "overlay", options=options)]
 
     def release_rootfs(self, key: str) -> None:
