@@ -268,3 +268,10 @@ def test_rmi_of_a_pulled_image_drops_its_digest_refs(store):
     assert store.resolve("busybox").repo_digests == []
     out = store.remove(f"busybox@{img.manifest_digest}")  # by manifest digest only: removes as by id
     assert out[:2] == ["Untagged: busybox:latest", f"Deleted: {img.id}"]
+
+
+def test_rootfs_mounts_reunpacks_a_missing_snapshot(store, mounted):
+    img = bootstrap_busybox(store)
+    store.snapshots.remove(img.chain_ids[0])
+    target = mounted(store, img.id, "again")
+    assert (target / "bin" / "busybox").is_file() and store.snapshots.has(img.chain_ids[0])
