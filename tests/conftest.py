@@ -55,3 +55,14 @@ def wharf_root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("WHARF_ROOT", str(root))
     monkeypatch.setenv("WHARF_RUN", str(run))
     return root
+
+
+@pytest.fixture
+def busybox_image(wharf_root: Path):
+    """busybox:latest bootstrapped (from /bin/busybox) into the private WHARF_ROOT; returns the Image."""
+    if not os.path.exists(BUSYBOX):
+        pytest.skip("busybox-static is not installed (make install)")
+    from runtime.images.bootstrap import bootstrap_busybox
+    from runtime.images.store import ImageStore
+
+    return bootstrap_busybox(ImageStore())
