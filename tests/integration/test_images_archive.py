@@ -39,11 +39,11 @@ def store(wharf_root: Path) -> ImageStore:
 
 
 @pytest.fixture
-def two_layer(store: ImageStore):
+def two_layer(store: ImageStore, busybox_image):
     """busybox plus a second (gzip) layer, tagged app:1."""
     import hashlib
 
-    base = bootstrap_busybox(store)
+    base = busybox_image
     raw = _layer({"app/hello.txt": "hello from layer 2\n"})
     digest = store.content.put(gzip.compress(raw, mtime=0))
     layers = list(zip([x["digest"] for x in base.layers], base.diff_ids, strict=True))
