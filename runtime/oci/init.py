@@ -131,6 +131,7 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
 
 def preload(spec: dict) -> None:
     """Import now what runs after pivot_root: the runtime's files are not visible from there."""
+    caps.last_cap()  # read the host's /proc once, before the container's replaces it
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         import runtime.linux.uts  # noqa: F401
     if (spec.get("linux") or {}).get("seccomp"):
