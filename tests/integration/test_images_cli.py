@@ -118,9 +118,12 @@ def test_prune_removes_dangling_only(busybox, tmp_path):
     (["images", "--filter", "bogus=1"], "invalid filter"),
     (["image", "bootstrap", "alpine"], "unknown base image"),
     (["save", "--format", "zip", "-o", "/dev/null", "busybox"], "unknown save format"),
+    (["load"], "stdin: corrupt or truncated tar"),
+    (["import", "-", "x:1"], "corrupt or truncated gzip"),
 ])
 def test_bad_input_is_one_line_exit_1(busybox, args, text):
-    p = wharf(*args, check=False, input=b"")
+    garbage = b"\x1f\x8b" + b"\x00" * 100 if args[0] == "import" else b"\x00garbage" * 100
+    p = wharf(*args, check=False, input=garbage)
     err = p.stderr.decode()
     assert p.returncode == 1 and text in err and "Traceback" not in err, err
     assert err.startswith("wharf: error:")
