@@ -1,7 +1,8 @@
 """Build benchmark: 4 RUN steps each writing 25 MB of random data FROM busybox, uncached and fully cached.
 
 Runs in a private WHARF_ROOT/WHARF_RUN (needs root). Prints medians and ratios against the
-docker figures measured on this machine (issue 7) and against buildah when it is installed.
+docker figures measured on this machine (issue 7) and against buildah when it is installed
+(BENCH_NO_PEERS=1 skips it). WHARF_BUILD_RUNTIME picks the OCI runtime of the RUN steps.
 """
 
 from __future__ import annotations
@@ -94,11 +95,14 @@ def main() -> None:
         uncached = median_time(lambda: build(store, ctx, no_cache=True, progress=quiet), 3)
         build(store, ctx, progress=quiet)
         cached = median_time(lambda: build(store, ctx, progress=quiet), 7)
+        from runtime.build.run_step import runtime_argv
+
+        print(f"OCI runtime: {' '.join(runtime_argv())}")
         print(f"wharf build, 4 x 25 MB RUN steps, uncached:     {uncached:.3f} s median "
               f"({uncached / DOCKER_UNCACHED:.2f}x docker's {DOCKER_UNCACHED} s)")
         print(f"wharf build, 4 x 25 MB RUN steps, fully cached: {cached:.4f} s median "
               f"({cached / DOCKER_CACHED:.2f}x docker's {DOCKER_CACHED} s)")
-        bh = bench_buildah(ctx, tmp)
+        bh = None if os.environ.get("BENCH_NO_PEERS") else bench_buildah(ctx, tmp)
         if bh is not None:
             print(f"buildah bud (vfs, chroot), uncached:            {bh:.3f} s median "
                   f"(wharf/buildah {uncached / bh:.2f}x)")
