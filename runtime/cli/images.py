@@ -14,8 +14,13 @@ from runtime.errors import InvalidArgument, WharfError
 
 
 def _store():
+    import os
+
     from runtime.images.store import ImageStore
 
+    if os.environ.get("WHARF_HOST"):
+        raise InvalidArgument("the image verbs work on the embedded engine's image store",
+                              hint="run them without --host / WHARF_HOST")
     return ImageStore()
 
 
