@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import os
 
 from runtime.linux.cgroups.fs import cg_value, read_int, read_keyed, write
 
@@ -13,7 +14,8 @@ def apply_v1(d: str, mem: dict) -> None:
         pairs = []
         if limit is not None:
             pairs.append(("memory.limit_in_bytes", limit))
-        if swap is not None:
+        if swap is not None and os.path.exists(f"{d}/memory.memsw.limit_in_bytes"):
+            # (no memsw file: the kernel runs without swap accounting; like runc, leave swap alone)
             pairs.append(("memory.memsw.limit_in_bytes", swap))
         try:
             for name, v in pairs:
