@@ -16,6 +16,7 @@ import pytest
 
 from runtime.build import rootfs as rfs
 from runtime.build.builder import build
+from runtime.build.run_step import runtime_argv
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 
 pytestmark = [pytest.mark.root]
@@ -235,8 +236,9 @@ def test_failing_run_reports_step_and_leaves_nothing(store, busybox, tmp_path, w
     assert leftovers == []
     state = build_dir / "runtime"
     if state.exists():
-        listed = subprocess.run(["runc", "--root", str(state), "list", "-q"], capture_output=True, text=True)
-        assert listed.stdout.strip() == ""
+        listed = subprocess.run([*runtime_argv(), "--root", str(state), "list", "-q"], capture_output=True,
+                                text=True)
+        assert listed.returncode == 0 and listed.stdout.strip() == ""
     assert {i.id for i in store.list()} - before <= {i.id for i in store.list()}  # no tag, only cache images
 
 
@@ -366,9 +368,9 @@ def test_killed_build_is_repaired_by_the_next(store, busybox, tmp_path, wharf_ro
     do_build(store, make_ctx(tmp_path / "ctx2", "FROM busybox\nLABEL after=crash\n"))
     assert not [m for m in _mounts() if m.startswith(str(build_dir))]
     assert [p.name for p in build_dir.iterdir()] == ["runtime"]
-    listed = subprocess.run(["runc", "--root", str(build_dir / "runtime"), "list", "-q"], capture_output=True,
-                            text=True)
-    assert listed.stdout.strip() == ""
+    listed = subprocess.run([*runtime_argv(), "--root", str(build_dir / "runtime"), "list", "-q"],
+                            capture_output=True, text=True)
+    assert listed.returncode == 0 and listed.stdout.strip() == ""
 
 
 def test_engine_facade_builds(store, busybox, tmp_path):
