@@ -1,5 +1,6 @@
-"""`pull`: manifest (index -> platform manifest), then config and layers downloaded in parallel,
-hashed while they stream into the content store, then `ImageStore.register` unpacks and tags.
+"""`pull`: manifest (index -> platform manifest), config, then layers downloaded in parallel,
+hashed while they stream into the content store and, at the same time, unpacked into their
+snapshots (unpack.py); `ImageStore.register` then records and tags the image.
 
 A failed pull records no image and leaves no partial blob (ingest files are aborted); blobs that
 finished and verified stay in the content store, so a retry does not fetch them again.
@@ -12,19 +13,15 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
 
 from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
 from runtime.registry import digests, manifests
+from runtime.registry.progress import emit
 from runtime.registry.transport import RETRIES, Session
+from runtime.registry.unpack import Unpacker
 
 PARALLEL = 3  # as Docker's max-concurrent-downloads
 MAX_MANIFEST = 4 << 20
-
-
-def emit(progress, **msg: Any) -> None:
-    if progress is not None:
-        progress(msg)
 
 
 def get_manifest(session: Session, path: str, reference: str) -> tuple[bytes, str, str]:
@@ -57,18 +54,24 @@ class _Cancelled(Exception):
     pass
 
 
-def _download(session: Session, store, path: str, desc: dict, progress, stop: threading.Event) -> None:
+def _download(session: Session, store, path: str, desc: dict, progress, stop: threading.Event,
+              stream=None) -> None:
+    """One blob into the content store (retried on transient errors); the first attempt also
+    feeds `stream(desc)`'s Feed, which unpacks the layer while it downloads."""
     digest, size = desc["digest"], desc["size"]
     short = digests.short(digest)
     buf = bytearray(1 << 20)
     view = memoryview(buf)
     for attempt in range(RETRIES + 1):
+        feed = stream(desc) if stream is not None and attempt == 0 else None
         with store.content.writer(expected=digest, size=size) as w:
             try:
                 resp = session.request("GET", f"/v2/{path}/blobs/{digest}", what=f"blob {digest}")
                 last = 0.0
                 while n := resp.readinto(view):
                     w.write(view[:n])
+                    if feed is not None:
+                        feed.put(bytes(view[:n]))
                     if stop.is_set():
                         session.reset()
                         raise _Cancelled
@@ -79,7 +82,11 @@ def _download(session: Session, store, path: str, desc: dict, progress, stop: th
                              progressDetail={"current": w.written, "total": size})
                 if w.written != size:
                     raise http.client.IncompleteRead(b"", size - w.written)
-            except (OSError, http.client.HTTPException) as e:
+            except BaseException as e:
+                if feed is not None:
+                    feed.finish(ok=False)
+                if not isinstance(e, (OSError, http.client.HTTPException)):
+                    raise
                 session.reset()
                 if attempt < RETRIES and not stop.is_set():
                     time.sleep(0.1 * 3 ** attempt)
@@ -87,54 +94,11 @@ def _download(session: Session, store, path: str, desc: dict, progress, stop: th
                 raise RuntimeFailure(f"registry {session.domain}: blob {digest}: download failed after "
                                      f"{w.written} of {size} bytes: {e or type(e).__name__}",
                                      hint="the connection broke or the registry is down; pull again") from None
+            if feed is not None:
+                feed.finish(ok=True)
             w.commit()  # InvalidArgument (nothing stored) when the bytes do not hash to `digest`
             emit(progress, status="Download complete", id=short)
             return
-
-
-class _Unpacker:
-    """Unpacks each layer into its snapshot as soon as its blob is in: layers are independent tar
-    diffs, so they unpack in parallel with each other and with the downloads still running, and
-    `ImageStore.register` then finds them done. `rollback()` removes the snapshots made here."""
-
-    def __init__(self, store, manifest: manifests.Manifest, config: bytes, what: str) -> None:
-        from runtime.images import oci
-
-        self.snapshots = getattr(store, "snapshots", None)
-        self.store = store
-        self.jobs: dict[str, list[tuple]] = {}
-        self.created: list[str] = []
-        self._lock = threading.Lock()
-        try:
-            diff_ids = json.loads(config)["rootfs"]["diff_ids"]
-        except (ValueError, KeyError, TypeError):
-            return  # register() names what is wrong with the config
-        layers = manifest.blobs[1:]
-        if self.snapshots is None or len(diff_ids) != len(layers):
-            return
-        chain = oci.chain_ids(diff_ids)
-        for i, (layer, diff_id) in enumerate(zip(layers, diff_ids, strict=True)):
-            compression = oci.LAYER_TYPES.get(layer.get("mediaType"))
-            if compression is None or self.snapshots.has(chain[i]):
-                continue
-            job = (chain[i], chain[i - 1] if i else None, diff_id, compression, f"{what} layer {i} ({layer['digest']})")
-            self.jobs.setdefault(layer["digest"], []).append(job)
-
-    def __call__(self, desc: dict, progress) -> None:
-        with self._lock:
-            jobs = self.jobs.pop(desc["digest"], [])
-        for chain_id, parent, diff_id, compression, what in jobs:
-            emit(progress, status="Extracting", id=digests.short(desc["digest"]))
-            with self.store.content.open(desc["digest"]) as blob:
-                self.snapshots.create(chain_id, parent, diff_id, blob, compression, what)
-            with self._lock:
-                self.created.append(chain_id)
-        if not desc.get("present"):
-            emit(progress, status="Pull complete", id=digests.short(desc["digest"]))
-
-    def rollback(self) -> None:
-        for chain_id in self.created:
-            self.snapshots.remove(chain_id)
 
 
 def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress, after=None) -> int:
@@ -156,7 +120,7 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
     def work(d: dict) -> None:
         show = progress if d is not config else None
         if not d.get("present"):
-            _download(session, store, path, d, show, stop)
+            _download(session, store, path, d, show, stop, getattr(after, "stream", None))
         if after is not None and not stop.is_set():
             after(d, show)
 
@@ -201,7 +165,7 @@ def pull(store, ref: str, platform: str | None = None, progress=None):
             raise InvalidArgument(f"registry {r.domain}: {r.path}@{digest}: not an image manifest ({media_type})")
         config = m.blobs[0]
         fetched = fetch_blobs(session, store, r.path, [config], None)
-        unpacker = _Unpacker(store, m, store.content.read(config["digest"]), f"image {config['digest'][7:19]}")
+        unpacker = Unpacker(store, m, store.content.read(config["digest"]), f"image {config['digest'][7:19]}")
         fetched += fetch_blobs(session, store, r.path, manifests.stored_blobs(m)[1:], progress, after=unpacker)
         image = store.register(data, str(r), repo_digest=True)
         emit(progress, status=f"Digest: {top}")

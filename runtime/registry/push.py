@@ -11,7 +11,7 @@ from urllib.parse import quote
 
 from runtime.errors import InvalidArgument, NotFound, WharfError
 from runtime.registry import digests, manifests
-from runtime.registry.pull import emit
+from runtime.registry.progress import emit
 from runtime.registry.transport import Session
 
 PARALLEL = 3
