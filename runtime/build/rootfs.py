@@ -79,6 +79,9 @@ def mounted(store: Any, image_id: str | None, lease: Lease | None = None,
     """(rootfs path, mount descriptions) of `image_id`, unmounted afterwards. Without a lease the
     key is a throw-away view released at the end; with one, the caller commits and releases it.
     `extra_lower`: a finished step's upper dir stacked on the image (overlay reads its whiteouts)."""
+    if image_id is not None and os.geteuid() != 0:
+        raise RuntimeFailure("this build step needs root: it mounts the image's layers (overlayfs)",
+                             hint="run wharf build as root")
     own = lease is None
     lease = lease or Lease(new_key("build-view"))
     rootfs = lease.base / "rootfs"
