@@ -225,6 +225,8 @@ class Builder:
             if e.where is None:  # name the Dockerfile line on every error of a step
                 e.where = inst.where
             raise
+        except OSError as e:  # the kernel said no (mount, disk full...): one line, not a traceback
+            raise RuntimeFailure(f"{inst.cmd.upper()}: {e.strerror or e}", where=inst.where) from None
 
     def _dispatch_one(self, state: StageState, inst: Instruction, meta_env: dict[str, str]) -> None:
         cmd = inst.cmd
@@ -293,6 +295,8 @@ class Builder:
             if e.where is None:
                 e.where = p.where
             raise
+        except OSError as e:
+            raise RuntimeFailure(f"RUN: committing the layer failed: {e.strerror or e}", where=p.where) from None
         finally:
             p.lease.release(self.store)
         layer = (image.layers[-1]["digest"], image.config["rootfs"]["diff_ids"][-1])
