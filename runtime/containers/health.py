@@ -8,8 +8,8 @@ The last 5 results are kept as {Start, End, ExitCode, Output}.
 
 from __future__ import annotations
 
+import _signal as signal  # C module: the shim imports this
 import os
-import signal
 import time
 
 from runtime.containers import nsexec

@@ -14,6 +14,7 @@ from typing import Any
 
 from runtime.containers import bundle, imagesrc, netsetup
 from runtime.containers.codec import mount_from_dict, to_dict
+from runtime.containers.events import events_path
 from runtime.containers.store import ContainerStore
 from runtime.containers.users import resolve_user
 from runtime.engine import ContainerSpec
@@ -103,7 +104,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
         "log_path": str(store.log_path(cid)), "tty": spec.tty, "stdin_open": spec.stdin_open,
         "stdin_once": spec.stdin_once, "tty_size": tty_size, "restart": to_dict(spec.restart),
         "cgroup": f"/wharf/{cid}", "cleanup_argv": _cleanup_argv(spec, net.needs_release, cid),
-        "net_release": net.needs_release,
+        "net_release": net.needs_release, "events_path": events_path(),
     }
     opts = spec.log_options
     if opts.get("max-size"):

@@ -5,10 +5,14 @@ LogWriter runs in the shim (stdlib only); read_log / follow_log serve `wharf log
 
 from __future__ import annotations
 
-import json
 import os
 import time
-from collections.abc import Callable, Iterator
+
+from runtime.containers.lean import encode_string
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # the shim imports this module: no collections.abc at run time
+    from collections.abc import Callable, Iterator
 
 MAX_LINE = 16 * 1024
 
@@ -65,8 +69,8 @@ class LogWriter:
         self.partial.clear()
 
     def _emit(self, stream: str, line: bytes) -> None:
-        rec = json.dumps({"log": line.decode("utf-8", "replace"), "stream": stream,
-                          "time": rfc3339(time.time())}, ensure_ascii=False).encode() + b"\n"
+        rec = (f'{{"log":{encode_string(line.decode("utf-8", "replace"))},"stream":"{stream}",'
+               f'"time":"{rfc3339(time.time())}"}}\n').encode()
         if self.max_size and self.size + len(rec) > self.max_size and self.size:
             self._rotate()
         os.write(self.fd, rec)
@@ -94,6 +98,8 @@ Entry = tuple[str, bytes, str]  # (stream, line, time)
 
 
 def _parse(line: bytes) -> Entry | None:
+    import json
+
     try:
         rec = json.loads(line)
         return rec["stream"], rec["log"].encode(), rec["time"]

@@ -10,11 +10,8 @@ drops to the user, chdir, execs). Heavy imports happen after fork, never in the 
 from __future__ import annotations
 
 import os
-import signal
 
 NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc paths change after it
-FORWARDED = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
-             signal.SIGUSR2, signal.SIGWINCH)
 
 
 def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,
@@ -41,6 +38,10 @@ def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid:
 
 def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: int, gid: int,
             groups: list[int], cwd: str, stdio: tuple[int, int, int], tty: bool, term_kills: bool) -> int:
+    import fcntl  # noqa: F401 - everything _child needs is imported before the mount namespace changes
+    import signal
+    import termios  # noqa: F401
+
     from runtime.linux import ns
     from runtime.linux.cgroups import open_cgroup
 
@@ -59,7 +60,9 @@ def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: 
         os.close(r)
         _child(argv, env, uid, gid, groups, cwd, stdio, tty, w)
     os.close(w)
-    for sig in FORWARDED:
+    forwarded = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP, signal.SIGQUIT, signal.SIGUSR1,
+                 signal.SIGUSR2, signal.SIGWINCH)
+    for sig in forwarded:
         signal.signal(sig, lambda s, _f: os.kill(child, signal.SIGKILL if term_kills and s == signal.SIGTERM
                                                     else s))
     err = os.read(r, 4096)

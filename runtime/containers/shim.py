@@ -12,12 +12,11 @@ command that started it. When the container is finally done it runs the cleanup 
 
 from __future__ import annotations
 
+import _signal as signal  # the C modules: `signal`/`socket` would pull in enum (memory per container)
+import _socket as socket
 import errno
-import json
 import os
 import select
-import signal
-import socket
 import sys
 import time
 
@@ -25,10 +24,9 @@ if __package__ in (None, ""):  # run as a script with -S: make `runtime` importa
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from runtime.containers import stream  # noqa: E402
-from runtime.containers.events import emit  # noqa: E402
 from runtime.containers.health import HealthChecker  # noqa: E402
+from runtime.containers.lean import Locked, append_line, atomic_write_json, loads, read_json  # noqa: E402
 from runtime.containers.logs import LogWriter, rfc3339  # noqa: E402
-from runtime.util.fs import atomic_write_json, file_lock, read_json  # noqa: E402
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -91,7 +89,7 @@ class Shim:
         signal.set_wakeup_fd(wake_w)
         for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
             signal.signal(sig, lambda *_: None)
-        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
         try:
             os.unlink("attach.sock")
         except FileNotFoundError:
@@ -102,7 +100,7 @@ class Shim:
 
     # ------------------------------------------------------------ state
     def update(self, **changes) -> dict:
-        with file_lock(self.lock_path):
+        with Locked(self.lock_path):
             st = read_json(self.state_path, {}) or {}
             st.update(changes)
             atomic_write_json(self.state_path, st)
@@ -111,7 +109,8 @@ class Shim:
     def event(self, action: str, **attrs) -> None:
         attrs.setdefault("name", self.cfg.get("name", ""))
         attrs.setdefault("image", self.cfg.get("image", ""))
-        emit("container", action, self.id, attrs)
+        append_line(self.cfg["events_path"], {"type": "container", "action": action, "id": self.id,
+                                              "attributes": attrs, "time": time.time()})
 
     # ------------------------------------------------------------ runtime calls
     def runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> tuple[int, int]:
@@ -144,7 +143,7 @@ class Shim:
         args = ["create", "--bundle", cfg["bundle"], "--pid-file", os.path.abspath(pidfile)]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         if cfg["tty"]:
-            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
+            console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
             try:
                 os.unlink("console.sock")
             except FileNotFoundError:
@@ -163,9 +162,14 @@ class Shim:
                 if rc != 0:
                     raise StartError(msg or f"runtime create exited with {rc}")
                 console.settimeout(5)
-                conn, _ = console.accept()
-                _, fds, _, _ = socket.recv_fds(conn, 1024, 1)
+                conn = _accept(console)
+                conn.settimeout(5)
+                _, anc, _, _ = conn.recvmsg(1024, socket.CMSG_LEN(4))
                 conn.close()
+                fds = [int.from_bytes(data[:4], sys.byteorder) for lvl, typ, data in anc
+                       if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS]
+                if not fds:
+                    raise StartError("the runtime sent no pty over the console socket")
             finally:
                 console.close()
                 os.unlink("console.sock")
@@ -428,7 +432,7 @@ class Shim:
     # ------------------------------------------------------------ clients
     def accept(self) -> None:
         try:
-            sock, _ = self.listener.accept()
+            sock = _accept(self.listener)
         except BlockingIOError:
             return
         sock.setblocking(False)
@@ -448,7 +452,7 @@ class Shim:
             return
         for kind, payload in c.reader.feed(data):
             if kind == stream.CONTROL:
-                c.req = json.loads(payload)
+                c.req = loads(payload)
                 if c.req.get("start"):
                     self.start_requested = True
                 if c.req.get("op") == "kill":
@@ -541,6 +545,11 @@ class Shim:
         if argv:
             os.execv(argv[0], argv)
         return code
+
+
+def _accept(listener: socket.socket) -> socket.socket:
+    fd, _ = listener._accept()
+    return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
 
 
 def daemonize() -> None:

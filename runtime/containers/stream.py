@@ -12,9 +12,7 @@ Unix socket paths are limited to 108 bytes, so long paths go through /proc/self/
 
 from __future__ import annotations
 
-import json
 import os
-import socket
 import struct
 
 STDIN, STDOUT, STDERR, EXIT, RESIZE, STDIN_EOF, CONTROL = 0, 1, 2, 3, 4, 5, 6
@@ -48,7 +46,7 @@ class FrameReader:
         return out
 
 
-def recv_exact(sock: socket.socket, n: int) -> bytes:
+def recv_exact(sock, n: int) -> bytes:
     buf = b""
     while len(buf) < n:
         chunk = sock.recv(n - len(buf))
@@ -58,7 +56,7 @@ def recv_exact(sock: socket.socket, n: int) -> bytes:
     return buf
 
 
-def recv_frame(sock: socket.socket) -> tuple[int, bytes]:
+def recv_frame(sock) -> tuple[int, bytes]:
     stream, size = parse_header(recv_exact(sock, HEADER_SIZE))
     return stream, recv_exact(sock, size) if size else b""
 
@@ -72,7 +70,11 @@ def short_path(path: str | os.PathLike[str]) -> tuple[str, int | None]:
     return f"/proc/self/fd/{dfd}/{os.path.basename(path)}", dfd
 
 
-def connect(path: str | os.PathLike[str], request: dict) -> socket.socket:
+def connect(path: str | os.PathLike[str], request: dict):
+    """A client socket to a shim, the request sent (json/socket imported here: the shim never needs them)."""
+    import json
+    import socket
+
     p, dfd = short_path(path)
     s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC)
     try:
