@@ -4,7 +4,10 @@ A snapshot is the overlay-form tree of one layer (see apply.py) and is read-only
 published. It is extracted into <root>/sn/.tmp-*, then renamed into place: it exists
 complete or not at all, and two processes unpacking the same chain do no harm (the
 loser's copy is dropped). Names are short because every lower dir goes into one
-overlay mount option string (limited to a page): see `max_layers`.
+overlay mount option string (limited to one page, and overlayfs stacks at most 500
+lower dirs): `max_layers(root)` layers mount as they are (~88 under /var/lib/wharf).
+A deeper chain keeps its top layers and gets the rest as one flattened snapshot
+(`flat(...)`, key "flat:<chain id>", files hard-linked, no data copied), so any depth mounts.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import json
 import os
 import secrets
 import shutil
+import stat
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,6 +28,7 @@ from runtime.images.apply import LayerError, apply_tar
 from runtime.images.streams import open_layer
 from runtime.util.fs import atomic_write_json
 
+FLAT = "flat:"  # chain-id prefix of flattened snapshots
 OVERLAY_MAX_LOWER = 500  # the kernel's OVL_MAX_STACK
 MOUNT_DATA_MAX = 4095  # mount(2) copies one page of option data
 
@@ -43,6 +48,8 @@ class Snapshots:
         self.root = Path(root) / "sn"
 
     def _dir(self, chain_id: str) -> Path:
+        if chain_id.startswith(FLAT):
+            return self.root / ("flat-" + chain_id[len(FLAT):].removeprefix("sha256:")[:16])
         return self.root / chain_id.removeprefix("sha256:")[:16]
 
     def fs_path(self, chain_id: str) -> Path:
@@ -95,6 +102,41 @@ class Snapshots:
             raise InvalidArgument(f"{what}: snapshot {chain_id} could not be published")
         return info
 
+    def flat(self, chain_ids: list[str]) -> SnapshotInfo:
+        """One snapshot holding the merged tree of `chain_ids` (bottom first), for chains deeper than an
+        overlay mount can stack. Files are hard links to the layers' (read-only) files: no data is copied."""
+        key = FLAT + chain_ids[-1]
+        have = self.get(key)
+        if have:
+            return have
+        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        (tmp / "fs").mkdir(parents=True)
+        try:
+            size = 0
+            dir_times: dict[str, int] = {}
+            for c in chain_ids:
+                snap = self.get(c)
+                if snap is None:
+                    raise InvalidArgument(f"snapshot {c} is missing: cannot flatten the chain")
+                size += snap.size
+                merge_layer(snap.path, tmp / "fs", dir_times)
+            for path, ns in sorted(dir_times.items(), reverse=True):
+                if os.path.isdir(path) and not os.path.islink(path):
+                    os.utime(path, ns=(ns, ns), follow_symlinks=False)
+            atomic_write_json(tmp / "meta.json", {"chain_id": key, "parent": None, "diff_id": "",
+                                                  "size": size, "diff_size": 0})
+            try:
+                os.rename(tmp, self._dir(key))
+            except OSError:
+                if self.get(key) is None:
+                    raise
+        finally:
+            if tmp.exists():
+                shutil.rmtree(tmp, ignore_errors=True)
+        info = self.get(key)
+        assert info is not None
+        return info
+
     def remove(self, chain_id: str) -> None:
         d = self._dir(chain_id)
         if self.get(chain_id) is None:
@@ -130,7 +172,45 @@ class Snapshots:
                 shutil.rmtree(e.path, ignore_errors=True)
 
 
+def merge_layer(src: Path, dest: Path, dir_times: dict[str, int]) -> None:
+    """Apply overlay-form layer `src` onto merged tree `dest` (whiteouts delete, opaque dirs reset)."""
+    from runtime.images.pack import is_opaque, is_whiteout
+
+    def remove(p: str) -> None:
+        if os.path.isdir(p) and not os.path.islink(p):
+            shutil.rmtree(p)
+        elif os.path.lexists(p):
+            os.unlink(p)
+
+    for dirpath, dirs, files in os.walk(src):
+        rel = os.path.relpath(dirpath, src)
+        out_dir = os.path.join(dest, rel) if rel != "." else os.fspath(dest)
+        for name in sorted(dirs + files):
+            s = os.path.join(dirpath, name)
+            d = os.path.join(out_dir, name)
+            st = os.lstat(s)
+            if is_whiteout(st):
+                remove(d)
+                continue
+            if stat.S_ISDIR(st.st_mode):
+                if not (os.path.isdir(d) and not os.path.islink(d)):
+                    remove(d)
+                    os.mkdir(d)
+                elif is_opaque(s):
+                    for child in os.listdir(d):
+                        remove(os.path.join(d, child))
+                os.lchown(d, st.st_uid, st.st_gid)
+                os.chmod(d, stat.S_IMODE(st.st_mode))
+                for x in os.listxattr(s, follow_symlinks=False):
+                    if not x.startswith("trusted.overlay."):
+                        os.setxattr(d, x, os.getxattr(s, x, follow_symlinks=False), follow_symlinks=False)
+                dir_times[d] = st.st_mtime_ns
+            else:
+                remove(d)
+                os.link(s, d, follow_symlinks=False)
+
+
 def max_layers(root: Path, upper_and_work: int = 200) -> int:
-    """How many layers an overlay mount can stack with snapshots under `root`."""
+    """How many layers an overlay mount stacks without flattening, with snapshots under `root`."""
     per = len(os.fspath(Path(root) / "sn" / ("x" * 16) / "fs")) + 1
     return min(OVERLAY_MAX_LOWER, (MOUNT_DATA_MAX - len("lowerdir=") - upper_and_work) // per)

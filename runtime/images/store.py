@@ -29,7 +29,7 @@ from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.images import oci
 from runtime.images.content import ContentStore, sha256_digest
 from runtime.images.reference import familiar, is_image_id, parse, with_default_tag
-from runtime.images.snapshots import MOUNT_DATA_MAX, OVERLAY_MAX_LOWER, Snapshots
+from runtime.images.snapshots import FLAT, MOUNT_DATA_MAX, OVERLAY_MAX_LOWER, Snapshots
 from runtime.images.streams import detect
 from runtime.linux.mount import MNT_DETACH, Mount, umount
 from runtime.util.fs import atomic_write_json, file_lock, read_json
@@ -383,7 +383,9 @@ class ImageStore:
             except (NotFound, ValueError):
                 continue
             blobs.update(layer["digest"] for layer in manifest.get("layers", []))
-            chains.update(oci.chain_ids(config.get("rootfs", {}).get("diff_ids", [])))
+            mine = oci.chain_ids(config.get("rootfs", {}).get("diff_ids", []))
+            chains.update(mine)
+            chains.update(FLAT + c for c in mine)  # a flattened base lives as long as its chain does
         return blobs, chains
 
     def _delete(self, db: dict[str, Any], image_id: str) -> list[str]:
@@ -405,6 +407,8 @@ class ImageStore:
             if c not in chains and self.snapshots.has(c):
                 self.snapshots.remove(c)
                 out.append(f"Deleted: {c}")
+            if FLAT + c not in chains:
+                self.snapshots.remove(FLAT + c)
         for b in mine_blobs - blobs:
             try:
                 self.content.delete(b)
@@ -532,25 +536,17 @@ class ImageStore:
         """
         img = self.resolve(image_id)
         cdir = self.container_dir(key)
-        if img.chain_ids:
-            lowers = [str(self.snapshots.fs_path(c)) for c in reversed(img.chain_ids)]
-        else:
-            empty = self.root / "empty"
-            empty.mkdir(parents=True, exist_ok=True)
-            lowers = [str(empty)]
         upper, work = cdir / "upper", cdir / "work"
-        for p in lowers + [str(upper)]:
+        rest = [f"upperdir={upper}", f"workdir={work}"] + _overlay_extras()
+        for p in (str(self.root), str(upper)):
             if "," in p or ":" in p:
                 raise InvalidArgument(f"path {p!r} contains ',' or ':', which overlay options cannot carry",
                                       hint="use a WHARF_ROOT without ',' and ':'")
-        options = [f"lowerdir={':'.join(lowers)}", f"upperdir={upper}", f"workdir={work}"] + _overlay_extras()
-        if len(lowers) > OVERLAY_MAX_LOWER or len(",".join(options)) > MOUNT_DATA_MAX:
-            raise InvalidArgument(f"image {img.short_id} has {len(lowers)} layers: too many for one overlay "
-                                  f"mount under {self.root}",
-                                  hint="squash the image (fewer layers) or use a shorter WHARF_ROOT")
         self.hold(img.id, key)  # first: from now on no rmi/prune/gc takes the image's snapshots away
         try:
             self.ensure_snapshots(img.manifest, img.config, f"image {img.short_id}")
+            lowers = self._lowers(img.chain_ids, len(",".join(rest)) + 1)
+            options = [f"lowerdir={':'.join(lowers)}"] + rest
         except BaseException:
             if not cdir.exists():
                 with self._locked() as db:
@@ -559,6 +555,27 @@ class ImageStore:
         upper.mkdir(parents=True, exist_ok=True)
         work.mkdir(parents=True, exist_ok=True)
         return [Mount("overlay", "overlay", options=options)]
+
+    def _lowers(self, chain_ids: list[str], reserved: int) -> list[str]:
+        """Lower dirs, top first. A chain deeper than one overlay mount can stack (OVL_MAX_STACK and one page
+        of options) keeps its top layers and has the rest merged into one flattened snapshot (hard links)."""
+        if not chain_ids:
+            empty = self.root / "empty"
+            empty.mkdir(parents=True, exist_ok=True)
+            return [str(empty)]
+        paths = [str(self.snapshots.fs_path(c)) for c in reversed(chain_ids)]
+        budget = MOUNT_DATA_MAX - reserved - len("lowerdir=")
+        if len(paths) <= OVERLAY_MAX_LOWER and sum(len(p) + 1 for p in paths) <= budget:
+            return paths
+        flat_len = len(str(self.snapshots.fs_path(FLAT + chain_ids[0])))
+        keep, used = 0, flat_len
+        while keep < len(paths) - 1 and keep + 1 < OVERLAY_MAX_LOWER and used + len(paths[keep]) + 1 <= budget:
+            used += len(paths[keep]) + 1
+            keep += 1
+        if keep == 0 and used > budget:
+            raise InvalidArgument(f"WHARF_ROOT {self.root} is too long for overlay mount options")
+        base = chain_ids[: len(chain_ids) - keep]
+        return paths[:keep] + [str(self.snapshots.flat(base).path)]
 
     def release_rootfs(self, key: str) -> None:
         """Forget `key`'s writable layer (upper/work) and its hold on the image; idempotent."""

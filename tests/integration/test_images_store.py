@@ -165,19 +165,54 @@ def _tiny_layers(store: ImageStore, n: int) -> list[tuple[str, str]]:
     return out
 
 
-def test_long_chains_mount_until_the_documented_limit(store, mounted):
-    from runtime.images.snapshots import max_layers
+def test_deep_chains_are_flattened_below_the_overlay_limit(store, mounted):
+    import hashlib
+    import io
+    import tarfile
+
+    from runtime.images.snapshots import FLAT, max_layers
+
+    def layer(entries):
+        buf = io.BytesIO()
+        with tarfile.open(fileobj=buf, mode="w") as tf:
+            for name, data in entries:
+                ti = tarfile.TarInfo(name)
+                if data is None:
+                    ti.type, ti.mode = tarfile.DIRTYPE, 0o755
+                    tf.addfile(ti)
+                else:
+                    ti.size = len(data)
+                    tf.addfile(ti, io.BytesIO(data))
+        raw = buf.getvalue()
+        return store.content.put(raw), "sha256:" + hashlib.sha256(raw).hexdigest()
 
     limit = max_layers(store.root)
     assert limit >= 20
-    layers = _tiny_layers(store, limit + 1)
-    ok = store.add_image({}, layers[:20], ref="deep:20")
-    target = mounted(store, ok.id, "deep")
-    assert sorted(os.listdir(target)) == sorted(f"l{i}" for i in range(20))
-    too_deep = store.add_image({}, layers, ref="deep:max")
-    with pytest.raises(InvalidArgument, match="too many"):
-        store.rootfs_mounts(too_deep.id, "deeper")
-    assert "deeper" not in store._read()["holds"]
+    first = [layer([("gone", b"1"), ("d", None), ("d/x", b"x"), ("keep", b"k")]),
+             layer([(".wh.gone", b""), ("d", None), ("d/.wh..wh..opq", b""), ("d/y", b"y")])]
+    layers = first + _tiny_layers(store, limit + 5)
+    deep = store.add_image({}, layers, ref="deep:1")
+    target = mounted(store, deep.id, "deep")
+    names = set(os.listdir(target))
+    assert names == {"keep", "d"} | {f"l{i}" for i in range(limit + 5)}
+    assert os.listdir(target / "d") == ["y"] and (target / "l3").read_text() == "3"
+    flat = [c for c in store.snapshots.walk() if c.startswith(FLAT)]
+    assert len(flat) == 1
+    (target / "new").write_text("n")  # still a normal writable overlay
+    assert store.diff("deep") == [("A", "/new")]
+    shallow = store.add_image({}, layers[:20], ref="shallow:1")
+    t2 = mounted(store, shallow.id, "shallow")
+    assert len(os.listdir(t2)) == 2 + 18
+    assert [c for c in store.snapshots.walk() if c.startswith(FLAT)] == flat  # only deep chains flatten
+    _umount(target)
+    store.release_rootfs("deep")
+    store.remove("deep:1")
+    assert (t2 / "l0").read_text() == "0"  # the shallow image's shared layers stay
+    assert [c for c in store.snapshots.walk() if c.startswith(FLAT)] == flat  # as long as its base chain
+    _umount(t2)
+    store.release_rootfs("shallow")
+    store.remove("shallow:1")
+    assert list(store.snapshots.walk()) == []
 
 
 def test_gc_disk_usage_and_export(store, mounted, tmp_path):
