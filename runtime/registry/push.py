@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from urllib.parse import quote
 
-from runtime.errors import InvalidArgument, NotFound, WharfError
+from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 from runtime.registry import digests, manifests
 from runtime.registry.progress import emit
-from runtime.registry.transport import Session
+from runtime.registry.transport import RETRIES, Body, Session
 
 PARALLEL = 3
 
@@ -31,7 +32,7 @@ class _Uploader:
         self.stop = threading.Event()
 
     def blob(self, desc: dict, progress) -> None:
-        digest, size = desc["digest"], desc["size"]
+        digest = desc["digest"]
         short = digests.short(digest)
         s, path = self.session, self.path
         resp, _ = s.fetch("HEAD", f"/v2/{path}/blobs/{digest}", ok=(200, 404), what=f"blob {digest}")
@@ -39,7 +40,8 @@ class _Uploader:
             emit(progress, status="Layer already exists", id=short)
             return
         location = None
-        for source in self.mount_from:
+        if self.mount_from:
+            source = self.mount_from[0]
             resp, _ = s.fetch("POST", f"/v2/{path}/blobs/uploads/?mount={quote(digest)}&from={quote(source)}",
                               ok=(201, 202), scopes=(*s.scopes, f"repository:{source}:pull"),
                               what=f"mount {digest} from {source}")
@@ -47,23 +49,41 @@ class _Uploader:
                 emit(progress, status=f"Mounted from {source}", id=short)
                 return
             location = resp.getheader("Location")
-            break
-        if location is None:
-            resp, _ = s.fetch("POST", f"/v2/{path}/blobs/uploads/", ok=(202,), retry=True,
-                              what=f"start upload of {digest}")
-            location = resp.getheader("Location")
-        if not location:
-            raise InvalidArgument(f"registry {s.domain}: the upload of {digest} got no Location header")
+        for attempt in range(RETRIES + 1):
+            if location is None:
+                resp, _ = s.fetch("POST", f"/v2/{path}/blobs/uploads/", ok=(202,), retry=True,
+                                  what=f"start upload of {digest}")
+                location = resp.getheader("Location")
+                if not location:
+                    raise InvalidArgument(f"registry {s.domain}: the upload of {digest} got no Location header")
+            try:
+                self._upload(location, desc, progress)
+                break
+            except RuntimeFailure:  # connection broke, 5xx: start over (the registry keeps nothing partial)
+                self._cancel(location)
+                location = None
+                if attempt == RETRIES or self.stop.is_set():
+                    raise
+                time.sleep(0.1 * 3 ** attempt)
+            except BaseException:
+                self._cancel(location)
+                raise
+        emit(progress, status="Pushed", id=short)
+
+    def _upload(self, location: str, desc: dict, progress) -> None:
+        digest, size = desc["digest"], desc["size"]
+        s, short = self.session, digests.short(digest)
         emit(progress, status="Pushing", id=short, progressDetail={"current": 0, "total": size})
         with open(self.store.content.path(digest), "rb") as f:
             if os.fstat(f.fileno()).st_size != size:
                 raise InvalidArgument(f"local blob {digest} has {os.fstat(f.fileno()).st_size} bytes, the manifest "
                                       f"says {size}", hint="the content store is damaged; pull or build again")
+            body: Body = (f, 0, size)
             if self.chunk_size and size > self.chunk_size:
                 offset = 0
                 while offset < size:
                     if self.stop.is_set():
-                        return
+                        raise InvalidArgument("push cancelled")
                     n = min(self.chunk_size, size - offset)
                     resp, _ = s.fetch("PATCH", location, body=(f, offset, n), ok=(202,),
                                       headers={"Content-Type": "application/octet-stream",
@@ -71,14 +91,18 @@ class _Uploader:
                                       what=f"upload of {digest}")
                     location = resp.getheader("Location") or location
                     offset += n
-                    emit(progress, status="Pushing", id=short,
-                         progressDetail={"current": offset, "total": size})
+                    emit(progress, status="Pushing", id=short, progressDetail={"current": offset, "total": size})
                 body = None
-            else:
-                body = (f, 0, size)
             s.fetch("PUT", _with_digest(location, digest), body=body, ok=(201, 204),
                     headers={"Content-Type": "application/octet-stream"}, what=f"upload of {digest}")
-        emit(progress, status="Pushed", id=short)
+
+    def _cancel(self, location: str | None) -> None:
+        """Best effort: drop the registry's upload session."""
+        if location:
+            try:
+                self.session.fetch("DELETE", location, ok=(200, 202, 204, 404), what="cancel upload")
+            except WharfError:
+                pass
 
 
 def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
@@ -99,7 +123,7 @@ def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
     up = _Uploader(session, store, r.path, mount_from, chunk_size)
     emit(progress, status=f"The push refers to repository [{r.name}]")
     try:
-        blobs = manifests.stored_blobs(m)
+        blobs = list({d["digest"]: d for d in manifests.stored_blobs(m)}.values())  # each blob once
         errors: list[BaseException] = []
         with ThreadPoolExecutor(max_workers=min(PARALLEL, len(blobs) or 1), thread_name_prefix="push") as ex:
             futures = [ex.submit(up.blob, d, progress) for d in blobs[1:]] + [ex.submit(up.blob, blobs[0], None)]

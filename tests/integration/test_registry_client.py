@@ -424,13 +424,19 @@ class _TokenFront(_Front):
 
 
 class _FlakyFront(_Front):
-    """Breaks the first `breaks` blob downloads halfway (headers promise more than is sent)."""
+    """Breaks the first `breaks` blob downloads halfway (headers promise more than is sent) and
+    drops the connection on the first `put_breaks` upload PUTs."""
 
-    def __init__(self, backend: str, breaks: int) -> None:
+    def __init__(self, backend: str, breaks: int, put_breaks: int = 0) -> None:
         self.breaks = breaks
+        self.put_breaks = put_breaks
         super().__init__(backend)
 
     def intercept(self, h, body: bytes) -> bool:
+        if h.command == "PUT" and "/blobs/uploads/" in h.path and self.put_breaks > 0:
+            self.put_breaks -= 1
+            h.close_connection = True  # no answer at all
+            return True
         if h.command != "GET" or "/blobs/sha256:" not in h.path or self.breaks <= 0:
             return False
         self.breaks -= 1
@@ -543,3 +549,18 @@ def test_cli_push_all_tags_search_gc(wharf_root: Path, registry, tmp_path: Path)
     assert wire("GET", "/v2/dst/img/manifests/a")[0] == 404
     r = wharf("push", "-a", f"{registry.address}/nothing/here")
     assert r.returncode == 1 and "no local tags" in r.stderr
+
+
+def test_push_retries_broken_uploads(registry, store):
+    put_image(Wire(registry.address), "pushsrc", "v1", [{"a": os.urandom(3000)}])
+    img = client.pull(store, f"{registry.address}/pushsrc:v1")
+    front = _FlakyFront(registry.address, breaks=0, put_breaks=3)
+    try:
+        store.tag(img.id, f"{front.address}/pushed:v1")
+        assert client.push(store, f"{front.address}/pushed:v1") == img.manifest_digest
+        assert front.put_breaks == 0
+        assert Wire(registry.address)("GET", "/v2/pushed/manifests/v1")[0] == 200
+        uploads = registry.httpd.registry.storage.root / "uploads"
+        assert not any(uploads.iterdir())  # the broken sessions were cancelled
+    finally:
+        front.stop()
