@@ -5,7 +5,7 @@ published. It is extracted into <root>/sn/.tmp-*, then renamed into place: it ex
 complete or not at all, and two processes unpacking the same chain do no harm (the
 loser's copy is dropped). Names are short because every lower dir goes into one
 overlay mount option string (limited to one page, and overlayfs stacks at most 500
-lower dirs): `max_layers(root)` layers mount as they are (~88 under /var/lib/wharf).
+lower dirs): `max_layers(root)` layers mount as they are (86 under /var/lib/wharf).
 A deeper chain keeps its top layers and gets the rest as one flattened snapshot
 (`flat(...)`, key "flat:<chain id>", files hard-linked, no data copied), so any depth mounts.
 """
