@@ -71,9 +71,12 @@ def prepare(req: CopyRequest, ctx: BuildContext) -> str:
     for src in req.sources:
         if src in req.heredocs:
             h.update(b"heredoc\0" + src.encode() + b"\0" + req.heredocs[src])
-        elif is_url(src):
+        elif is_url(src) or src.startswith("git@"):
             if not req.add:
                 raise InvalidArgument(f"source can't be a URL for COPY: {src}", where=req.where, hint="use ADD")
+            if src.startswith("git@") or urllib.parse.urlparse(src).path.endswith(".git"):
+                raise InvalidArgument(f"ADD {src}: git repositories are not supported by wharf build",
+                                      where=req.where, hint="clone it into the build context and COPY it")
             path = _download(req, src)
             h.update(f"url\0{src}\0{file_sha256(path)}".encode())
         elif req.from_image:
