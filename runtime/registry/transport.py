@@ -24,8 +24,6 @@ from runtime.registry.auth import Authenticator, unauthorized
 
 RETRIES = 3
 BLOCK = 1 << 20
-_schemes: dict[str, str] = {}  # domain -> the scheme that worked, for this process
-_schemes_lock = threading.Lock()
 
 Body = bytes | tuple[BinaryIO, int, int] | None  # bytes, or (file, offset, count) sent with sendfile
 
@@ -119,6 +117,7 @@ class Session:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._all_lock = threading.Lock()
+        self._scheme: str | None = None  # http or https, once probed (insecure registries)
 
     # ----------------------------------------------------------- connections
     def _conn(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:
@@ -173,10 +172,8 @@ class Session:
         raise AssertionError("unreachable")
 
     def _base(self) -> str:
-        with _schemes_lock:
-            scheme = _schemes.get(self.domain)
-        if scheme:
-            return f"{scheme}://{self.host}"
+        if self._scheme:
+            return f"{self._scheme}://{self.host}"
         if not self.insecure:
             return f"https://{self.host}"
         # insecure: plain HTTP if a registry answers there, else HTTPS without verification. (Probing
@@ -195,8 +192,7 @@ class Session:
             raise self._down(e) from None
         finally:
             conn.close()
-        with _schemes_lock:
-            _schemes[self.domain] = scheme
+        self._scheme = scheme
         return f"{scheme}://{self.host}"
 
     def _down(self, e: BaseException) -> RuntimeFailure:
