@@ -102,7 +102,8 @@ class LocalImages:
         from runtime.build.builder import build
 
         img = build(self, Path(context), dockerfile=dockerfile, tags=tags or [], build_args=build_args or {},
-                    target=target, labels=labels or {}, no_cache=no_cache, progress=progress or (lambda *_: None))
+                    target=target, labels=labels or {}, no_cache=no_cache,
+                    progress=(lambda line: progress({"stream": line})) if progress else (lambda *_: None))
         return _image_info(img)
 
     def inspect(self, ref: str):

@@ -6,7 +6,6 @@ are not simple ones it knows, and the typer app handles the command as usual.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from typing import Any
@@ -55,6 +54,8 @@ def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, las
         return "".join((r["id"] if no_trunc else r["id"][:12]) + "\n" for r, _ in recs)
     rows = [ps_row(r, s, no_trunc) for r, s in recs]
     if fmt == "json":
+        import json
+
         return "".join(json.dumps(row) + "\n" for row in rows)
     if fmt and fmt.startswith("table "):
         from runtime.containers.gotemplate import columns

@@ -9,8 +9,6 @@ os.symlink is atomic, so two `wharf run --name x` at once cannot both win.
 from __future__ import annotations
 
 import os
-import random
-import secrets
 import shutil
 import time
 from collections.abc import Iterator
@@ -64,6 +62,8 @@ class ContainerStore:
 
     # ------------------------------------------------------------ names and ids
     def new_id(self) -> str:
+        import secrets
+
         while True:
             cid = secrets.token_hex(32)
             if not cid[:12].isdigit() and not self.dir(cid).exists():
@@ -80,6 +80,8 @@ class ContainerStore:
                 raise Conflict(f'container name "/{name}" is already in use by container "{other}"',
                                hint="remove or rename that container, or choose another --name") from None
             return name
+        import random
+
         while True:
             name = f"{random.choice(_ADJ)}_{random.choice(_NAMES)}"
             try:
