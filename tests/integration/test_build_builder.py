@@ -241,6 +241,9 @@ def test_failing_run_reports_step_and_leaves_nothing(store, busybox, tmp_path, w
         assert listed.returncode == 0 and listed.stdout.strip() == ""
     left = [i for i in store.list() if i.id not in before]
     assert all(not i.repo_tags for i in left)  # only untagged step images (they keep the cache's layers)
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo ok\nRUN echo fixed\nRUN echo never\n")
+    _, lines = do_build(store, ctx, tags=["now:tagged"])
+    assert lines[lines.index("Step 2/4 : RUN echo ok") + 1] == " ---> Using cache"  # what ran is reused
 
 
 def _mounts() -> list[str]:
