@@ -479,3 +479,23 @@ def test_seed_multi_from_example_makes_two_images(store, busybox, tmp_path):
     assert first.id.removeprefix("sha256:").startswith(first_id)
     assert read_or_none(store, first.id, "/bar") == b"foo\n" and read_or_none(store, first.id, "/oink") is None
     assert read_or_none(store, image.id, "/oink") == b"moo\n" and read_or_none(store, image.id, "/bar") is None
+
+
+def test_arg_scope_as_documented(store, tmp_path, wharf_root):
+    """Docker's ARG reference: a variable is only seen after its ARG; ENV overrides ARG."""
+    ctx = make_ctx(tmp_path / "ctx", """\
+FROM scratch
+LABEL before=${username:-some_user}
+ARG username
+LABEL after=$username
+ARG CONT_IMG_VER
+ENV CONT_IMG_VER=${CONT_IMG_VER:-v1.0.0}
+LABEL ver=$CONT_IMG_VER
+""")
+    image, lines = do_build(store, ctx, build_args={"username": "what_user"})
+    assert image.config["config"]["Labels"] == {"before": "some_user", "after": "what_user", "ver": "v1.0.0"}
+    image, _ = do_build(store, ctx, build_args={"username": "what_user", "CONT_IMG_VER": "v2.0.1"})
+    assert image.config["config"]["Labels"]["ver"] == "v2.0.1"
+    assert "CONT_IMG_VER=v2.0.1" in image.config["config"]["Env"]
+    _, lines = do_build(store, ctx, build_args={"unused": "1"})
+    assert "[Warning] One or more build-args ['unused'] were not consumed" in lines
