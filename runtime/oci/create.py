@@ -36,9 +36,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
                               where=os.path.join(bundle, "config.json"))
     lx = spec.get("linux") or {}
     nss = lx.get("namespaces") or []
-    if not any(n["type"] == "mount" for n in nss):
-        raise InvalidArgument("linux.namespaces: the built-in runtime needs a \"mount\" namespace",
-                              where=os.path.join(bundle, "config.json"))
+    host_mounts = not any(n["type"] == "mount" for n in nss)
     terminal = bool(spec["process"].get("terminal"))
     if terminal and not console_socket:
         raise InvalidArgument("process.terminal is true: --console-socket is required")
@@ -79,7 +77,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         now = time.time_ns()
         created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
         record = {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle, "created": created,
-                  "rootfs": rootfs, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
+                  "rootfs": rootfs, "host_mounts": host_mounts, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
                   "hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
                             if k in ("poststart", "poststop")}}
         # everything the container's processes run is imported now: inside a user namespace they
@@ -108,7 +106,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
                 os.kill(init_pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        _cleanup(d, cg)
+        _cleanup(d, cg, rootfs if host_mounts else None)
         if isinstance(e, WharfError) or not isinstance(e, OSError):
             raise
         raise RuntimeFailure(str(e.strerror or e)) from None
@@ -254,7 +252,11 @@ def _write_pid_file(path: str, pid: int) -> None:
     os.rename(tmp, path)
 
 
-def _cleanup(d: str, cg) -> None:  # noqa: ANN001
+def _cleanup(d: str, cg, rootfs: str | None) -> None:  # noqa: ANN001
+    if rootfs:
+        from runtime.linux.mount import umount_all_under
+
+        umount_all_under(rootfs)
     if cg is not None:
         try:
             cg.destroy()

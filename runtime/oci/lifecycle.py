@@ -108,6 +108,10 @@ def delete(root: str, cid: str, force: bool = False) -> None:
             cg.destroy()
         except OSError as e:
             raise RuntimeFailure(f"container {cid!r}: {e}") from None
+    if s.get("host_mounts"):  # no mount namespace: the container's mounts are the host's to undo
+        from runtime.linux.mount import umount_all_under
+
+        umount_all_under(s["rootfs"])
     st.remove_dir(s["_dir"])
     if (s.get("hooks") or {}).get("poststop"):
         from runtime.oci import hooks

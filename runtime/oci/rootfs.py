@@ -100,15 +100,19 @@ class Rootfs:
         self.rootfs = rootfs
         self.in_userns = in_userns
         self.cgroup_dirs = cgroup_dirs
+        # without a mount namespace of its own the container mounts in the host's (as runc does):
+        # no propagation change, chroot instead of pivot_root, `delete` unmounts what is left
+        self.own_ns = any(n.get("type") == "mount" for n in self.lx.get("namespaces") or ())
 
     # ------------------------------------------------------------------ before pivot_root
     def prepare(self) -> None:
-        prop = self.lx.get("rootfsPropagation") or ""
-        root_flag = PROPAGATION.get(prop, 0) if prop in ("slave", "rslave", "private", "rprivate") else 0
-        m.mount(None, "/", None, root_flag or (m.MS_SLAVE | m.MS_REC))
-        m.mount(self.rootfs, self.rootfs, None, m.MS_BIND | m.MS_REC)
-        # pivot_root refuses a shared parent: make the rootfs mount private
-        m.mount(None, self.rootfs, None, m.MS_PRIVATE)
+        if self.own_ns:
+            prop = self.lx.get("rootfsPropagation") or ""
+            root_flag = PROPAGATION.get(prop, 0) if prop in ("slave", "rslave", "private", "rprivate") else 0
+            m.mount(None, "/", None, root_flag or (m.MS_SLAVE | m.MS_REC))
+            m.mount(self.rootfs, self.rootfs, None, m.MS_BIND | m.MS_REC)
+            # pivot_root refuses a shared parent: make the rootfs mount private
+            m.mount(None, self.rootfs, None, m.MS_PRIVATE)
         dev_bound = False
         for i, mnt in enumerate(self.spec.get("mounts") or ()):
             try:
@@ -233,6 +237,11 @@ class Rootfs:
 
     # ------------------------------------------------------------------ pivot_root
     def pivot(self) -> None:
+        if not self.own_ns:
+            os.chdir(self.rootfs)
+            os.chroot(".")
+            os.chdir("/")
+            return
         old = os.open("/", os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         new = os.open(self.rootfs, os.O_DIRECTORY | os.O_RDONLY | os.O_CLOEXEC)
         try:

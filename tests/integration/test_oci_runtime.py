@@ -323,3 +323,22 @@ def test_joins_a_network_namespace_by_path(rt, tmp_path, busybox_rootfs):
         assert {"lo", "wva0", "wvb0"} <= set(out[1].split())
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+def test_without_mount_namespace_delete_unmounts(builtin, tmp_path, busybox_rootfs):
+    """No "mount" namespace: the container mounts in the host's (chroot, as runc); delete undoes it."""
+    b = bundle(tmp_path, busybox_rootfs, "ls /proc/1/ns >/dev/null && echo ok",
+               {"linux": {"namespaces": [{"type": "pid"}], "maskedPaths": [], "readonlyPaths": []},
+                "hostname": None})
+    cid = new_id()
+    with open(tmp_path / "out", "w") as f:
+        builtin("create", "--bundle", str(b), cid, stdout=f, stderr=f, capture_output=False)
+    assert [p for p in mountpoints() if p.startswith(str(busybox_rootfs))]
+    builtin("start", cid)
+    deadline = time.monotonic() + 10
+    while builtin.state(cid)["status"] != "stopped":
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    builtin("delete", cid)
+    assert (tmp_path / "out").read_text().strip() == "ok"
+    assert not [p for p in mountpoints() if p.startswith(str(busybox_rootfs))]
