@@ -24,8 +24,6 @@ from pathlib import Path
 from typing import BinaryIO
 
 from runtime.errors import InvalidArgument
-from runtime.images.apply import LayerError, apply_tar
-from runtime.images.streams import open_layer
 from runtime.util.fs import atomic_write_json
 
 FLAT = "flat:"  # chain-id prefix of flattened snapshots
@@ -72,6 +70,9 @@ class Snapshots:
     def create(self, chain_id: str, parent: str | None, diff_id: str, blob: BinaryIO,
                compression: str | None, what: str) -> SnapshotInfo:
         """Unpack `blob` (the layer) as snapshot `chain_id`, verifying that its tar hashes to diff_id."""
+        from runtime.images.apply import LayerError, apply_tar
+        from runtime.images.streams import open_layer
+
         have = self.get(chain_id)
         if have:
             return have
