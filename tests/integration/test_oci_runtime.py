@@ -234,14 +234,13 @@ def test_bad_input_one_clear_error_nothing_left(builtin, tmp_path, busybox_rootf
         spec["linux"]["namespaces"].append({"type": "bogus"})
     if what not in ("json", "duplicate"):
         cfg.write_text(json.dumps(spec))
-    before = set(mountpoints())
     if what == "duplicate":
         builtin("create", "--bundle", str(b), cid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                 capture_output=False)
     p = builtin("create", "--bundle", str(b), cid, check=False)
     assert p.returncode == 1
     assert expect in p.stderr and len(p.stderr.strip().splitlines()) <= 2 and "Traceback" not in p.stderr
-    assert set(mountpoints()) <= before
+    assert not [m for m in mountpoints() if m.startswith(str(tmp_path))]  # (others' tests mount too)
     if what != "duplicate":
         assert not (builtin.root / cid).exists()
         assert not list(Path("/sys/fs/cgroup").glob(f"*/wharf/{cid}"))
