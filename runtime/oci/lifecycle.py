@@ -6,7 +6,7 @@ import _signal as signal  # the C module: `signal` imports enum, a cost on the h
 import os
 import time
 
-from runtime.errors import Conflict, InvalidArgument, RuntimeFailure
+from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from runtime.oci import state as st
 
 
@@ -83,7 +83,14 @@ def kill(root: str, cid: str, sig: int = signal.SIGTERM, all_: bool = False) -> 
 
 
 def delete(root: str, cid: str, force: bool = False) -> None:
-    s = st.load(root, cid)
+    try:
+        s = st.load(root, cid)
+    except NotFound:
+        d = st.container_dir(root, cid)
+        if force and os.path.isdir(d):  # a `create` killed half-way left a dir without state
+            st.remove_dir(d)
+            return
+        raise
     status = st.status(s)
     if status != "stopped" and not force:
         raise Conflict(f"container {cid!r} is {status}: stop it first or use --force")
