@@ -33,6 +33,16 @@ def _in_lowers(rel: str, lowers: list[Path]) -> bool:
     return False
 
 
+def _lower_names(rel: str, lowers: list[Path]) -> list[str]:
+    names: set[str] = set()
+    for lower in lowers:
+        try:
+            names.update(os.listdir(os.path.join(lower, rel)))
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+    return sorted(n for n in names if _in_lowers(f"{rel}/{n}", lowers))
+
+
 def changes(upper: Path, lowers: list[Path]) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
 
@@ -50,7 +60,11 @@ def changes(upper: Path, lowers: list[Path]) -> list[tuple[str, str]]:
             existed = not below_new and _in_lowers(r, lowers)
             out.append(("C" if existed else "A", "/" + r))
             if stat.S_ISDIR(st.st_mode):
-                walk(r, below_new or not existed or is_opaque(e.path))
+                opaque = is_opaque(e.path)
+                if existed and opaque:  # everything the lower layers had in it is gone
+                    have = set(os.listdir(e.path))
+                    out.extend(("D", f"/{r}/{n}") for n in _lower_names(r, lowers) if n not in have)
+                walk(r, below_new or not existed or opaque)
 
     walk("", False)
-    return out
+    return sorted(out, key=lambda c: c[1])

@@ -252,7 +252,9 @@ def test_commit_converts_opaque_dirs_and_whiteouts(store, mounted, tmp_path):
     (t / "etc").mkdir()
     (t / "etc" / "only").write_text("1")
     (t / "root").rmdir()  # a removed lower dir -> whiteout
-    assert ("D", "/root") in store.diff("op") and ("C", "/etc") in store.diff("op")
+    diff = store.diff("op")
+    assert ("D", "/root") in diff and ("C", "/etc") in diff and ("A", "/etc/only") in diff
+    assert ("D", "/etc/passwd") in diff and ("D", "/etc/group") in diff
     new = store.commit("op", img.id, compression="")
     with store.content.open(new.layers[-1]["digest"]) as f:
         names = tarfile.open(fileobj=io.BytesIO(f.read())).getnames()
