@@ -19,25 +19,27 @@ def start(root: str, cid: str) -> None:
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         # the init is blocked opening the fifo for writing; it writes one byte, runs the
-        # startContainer hooks and execs, which closes its end: wait for the byte, then for EOF
-        delay = 0.0002
+        # startContainer hooks and execs, which closes its end: wait for the byte, then for EOF.
+        # (A reader that never had a writer does not poll readable: select() waits for the init.)
+        import select
+
         got = False
         while True:
-            try:
-                data = os.read(fd, 1)
-            except BlockingIOError:
-                data = None
-            if data:
-                got = True
-                continue
-            if data == b"" and got:
-                break
+            ready, _, _ = select.select([fd], [], [], 0.05)
+            if ready:
+                try:
+                    data = os.read(fd, 1)
+                except BlockingIOError:
+                    continue
+                if data:
+                    got = True
+                    continue
+                if got:
+                    break
             if st.status(s) == "stopped":
                 if got:
                     break
                 raise RuntimeFailure(f"container {cid!r}: its init exited before start")
-            time.sleep(delay)
-            delay = min(delay * 2, 0.01)
     finally:
         os.close(fd)
     os.unlink(fifo)

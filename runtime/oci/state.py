@@ -43,8 +43,7 @@ def save(d: str, st: dict) -> None:
     tmp = os.path.join(d, ".state.json.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC, 0o600)
     try:
-        os.write(fd, fastjson.dumps(st).encode())
-        os.fsync(fd)
+        os.write(fd, fastjson.dumps(st).encode())  # no fsync: runtime state does not outlive a reboot
     finally:
         os.close(fd)
     os.rename(tmp, os.path.join(d, "state.json"))
