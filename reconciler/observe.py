@@ -8,6 +8,7 @@ from typing import Any
 from runtime.errors import NotFound
 
 from . import labels as L
+from .engine_guard import UNAVAILABLE
 
 
 @dataclass
@@ -122,7 +123,13 @@ def observe(engine: Any, desired: Any, images: bool = True) -> Observed:
     obs = Observed(project)
     obs.containers = [_container(c) for c in engine.containers.list(all=True, filters=flt)
                       if c.labels.get(L.PROJECT) == project]
-    for n in engine.networks.list(filters=flt):
+    try:
+        networks = engine.networks.list(filters=flt)
+    except UNAVAILABLE:
+        if desired.networks:
+            raise
+        networks = []  # an engine without networks has none of ours; services use network_mode none/host
+    for n in networks:
         if n.labels.get(L.PROJECT) == project:
             obs.networks[n.name] = ObservedNetwork(n.name, n.id, n.labels.get(L.NETWORK, ""),
                                                    n.labels.get(L.CONFIG_HASH, ""))

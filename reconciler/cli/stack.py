@@ -27,27 +27,10 @@ def _target(opts: ProjectOptions) -> Any:
     return Target.from_loaded(opts.load())
 
 
-class _GuardedEngine:
-    """Turns a missing engine part (a module not written yet, a method not implemented)
-    into one clear error instead of a traceback."""
-
-    def __init__(self, engine: Any) -> None:
-        self._engine = engine
-
-    def __getattr__(self, name: str) -> Any:
-        from runtime.errors import RuntimeFailure
-
-        try:
-            return getattr(self._engine, name)
-        except (ImportError, NotImplementedError) as e:
-            raise RuntimeFailure(f"the engine cannot provide {name!r} yet: {e}",
-                                 hint="this part of the engine is not available in this build") from None
-
-
 def _engine() -> Any:
-    from runtime.engine import connect
+    from reconciler.engine_guard import connect
 
-    return _GuardedEngine(connect())
+    return connect()
 
 
 def _reporter(kind: str) -> Any:
