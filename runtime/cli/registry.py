@@ -182,13 +182,19 @@ def _serve(
     tls_cert: str = typer.Option(None, "--tls-cert", help="PEM certificate: serve HTTPS."),
     tls_key: str = typer.Option(None, "--tls-key", help="PEM private key of --tls-cert."),
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Log every request to stderr."),
+    proxy_remote: str = typer.Option(None, "--proxy-remote",
+                                     help="Upstream registry URL: serve as a read-only pull-through cache of it."),
+    proxy_username: str = typer.Option(None, "--proxy-username", help="User name for the upstream registry."),
+    proxy_password: str = typer.Option(None, "--proxy-password", envvar="WHARF_PROXY_PASSWORD",
+                                       help="Password for the upstream registry (or WHARF_PROXY_PASSWORD)."),
 ) -> None:
     """Serve the OCI distribution API (an image registry) from ROOT."""
     import signal
 
     from runtime.registry.server import RegistryServer
 
-    server = RegistryServer(root, addr, htpasswd=htpasswd, tls_cert=tls_cert, tls_key=tls_key, verbose=verbose)
+    server = RegistryServer(root, addr, htpasswd=htpasswd, tls_cert=tls_cert, tls_key=tls_key, verbose=verbose,
+                            proxy_remote=proxy_remote, proxy_username=proxy_username, proxy_password=proxy_password)
     def _stop(*_) -> None:
         raise KeyboardInterrupt
 

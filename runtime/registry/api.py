@@ -15,6 +15,7 @@ from urllib.parse import quote
 
 from runtime.registry import digests, manifests
 from runtime.registry.apierrors import ApiError
+from runtime.registry.proxy import Upstream, is_tag
 from runtime.registry.storage import MAX_MANIFEST, Storage, check_name
 
 
@@ -78,8 +79,9 @@ def _paginate(items: list[str], query: dict[str, str], link_base: str, key: str)
 
 
 class Registry:
-    def __init__(self, storage: Storage) -> None:
+    def __init__(self, storage: Storage, upstream: Upstream | None = None) -> None:
         self.storage = storage
+        self.upstream = upstream
 
     def handle(self, req: Request) -> Response:
         found = next(((route, m) for pattern, route in _ROUTES if (m := pattern.match(req.path))), None)
@@ -89,6 +91,9 @@ class Registry:
         if req.method not in _ALLOWED[route]:
             raise ApiError("UNSUPPORTED", f"{req.method} is not supported on {req.path}",
                            headers={"Allow": ", ".join(_ALLOWED[route])})
+        if self.upstream is not None and req.method not in ("GET", "HEAD"):
+            raise ApiError("UNSUPPORTED", "this registry is a read-only pull-through cache",
+                           headers={"Allow": "GET, HEAD"})
         args = m.groupdict()
         if "name" in args:
             check_name(args["name"])
@@ -141,13 +146,33 @@ class Registry:
         if req.method == "DELETE":
             st.delete_manifest(name, ref)
             return Response(202)
-        digest, media_type = st.resolve(name, ref)
+        digest, media_type = self._resolve(name, ref)
         path = st.blob_path(digest)
         size = path.stat().st_size
         headers = {"Content-Type": media_type, "Docker-Content-Digest": digest, "ETag": f'"{digest}"'}
         if req.method == "HEAD":
             return Response(200, {**headers, "Content-Length": str(size)})
         return Response(200, headers, path.read_bytes())
+
+    def _resolve(self, name: str, ref: str) -> tuple[str, str]:
+        """st.resolve, asking the upstream (pull-through cache) for tags and for what is missing."""
+        st, up = self.storage, self.upstream
+        if up is None:
+            return st.resolve(name, ref)
+        if not is_tag(ref):
+            try:
+                return st.resolve(name, ref)
+            except ApiError as e:
+                if e.code not in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN"):
+                    raise
+        try:
+            data, media_type = up.manifest(name, ref)
+        except ApiError as e:
+            if e.status == 404 or not is_tag(ref):
+                raise
+            return st.resolve(name, ref)  # upstream unreachable: serve the cached tag
+        st.put_manifest(name, ref, data, media_type, check_blobs=False)
+        return st.resolve(name, ref)
 
     # ----------------------------------------------------------------- blobs
     def _blob(self, req: Request, name: str, digest: str) -> Response:
@@ -156,7 +181,13 @@ class Registry:
         if req.method == "DELETE":
             self.storage.unlink_blob(name, digest)
             return Response(202)
-        path = self.storage.blob_for(name, digest)
+        try:
+            path = self.storage.blob_for(name, digest)
+        except ApiError as e:
+            if self.upstream is None or e.code not in ("BLOB_UNKNOWN", "NAME_UNKNOWN"):
+                raise
+            self.upstream.blob(name, digest, self.storage)
+            path = self.storage.blob_for(name, digest)
         size = path.stat().st_size
         headers = {"Content-Type": "application/octet-stream", "Docker-Content-Digest": digest,
                    "Accept-Ranges": "bytes", "ETag": f'"{digest}"', "Cache-Control": "max-age=31536000"}

@@ -14,8 +14,9 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
-from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
+from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 from runtime.registry import digests, manifests
+from runtime.registry.hosts import registry_mirrors
 from runtime.registry.progress import emit
 from runtime.registry.transport import RETRIES, Session
 from runtime.registry.unpack import Unpacker
@@ -143,17 +144,34 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
     return fetched
 
 
+def _first_answer(r) -> tuple[Session, tuple[bytes, str, str]]:
+    """The session and manifest of the first registry that has `r`: Docker Hub's mirrors, then its own."""
+    scopes = (f"repository:{r.path}:pull",)
+    candidates = registry_mirrors() if r.domain == "docker.io" else []
+    for domain, scheme in [*candidates, (r.domain, None)]:
+        session = Session(domain, scopes, scheme=scheme)
+        try:
+            return session, get_manifest(session, r.path, r.digest or r.tag)
+        except (NotFound, RuntimeFailure):
+            session.close()
+            if domain == r.domain:
+                raise
+        except BaseException:
+            session.close()
+            raise
+    raise AssertionError("unreachable")
+
+
 def pull(store, ref: str, platform: str | None = None, progress=None):
     """Pull `ref` (name[:tag|@digest]) into `store` (an ImageStore); returns the registered Image."""
     from runtime.images import oci
     from runtime.images.reference import familiar_name, parse, with_default_tag
 
     r = with_default_tag(parse(ref))
-    session = Session(r.domain, (f"repository:{r.path}:pull",))
+    emit(progress, status=f"Pulling from {familiar_name(r.name)}", id=r.tag or r.digest)
+    session, (data, media_type, digest) = _first_answer(r)
     unpacker = None
     try:
-        emit(progress, status=f"Pulling from {familiar_name(r.name)}", id=r.tag or r.digest)
-        data, media_type, digest = get_manifest(session, r.path, r.digest or r.tag)
         top = digest
         if media_type in manifests.INDEX_TYPES:
             desc = oci.select_platform(json.loads(data), platform)

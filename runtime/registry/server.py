@@ -19,6 +19,7 @@ from runtime.errors import InvalidArgument
 from runtime.registry.api import Registry, Request, Response
 from runtime.registry.apierrors import ApiError
 from runtime.registry.htpasswd import Htpasswd
+from runtime.registry.proxy import Upstream
 from runtime.registry.storage import Storage
 
 CHUNK = 1 << 20
@@ -191,7 +192,8 @@ class RegistryServer:
 
     def __init__(self, root: str | os.PathLike[str], addr: str = "127.0.0.1:5000",
                  htpasswd: str | os.PathLike[str] | None = None, tls_cert: str | None = None,
-                 tls_key: str | None = None, verbose: bool = False) -> None:
+                 tls_key: str | None = None, verbose: bool = False, proxy_remote: str | None = None,
+                 proxy_username: str | None = None, proxy_password: str | None = None) -> None:
         host, port, family = parse_addr(addr)
         tls = None
         if tls_cert or tls_key:
@@ -209,7 +211,8 @@ class RegistryServer:
             raise InvalidArgument(f"cannot use {root} as the registry root: {e.strerror or e}",
                                   hint="pass a writable directory with --root") from None
         try:
-            self.httpd = _HTTPServer((host, port), Registry(storage), auth, tls, verbose, family)
+            upstream = Upstream(proxy_remote, proxy_username, proxy_password) if proxy_remote else None
+            self.httpd = _HTTPServer((host, port), Registry(storage, upstream), auth, tls, verbose, family)
         except OSError as e:
             raise InvalidArgument(f"cannot listen on {addr}: {e.strerror or e}",
                                   hint="pick a free port or stop what is using it") from None
@@ -230,6 +233,8 @@ class RegistryServer:
             self.httpd.serve_forever(poll_interval=0.2)
         finally:
             self.httpd.server_close()
+            if self.httpd.registry.upstream is not None:
+                self.httpd.registry.upstream.close()
 
     def start(self) -> RegistryServer:
         self._thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.05},
@@ -243,3 +248,5 @@ class RegistryServer:
             self._thread.join()
             self._thread = None
         self.httpd.server_close()
+        if self.httpd.registry.upstream is not None:
+            self.httpd.registry.upstream.close()

@@ -239,8 +239,10 @@ class Storage:
     def _tag_path(self, name: str, tag: str) -> Path:
         return self.repo_dir(name) / "_manifests" / "tags" / tag
 
-    def put_manifest(self, name: str, reference: str, data: bytes, content_type: str | None) -> tuple[str, str | None]:
-        """Store a manifest under a tag or digest; returns (digest, subject digest or None)."""
+    def put_manifest(self, name: str, reference: str, data: bytes, content_type: str | None,
+                     check_blobs: bool = True) -> tuple[str, str | None]:
+        """Store a manifest under a tag or digest; returns (digest, subject digest or None).
+        (check_blobs=False: a pull-through cache, whose blobs arrive when first asked for.)"""
         is_digest = ":" in reference
         if is_digest and not digests.is_digest(reference):
             raise ApiError("DIGEST_INVALID", f"invalid digest {reference!r}", {"digest": reference})
@@ -254,11 +256,11 @@ class Storage:
         if is_digest and digest != reference:
             raise ApiError("DIGEST_INVALID", f"manifest has digest {digest}, not {reference}",
                            {"digest": reference, "actual": digest})
-        for d in manifests.stored_blobs(m):
+        for d in manifests.stored_blobs(m) if check_blobs else []:
             if not self.blob_linked(name, d["digest"]):
                 raise ApiError("MANIFEST_BLOB_UNKNOWN", f"blob {d['digest']} is not in repository {name}",
                                {"digest": d["digest"]})
-        for d in m.manifests:
+        for d in m.manifests if check_blobs else []:
             if not (self._revision(name, d["digest"]).exists() and self.has_blob(d["digest"])):
                 raise ApiError("MANIFEST_BLOB_UNKNOWN", f"manifest {d['digest']} is not in repository {name}",
                                {"digest": d["digest"]})

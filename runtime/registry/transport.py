@@ -1,17 +1,10 @@
-"""HTTP(S) to one registry: keep-alive connections per thread, the HTTPS-then-HTTP fallback for
-insecure registries, the 401 challenge flow (auth.py), redirects, retries, spec error bodies.
-
-Insecure registries (plain HTTP allowed, certificates not verified): localhost, 127.0.0.0/8, ::1,
-the comma-separated WHARF_INSECURE_REGISTRIES (host[:port] or CIDR), and "insecure-registries"
-in $WHARF_REGISTRIES_CONFIG (default /etc/wharf/registries.json).
-"""
+"""HTTP(S) to one registry: keep-alive connections per thread, the plain-HTTP probe for insecure
+registries (hosts.py), the 401 challenge flow (auth.py), redirects, retries, spec error bodies."""
 
 from __future__ import annotations
 
 import http.client
-import ipaddress
 import json
-import os
 import ssl
 import threading
 import time
@@ -21,50 +14,12 @@ from urllib.parse import urljoin, urlsplit
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 from runtime.registry import credentials
 from runtime.registry.auth import Authenticator, unauthorized
+from runtime.registry.hosts import api_host, is_insecure
 
 RETRIES = 3
 BLOCK = 1 << 20
 
 Body = bytes | tuple[BinaryIO, int, int] | None  # bytes, or (file, offset, count) sent with sendfile
-
-
-def api_host(domain: str) -> str:
-    return "registry-1.docker.io" if domain in ("docker.io", "index.docker.io") else domain
-
-
-def _insecure_list() -> list[str]:
-    items = [s.strip() for s in os.environ.get("WHARF_INSECURE_REGISTRIES", "").split(",") if s.strip()]
-    path = os.environ.get("WHARF_REGISTRIES_CONFIG", "/etc/wharf/registries.json")
-    try:
-        with open(path) as f:
-            items += list(json.load(f).get("insecure-registries") or [])
-    except FileNotFoundError:
-        pass
-    except (ValueError, AttributeError, TypeError):
-        raise InvalidArgument(f"{path}: expected JSON like {{\"insecure-registries\": [\"host:port\"]}}") from None
-    return items
-
-
-def is_insecure(domain: str) -> bool:
-    host = domain[1:domain.index("]")] if domain.startswith("[") else domain.rsplit(":", 1)[0]
-    if host == "localhost":
-        return True
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        ip = None
-    if ip is not None and ip.is_loopback:
-        return True
-    for entry in _insecure_list():
-        if entry in (domain, host):
-            return True
-        if ip is not None and "/" in entry:
-            try:
-                if ip in ipaddress.ip_network(entry, strict=False):
-                    return True
-            except ValueError:
-                continue
-    return False
 
 
 def _ssl_context(insecure: bool) -> ssl.SSLContext:
@@ -108,7 +63,8 @@ def _why(e: BaseException) -> str:
 class Session:
     """Requests to one registry for a set of auth scopes ("repository:NAME:pull,push")."""
 
-    def __init__(self, domain: str, scopes: tuple[str, ...] = (), creds: tuple[str, str] | None = None) -> None:
+    def __init__(self, domain: str, scopes: tuple[str, ...] = (), creds: tuple[str, str] | None = None,
+                 scheme: str | None = None) -> None:
         self.domain = domain
         self.host = api_host(domain)
         self.insecure = is_insecure(domain)
@@ -117,7 +73,7 @@ class Session:
         self._local = threading.local()
         self._all: list[http.client.HTTPConnection] = []
         self._all_lock = threading.Lock()
-        self._scheme: str | None = None  # http or https, once probed (insecure registries)
+        self._scheme = scheme  # http or https: given, or probed on first use (insecure registries)
 
     # ----------------------------------------------------------- connections
     def _conn(self, scheme: str, netloc: str) -> tuple[http.client.HTTPConnection, bool]:

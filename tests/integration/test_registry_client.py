@@ -16,6 +16,7 @@ from pathlib import Path
 import pytest
 
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
+from runtime.images.reference import normalize
 from runtime.images.store import ImageStore
 from runtime.registry import client
 from runtime.registry.server import RegistryServer
@@ -564,3 +565,49 @@ def test_push_retries_broken_uploads(registry, store):
         assert not any(uploads.iterdir())  # the broken sessions were cancelled
     finally:
         front.stop()
+
+
+@pytest.fixture
+def outside_dns_blocked(monkeypatch: pytest.MonkeyPatch):
+    """Safety net for tests that name docker.io: any lookup of a non-loopback name fails at once."""
+    real = socket.getaddrinfo
+
+    def guarded(host, *args, **kw):
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            raise socket.gaierror(socket.EAI_NONAME, f"outside lookups are blocked in tests ({host})")
+        return real(host, *args, **kw)
+
+    monkeypatch.setattr(socket, "getaddrinfo", guarded)
+
+
+@needs_distribution
+@pytest.mark.peer
+def test_pull_through_cache_of_docker_registry_and_hub_mirror(distribution, tmp_path: Path, store,
+                                                              monkeypatch: pytest.MonkeyPatch, outside_dns_blocked):
+    address, creds = distribution
+    upstream = Wire(address, auth=creds)
+    digest, manifest, config = put_image(upstream, "library/tool", "1.0", [{"t": b"from upstream"}])
+    user, password = creds or (None, None)
+    proxy = RegistryServer(tmp_path / "cache", "127.0.0.1:0", proxy_remote=f"http://{address}",
+                           proxy_username=user, proxy_password=password).start()
+    try:
+        img = client.pull(store, f"{proxy.address}/library/tool:1.0")
+        assert img.id == config and img.manifest_digest == digest
+        cache = proxy.httpd.registry.storage
+        assert cache.has_blob(digest) and cache.has_blob(config)
+        # Docker Hub refs go to the mirror first (and never further here)
+        monkeypatch.setenv("WHARF_REGISTRY_MIRRORS", f"http://{proxy.address}")
+        store.remove(f"{proxy.address}/library/tool:1.0")
+        pulled = client.pull(store, "tool:1.0")
+        assert pulled.id == config and "docker.io/library/tool:1.0" in [normalize(t) for t in pulled.repo_tags]
+        # read-only; unknown content is a 404 from upstream
+        w = Wire(proxy.address)
+        status, _, body = w("POST", "/v2/library/tool/blobs/uploads/")
+        assert status == 405 and json.loads(body)["errors"][0]["code"] == "UNSUPPORTED"
+        status, _, body = w("GET", "/v2/library/tool/manifests/nope")
+        assert status == 404 and json.loads(body)["errors"][0]["code"] == "MANIFEST_UNKNOWN"
+        # the tag moves upstream: the cache follows
+        digest2, _, config2 = put_image(upstream, "library/tool", "1.0", [{"t": b"newer"}])
+        assert client.pull(store, f"{proxy.address}/library/tool:1.0").id == config2
+    finally:
+        proxy.stop()

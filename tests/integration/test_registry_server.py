@@ -102,7 +102,10 @@ class Wire:
 
     def upload(self, repo: str, data: bytes) -> str:
         digest = sha(data)
-        status, _, body = self(("POST"), f"/v2/{repo}/blobs/uploads/?digest={digest}", data)
+        status, headers, body = self("POST", f"/v2/{repo}/blobs/uploads/?digest={digest}", data)
+        if status == 202:  # a registry without single-POST uploads (distribution 2.8): PUT the data
+            loc = headers["location"]
+            status, _, body = self("PUT", loc + ("&" if "?" in loc else "?") + f"digest={digest}", data)
         assert status == 201, body
         return digest
 

@@ -13,7 +13,7 @@ from runtime.errors import InvalidArgument
 from runtime.registry import credentials, digests, manifests
 from runtime.registry.auth import parse_challenge
 from runtime.registry.client import server_domain
-from runtime.registry.transport import is_insecure
+from runtime.registry.hosts import is_insecure, registry_mirrors
 
 
 def test_parse_challenge():
@@ -62,6 +62,16 @@ def test_insecure_registries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (tmp_path / "r.json").write_text(json.dumps({"insecure-registries": ["mirror.example"]}))
     monkeypatch.setenv("WHARF_REGISTRIES_CONFIG", str(tmp_path / "r.json"))
     assert is_insecure("mirror.example") and is_insecure("mirror.example:5000")
+
+
+def test_registry_mirrors(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    monkeypatch.setenv("WHARF_REGISTRIES_CONFIG", str(tmp_path / "r.json"))
+    monkeypatch.setenv("WHARF_REGISTRY_MIRRORS", "http://127.0.0.1:5001, mirror.example:443/")
+    (tmp_path / "r.json").write_text(json.dumps({"registry-mirrors": ["https://m2.example"]}))
+    assert registry_mirrors() == [("127.0.0.1:5001", "http"), ("mirror.example:443", None), ("m2.example", "https")]
+    (tmp_path / "r.json").write_text(json.dumps({"registry-mirrors": "not a list"}))
+    with pytest.raises(InvalidArgument, match="registry-mirrors"):
+        registry_mirrors()
 
 
 def test_server_domain():
