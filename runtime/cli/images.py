@@ -179,11 +179,18 @@ def inspect(images: list[str] = typer.Argument(..., help="IMAGE..."),
     from runtime.images import views
 
     store = _store()
-    docs = [views.inspect(store, store.resolve(r)) for r in images]
+    docs, failed = [], None
+    for r in images:
+        try:
+            docs.append(views.inspect(store, store.resolve(r)))
+        except WharfError as e:
+            failed = e
     if format and format != "json":
         _formatted(docs, format)
-        return
-    typer.echo(json.dumps(docs, indent=4))
+    elif docs or failed is None:
+        typer.echo(json.dumps(docs, indent=4))
+    if failed is not None:
+        raise failed
 
 
 def prune(all: bool = typer.Option(False, "-a", "--all", help="Remove all unused images, not just dangling."),
