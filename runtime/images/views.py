@@ -143,3 +143,11 @@ def rows(img: Image, digests: bool = False) -> list[dict[str, str]]:
         out.append({**base, "Repository": repo, "Tag": "<none>", "Digest": (by_repo.get(repo) or ["<none>"])[0]})
     return out
 
+
+
+def summary(store: ImageStore, img: Image) -> dict[str, Any]:
+    """Docker Engine API `GET /images/json` item (ImageSummary)."""
+    t = parse_time(img.created)
+    return {"Id": img.id, "ParentId": "", "RepoTags": img.repo_tags, "RepoDigests": img.repo_digests,
+            "Created": int(t.timestamp()) if t else 0, "Size": img.size, "SharedSize": -1,
+            "VirtualSize": img.size, "Labels": img.labels or None, "Containers": len(store.in_use_by(img.id))}

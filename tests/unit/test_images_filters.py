@@ -28,3 +28,13 @@ def test_filters():
         parse_filters(["nope=1"])
     with pytest.raises(InvalidArgument, match="until"):
         sel("until=yesterday")
+
+
+def test_views_human_size_since_and_summary(tmp_path):
+    from runtime.images.store import ImageStore
+    from runtime.images.views import human_size, since, summary
+
+    assert [human_size(n) for n in (0, 999, 1000, 1_982_365, 5 * 10**9)] == ["0B", "999B", "1kB", "1.98MB", "5GB"]
+    assert since("2000-01-01T00:00:00Z").endswith("years ago") and since("") == "N/A"
+    s = summary(ImageStore(tmp_path), _img(["a:1"], "2020-01-01T00:00:00Z", {"k": "v"}))
+    assert s["Created"] == 1577836800 and s["RepoTags"] == ["a:1"] and s["Labels"] == {"k": "v"}
