@@ -36,11 +36,11 @@ def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: s
         pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0 if interactive else null, 1, 2))
         os.close(null)
         return _status(pid)
-    master, slave = os.openpty()
+    size = None
     if os.isatty(0):
-        _winsize(0, slave)
-    pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(slave, slave, slave), tty=True)
-    os.close(slave)
+        ts = os.get_terminal_size(0)
+        size = (ts.lines, ts.columns)
+    pid, master = cs.exec_spawn(ref, cmd, env, user, workdir, tty=True, size=size)
     saved = None
     if interactive and os.isatty(0):
         import termios

@@ -363,8 +363,10 @@ class LocalContainers:
 
     # ------------------------------------------------------------ exec
     def exec_spawn(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
-                   workdir: str = "", stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False) -> int:
-        """Start `cmd` inside the running container; returns a pid to waitpid() on."""
+                   workdir: str = "", stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
+                   size: tuple[int, int] | None = None):
+        """Start `cmd` inside the running container; returns a pid to waitpid() on
+        (with tty=True: (pid, pty master fd), the pty being one of the container's devpts)."""
         from runtime.containers import bundle, nsexec
         from runtime.containers.users import resolve_user
         from runtime.util.fs import read_json
@@ -387,8 +389,11 @@ class LocalContainers:
         penv = bundle.merge_env(proc.get("env", []), env or [])
         if tty:
             penv = bundle.merge_env(penv, ["TERM=xterm"])
+        if tty:
+            return nsexec.spawn_pty(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
+                                    cwd=workdir or proc.get("cwd", "/"), size=size)
         return nsexec.spawn(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
-                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio, tty=tty)
+                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio)
 
     def exec(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
              workdir: str = "", tty: bool = False) -> ExecResult:

@@ -36,12 +36,67 @@ def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid:
     os._exit(code)
 
 
+def spawn_pty(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,
+              groups: list[int] | None = None, cwd: str = "/", size: tuple[int, int] | None = None
+              ) -> tuple[int, int]:
+    """Like spawn, on a new pty of the container's own devpts (as `docker exec -t`): (pid, master fd)."""
+    import socket
+
+    from runtime.errors import RuntimeFailure
+
+    parent, child = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+    pid = os.fork()
+    if pid == 0:
+        parent.close()
+        code = 126
+        try:
+            code = _helper(target_pid, argv, env, cgroup, uid, gid, groups or [], cwd, (0, 1, 2), True, False,
+                           pty=(child, size))
+        except BaseException as e:  # noqa: BLE001 - a forked child must never return into the caller
+            os.write(2, f"exec failed: {e}\n".encode())
+        os._exit(code)
+    child.close()
+    try:
+        _, fds, _, _ = socket.recv_fds(parent, 1024, 1)
+    finally:
+        parent.close()
+    if not fds:
+        _, status = os.waitpid(pid, 0)
+        raise RuntimeFailure("exec: could not open a pty in the container", exit_code=126)
+    return pid, fds[0]
+
+
+def _open_pty(pty: tuple, stdio: tuple[int, int, int]) -> tuple[int, int, int]:
+    """In the container's mount namespace: a pty of its devpts; the master goes back to the caller."""
+    import fcntl
+    import socket
+    import struct
+
+    from runtime.oci.console import TIOCGPTN, TIOCSPTLCK, TIOCSWINSZ
+
+    sock, size = pty
+    master = os.open("/dev/ptmx", os.O_RDWR | os.O_NOCTTY | os.O_CLOEXEC)
+    fcntl.ioctl(master, TIOCSPTLCK, struct.pack("i", 0))
+    n = struct.unpack("I", fcntl.ioctl(master, TIOCGPTN, struct.pack("I", 0)))[0]
+    slave = os.open(f"/dev/pts/{n}", os.O_RDWR | os.O_NOCTTY)
+    if size:
+        fcntl.ioctl(master, TIOCSWINSZ, struct.pack("HHHH", size[0], size[1], 0, 0))
+    socket.send_fds(sock, [b"pty"], [master])
+    sock.close()
+    os.close(master)
+    return (slave, slave, slave)
+
+
 def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: int, gid: int,
-            groups: list[int], cwd: str, stdio: tuple[int, int, int], tty: bool, term_kills: bool) -> int:
-    import fcntl  # noqa: F401 - everything _child needs is imported before the mount namespace changes
+            groups: list[int], cwd: str, stdio: tuple[int, int, int], tty: bool, term_kills: bool,
+            pty: tuple | None = None) -> int:
+    import fcntl  # noqa: F401 - everything needed later is imported before the mount namespace changes
     import signal
+    import socket  # noqa: F401
+    import struct  # noqa: F401
     import termios  # noqa: F401
 
+    import runtime.oci.console  # noqa: F401
     from runtime.linux import ns
     from runtime.linux.cgroups import open_cgroup
 
@@ -54,6 +109,8 @@ def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: 
     for fd in fds:
         ns.setns(fd, 0)
         os.close(fd)
+    if pty is not None:
+        stdio = _open_pty(pty, stdio)
     r, w = os.pipe2(os.O_CLOEXEC)
     child = os.fork()
     if child == 0:

@@ -101,9 +101,18 @@ def test_detached_container_survives_killed_cli(env):
 
 
 def test_restart_on_failure_with_backoff_and_unless_stopped(env):
-    wharf(*run_args(env, "-d", "--name", "crash", "--restart", "on-failure:2", "-"), "sh", "-c", "exit 4")
-    until(lambda: inspect("crash")["State"]["Status"] == "exited" and inspect("crash")["RestartCount"] == 2)
+    t0 = time.time()
+    cid = wharf(*run_args(env, "-d", "--name", "crash", "--restart", "on-failure:3", "-"),
+                "sh", "-c", "exit 4").stdout.decode().strip()
+    until(lambda: inspect("crash")["State"]["Status"] == "exited" and inspect("crash")["RestartCount"] == 3)
     assert inspect("crash")["State"]["ExitCode"] == 4
+    evs = [json.loads(x) for x in wharf("events", "--since", str(t0), "--until", str(time.time()),
+                                         "--filter", f"container={cid}", "--format", "json").stdout.splitlines()]
+    starts = [e["timeNano"] / 1e9 for e in evs if e["Action"] == "start"]
+    dies = [e["timeNano"] / 1e9 for e in evs if e["Action"] == "die"]
+    assert len(starts) == 4 and len(dies) == 4
+    gaps = [s - d for d, s in zip(dies, starts[1:], strict=False)]  # Docker's back-off: 0.1, 0.2, 0.4 s
+    assert gaps[0] >= 0.1 and gaps[1] >= 0.2 and gaps[2] >= 0.4 and gaps[2] > gaps[0]
     wharf(*run_args(env, "-d", "--name", "us", "--restart", "unless-stopped", "-"), "sleep", "60")
     wharf("stop", "-t", "0", "us")
     time.sleep(0.5)
@@ -113,8 +122,10 @@ def test_restart_on_failure_with_backoff_and_unless_stopped(env):
 def test_health_starting_healthy_unhealthy(env):
     wharf(*run_args(env, "-d", "--name", "hc", "--health-cmd", "test -f /tmp/ok", "--health-interval", "0.2s",
                     "--health-retries", "2", "--health-start-period", "20s", "--health-start-interval", "0.2s",
-                    "-"), "sh", "-c", "sleep 1; touch /tmp/ok; exec sleep 60")
+                    "-"), "sleep", "60")
+    time.sleep(0.5)  # failing probes inside the start period keep it "starting"
     assert inspect("hc")["State"]["Health"]["Status"] == "starting"
+    wharf("exec", "hc", "touch", "/tmp/ok")
     until(lambda: inspect("hc")["State"]["Health"]["Status"] == "healthy")
     wharf("exec", "hc", "rm", "/tmp/ok")
     until(lambda: inspect("hc")["State"]["Health"]["Status"] == "unhealthy")
@@ -214,3 +225,42 @@ def test_rm_f_everything_leaves_nothing(env):
         assert not os.path.exists(f"/sys/fs/cgroup/pids/wharf/{cid}")
     for pid in pids:
         assert not os.path.exists(f"/proc/{pid}")
+
+
+def test_attach_detach_keys_and_exec_tty(env):
+    import pty
+
+    cid = wharf(*run_args(env, "-d", "-it", "--name", "tty", "-"), "sh").stdout.decode().strip()
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(WHARF, [WHARF, "attach", "tty"])
+    buf = b""
+    try:
+        os.write(fd, b"echo attach''ed\n")
+        deadline = time.monotonic() + 10
+        while b"attached" not in buf and time.monotonic() < deadline:
+            buf += os.read(fd, 4096)
+        assert b"attached" in buf
+        os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q
+        _, status = os.waitpid(pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 0
+    finally:
+        os.close(fd)
+    assert inspect(cid)["State"]["Running"] is True
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execv(WHARF, [WHARF, "exec", "-it", "tty", "sh", "-c", "tty; exit 3"])
+    buf = b""
+    try:
+        while True:
+            try:
+                chunk = os.read(fd, 4096)
+            except OSError:
+                break
+            if not chunk:
+                break
+            buf += chunk
+        _, status = os.waitpid(pid, 0)
+    finally:
+        os.close(fd)
+    assert b"/dev/pts/" in buf and os.waitstatus_to_exitcode(status) == 3
