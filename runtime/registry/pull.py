@@ -144,12 +144,12 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
     return fetched
 
 
-def _first_answer(r) -> tuple[Session, tuple[bytes, str, str]]:
+def _first_answer(r, auth: tuple[str, str] | None) -> tuple[Session, tuple[bytes, str, str]]:
     """The session and manifest of the first registry that has `r`: Docker Hub's mirrors, then its own."""
     scopes = (f"repository:{r.path}:pull",)
     candidates = registry_mirrors() if r.domain == "docker.io" else []
     for domain, scheme in [*candidates, (r.domain, None)]:
-        session = Session(domain, scopes, scheme=scheme)
+        session = Session(domain, scopes, auth if domain == r.domain else None, scheme)
         try:
             return session, get_manifest(session, r.path, r.digest or r.tag)
         except (NotFound, RuntimeFailure):
@@ -162,14 +162,15 @@ def _first_answer(r) -> tuple[Session, tuple[bytes, str, str]]:
     raise AssertionError("unreachable")
 
 
-def pull(store, ref: str, platform: str | None = None, progress=None):
-    """Pull `ref` (name[:tag|@digest]) into `store` (an ImageStore); returns the registered Image."""
+def pull(store, ref: str, platform: str | None = None, progress=None, auth: tuple[str, str] | None = None):
+    """Pull `ref` (name[:tag|@digest]) into `store` (an ImageStore); returns the registered Image.
+    `auth` (user, password) overrides the stored credentials (e.g. from an API's X-Registry-Auth)."""
     from runtime.images import oci
     from runtime.images.reference import familiar_name, parse, with_default_tag
 
     r = with_default_tag(parse(ref))
     emit(progress, status=f"Pulling from {familiar_name(r.name)}", id=r.tag or r.digest)
-    session, (data, media_type, digest) = _first_answer(r)
+    session, (data, media_type, digest) = _first_answer(r, auth)
     unpacker = None
     try:
         top = digest

@@ -105,8 +105,9 @@ class _Uploader:
                 pass
 
 
-def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
-    """Push the local image `ref` to its registry; returns the manifest digest."""
+def push(store, ref: str, progress=None, chunk_size: int | None = None, auth: tuple[str, str] | None = None) -> str:
+    """Push the local image `ref` to its registry; returns the manifest digest. `auth` (user,
+    password) overrides the stored credentials; `chunk_size` uploads in PATCH chunks of that size."""
     from runtime.images.reference import parse, with_default_tag
 
     r = with_default_tag(parse(ref))
@@ -119,7 +120,7 @@ def push(store, ref: str, progress=None, chunk_size: int | None = None) -> str:
     m = manifests.parse(data)
     known = [parse(d) for d in image.repo_digests]  # where the image came from: blobs can be mounted
     mount_from = sorted({k.path for k in known if k.domain == r.domain and k.path != r.path})
-    session = Session(r.domain, (f"repository:{r.path}:pull,push",))
+    session = Session(r.domain, (f"repository:{r.path}:pull,push",), auth)
     up = _Uploader(session, store, r.path, mount_from, chunk_size)
     emit(progress, status=f"The push refers to repository [{r.name}]")
     try:

@@ -485,11 +485,13 @@ def test_pull_push_over_tls_with_basic_auth(tmp_path: Path, store):
     server = RegistryServer(tmp_path / "tls-reg", "127.0.0.1:0", htpasswd=tmp_path / "htpasswd",
                             tls_cert=str(cert), tls_key=str(key)).start()
     try:
+        wire = Wire(server.address, auth=("erin", "tls-pass"), tls=True)
+        digest, _, config = put_image(wire, "secure/img", "v1", [{"s": b"over TLS"}])
+        # credentials given by the caller (an API's X-Registry-Auth), nothing stored
+        assert client.pull(store, f"{server.address}/secure/img:v1", auth=("erin", "tls-pass")).id == config
         with pytest.raises(InvalidArgument, match="incorrect user name or password"):
             client.login(server.address, "erin", "nope")
         client.login(server.address, "erin", "tls-pass")
-        wire = Wire(server.address, auth=("erin", "tls-pass"), tls=True)
-        digest, _, config = put_image(wire, "secure/img", "v1", [{"s": b"over TLS"}])
         img = client.pull(store, f"{server.address}/secure/img:v1")
         assert img.id == config and snapshot_file(store, img, "s") == b"over TLS"
         store.tag(img.id, f"{server.address}/secure/again:v1")
