@@ -91,7 +91,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         if console_fd is not None:
             os.close(console_fd)
         os.close(fifo_fd)
-        init_pid = _drive(ch, pid, spec, record)
+        init_pid = _drive(ch, pid, spec, record, cg)
         ch.close()
         info = st.proc_start_time(init_pid)
         record["pid"] = init_pid
@@ -112,7 +112,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         raise RuntimeFailure(str(e.strerror or e)) from None
 
 
-def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
+def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noqa: ANN001
     """The parent's side of the protocol; returns the init's pid once it is ready."""
     init_pid = 0
     lx = spec.get("linux") or {}
@@ -124,6 +124,13 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict) -> int:
                 ch.send("ok")
             elif kind == "pid":
                 init_pid = int(arg)
+                # the init sets its rootfs up meanwhile; it waits for "joined" before it goes on
+                # (moving a task between cgroups waits for an RCU grace period: milliseconds)
+                try:
+                    cg.add(init_pid)
+                except OSError as e:
+                    raise RuntimeFailure(f"linux.cgroupsPath {record['cgroup']}: {e.strerror}") from None
+                ch.send("joined")
                 os.waitpid(child, 0)
                 child = 0
             elif kind == "hooks":
@@ -206,7 +213,6 @@ def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd
         # nothing the caller leaked to us (a supervisor's pipes...) may live on in the container
         _close_fds_except({ch.rfd, ch.wfd, fifo_fd} | ({console_fd} if console_fd is not None else set())
                           | set(range(3, 3 + preserve_fds)))
-        cg.add(os.getpid())
         lx = spec.get("linux") or {}
         nss = lx.get("namespaces") or []
         joined = [n for n in nss if n.get("path")]
@@ -229,13 +235,15 @@ def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd
         if in_userns:
             os.setresgid(0, 0, 0)
             os.setresuid(0, 0, 0)
-        if flags & ~ns.CLONE_NEWUSER:
-            ns.unshare(flags & ~ns.CLONE_NEWUSER)
+        # the cgroup namespace comes later: the init unshares it once it is in its cgroup
+        if flags & ~(ns.CLONE_NEWUSER | ns.CLONE_NEWCGROUP):
+            ns.unshare(flags & ~(ns.CLONE_NEWUSER | ns.CLONE_NEWCGROUP))
         pid = os.fork()
         if pid == 0:
             dirs = dict(getattr(cg, "dirs", None) or {"unified": cg.dir})
             init.main(ch, spec, rootfs, fifo_fd, console_fd, in_userns, dirs,
-                      {k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")})
+                      {k: record[k] for k in ("ociVersion", "id", "bundle", "annotations")},
+                      bool(flags & ns.CLONE_NEWCGROUP))
         ch.send("pid", str(pid))
     except BaseException as e:  # noqa: BLE001 - never return into the runtime's code
         try:

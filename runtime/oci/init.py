@@ -17,10 +17,10 @@ class SetupError(Exception):
 
 
 def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | None, in_userns: bool,
-         cgroup_dirs: dict[str, str], base_state: dict) -> None:
+         cgroup_dirs: dict[str, str], base_state: dict, cgroupns: bool) -> None:
     """Never returns: execs the process or exits."""
     try:
-        path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs)
+        path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs, cgroupns)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the runtime
         try:
             msg = message(e)
@@ -62,13 +62,19 @@ def message(e: BaseException) -> str:
 
 
 def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_userns: bool,
-          cgroup_dirs: dict[str, str]) -> tuple[str, dict[str, str]]:
+          cgroup_dirs: dict[str, str], cgroupns: bool) -> tuple[str, dict[str, str]]:
     proc = spec["process"]
     lx = spec.get("linux") or {}
     os.setsid()
     rf = Rootfs(spec, rootfs, in_userns, cgroup_dirs)
+    # the runtime moves us into our cgroup meanwhile; a cgroup2 mount must already see it
+    v2_only = list(cgroup_dirs) == ["unified"]
+    if v2_only:
+        _join_cgroup(ch, cgroupns)
     STAGE[0] = "preparing the rootfs"
     rf.prepare()
+    if not v2_only:
+        _join_cgroup(ch, cgroupns)
     hooks = spec.get("hooks") or {}
     if hooks.get("prestart") or hooks.get("createRuntime") or hooks.get("createContainer"):
         STAGE[0] = "hooks"
@@ -127,6 +133,15 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
     if "umask" in (proc.get("user") or {}):
         os.umask(proc["user"]["umask"])
     return path, env
+
+
+def _join_cgroup(ch: Channel, cgroupns: bool) -> None:
+    STAGE[0] = "joining the cgroup"
+    ch.expect("joined")
+    if cgroupns:
+        from runtime.linux import ns
+
+        ns.unshare(ns.CLONE_NEWCGROUP)
 
 
 def preload(spec: dict) -> None:
