@@ -316,4 +316,10 @@ def register(app: typer.Typer) -> None:
     image.command("load")(load)
     image.command("import")(import_)
     image.command("bootstrap")(bootstrap)
+    from runtime.cli import registry  # `wharf image pull|push` = `wharf pull|push` (registry area's verbs)
+
+    for verb in ("pull", "push"):
+        fn = getattr(registry, verb, None)
+        if fn is not None:
+            image.command(verb)(fn)
     app.add_typer(image, name="image")
