@@ -94,17 +94,25 @@ def distribution(request, tmp_path: Path):
 # ------------------------------------------------------------------ images made on the wire
 
 def put_image(wire: Wire, repo: str, tag: str, layers: list[dict[str, bytes]], arch: str = "amd64",
-              docker: bool = False) -> tuple[str, bytes, str]:
-    """Upload a gzip-layered image; returns (manifest digest, manifest bytes, config digest)."""
+              docker: bool = False, compression: str = "gzip") -> tuple[str, bytes, str]:
+    """Upload an image (gzip, zstd or plain tar layers); returns (manifest digest, manifest bytes,
+    config digest)."""
     raws = [tar_layer(f) for f in layers]
     config = json.dumps({"architecture": arch, "os": "linux", "config": {"Cmd": ["sh"]},
                          "rootfs": {"type": "layers", "diff_ids": [sha(r) for r in raws]}}).encode()
-    layer_type = "application/vnd.docker.image.rootfs.diff.tar.gzip" if docker else \
-        "application/vnd.oci.image.layer.v1.tar+gzip"
+    layer_type = "application/vnd.docker.image.rootfs.diff.tar" if docker else "application/vnd.oci.image.layer.v1.tar"
+    layer_type += {"gzip": ".gzip" if docker else "+gzip", "zstd": "+zstd", "": ""}[compression]
     descs = []
     for raw in raws:
-        gz = gzip.compress(raw, 1, mtime=0)
-        descs.append({"mediaType": layer_type, "digest": wire.upload(repo, gz), "size": len(gz)})
+        if compression == "gzip":
+            blob = gzip.compress(raw, 1, mtime=0)
+        elif compression == "zstd":
+            import zstandard
+
+            blob = zstandard.ZstdCompressor().compress(raw)
+        else:
+            blob = raw
+        descs.append({"mediaType": layer_type, "digest": wire.upload(repo, blob), "size": len(blob)})
     manifest = json.dumps({
         "schemaVersion": 2, "mediaType": DOCKER_MANIFEST if docker else OCI_MANIFEST,
         "config": {"mediaType": "application/vnd.docker.container.image.v1+json" if docker
@@ -144,6 +152,17 @@ def test_pull_oci_and_docker_schema2(registry, store):
     assert [e["status"] for e in events if e.get("id") and len(e["id"]) == 12].count("Already exists") == 2
     # by digest
     assert client.pull(store, f"{registry.address}/lib/oci@{d1}").id == c1
+
+
+@pytest.mark.parametrize("compression", ["zstd", ""])
+def test_pull_zstd_and_uncompressed_layers(registry, store, compression):
+    big = os.urandom(3 << 20)  # several chunks through the streaming unpack
+    _, _, config = put_image(Wire(registry.address), "comp", "v1", [{"big": big}, {"small": b"s"}],
+                             compression=compression)
+    img = client.pull(store, f"{registry.address}/comp:v1")
+    assert img.id == config
+    assert (store.snapshots.fs_path(img.chain_ids[0]) / "big").read_bytes() == big
+    assert snapshot_file(store, img, "small") == b"s"
 
 
 @pytest.mark.parametrize("index_type", [OCI_INDEX, DOCKER_LIST])
