@@ -60,6 +60,9 @@ class LocalContainers:
         with self.store.lock(cid):
             st = self.store.load_state(cid)
             if st.get("status") in RUNNING and not shim_alive(st):
+                rec = self.store.load(cid)
+                self._runtime_delete(rec)  # its processes outlived the shim: kill them (repair)
+                self._teardown(rec, spec_from_dict(rec["spec"]))
                 st.update(status="exited", pid=0, exit_code=st.get("exit_code") or 255,
                           error=st.get("error") or "supervisor exited unexpectedly",
                           finished_at=st.get("finished_at") or now_rfc3339())

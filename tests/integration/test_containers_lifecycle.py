@@ -264,3 +264,20 @@ def test_attach_detach_keys_and_exec_tty(env):
     finally:
         os.close(fd)
     assert b"/dev/pts/" in buf and os.waitstatus_to_exitcode(status) == 3
+
+
+def test_killed_shim_is_repaired(env):
+    from runtime import paths
+    from runtime.linux.mount import mountpoints
+
+    cid = wharf(*run_args(env, "-d", "-"), "sleep", "60").stdout.decode().strip()
+    st = json.loads((paths.root() / "containers" / cid / "state.json").read_text())
+    os.kill(st["shim_pid"], signal.SIGKILL)
+    until(lambda: not os.path.exists(f"/proc/{st['shim_pid']}"))
+    doc = inspect(cid)
+    assert doc["State"]["Status"] == "exited" and "supervisor" in doc["State"]["Error"]
+    until(lambda: not os.path.exists(f"/proc/{st['pid']}"))
+    assert not [m for m in mountpoints() if m.startswith(str(paths.root()))]
+    wharf("start", cid)
+    assert inspect(cid)["State"]["Running"] is True
+    wharf("rm", "-f", cid)
