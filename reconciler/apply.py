@@ -55,12 +55,13 @@ class ApplyResult:
 
 class Executor:
     def __init__(self, engine: Any, desired: Desired, project_dir: str | Path = ".", timeout: float = 300.0,
-                 reporter: Reporter | None = None, workers: int = 4) -> None:
+                 reporter: Reporter | None = None, workers: int = 4, stop_timeout: int | None = None) -> None:
         self.engine, self.d = engine, desired
         self.project_dir = Path(project_dir)
         self.timeout = timeout
         self.reporter = reporter or NullReporter()
         self.workers = max(1, workers)
+        self.stop_timeout = stop_timeout  # overrides the services' stop_grace_period (down -t)
         self.deadline = 0.0
 
     # ------------------------------------------------------------ the graph
@@ -236,8 +237,9 @@ class Executor:
 
     def _op_remove(self, op: Operation) -> None:
         svc = self.d.services.get(op.service)
+        timeout = self.stop_timeout if self.stop_timeout is not None else svc.stop_timeout if svc else None
         try:
-            self.engine.containers.stop(op.target, timeout=svc.stop_timeout if svc else None)
+            self.engine.containers.stop(op.target, timeout=timeout)
             self.engine.containers.remove(op.target, force=True)
         except NotFound:
             pass

@@ -25,11 +25,28 @@ class ObservedContainer:
     health: str | None = None  # starting | healthy | unhealthy
     restart: str = "no"
     networks: list[str] = field(default_factory=list)
-    spec: dict[str, Any] = field(default_factory=dict)  # the engine's ContainerSpec as a dict (for "because")
+    spec: Any = None  # the engine's ContainerSpec (or its dict form): read only to explain a recreate
 
     @property
     def running(self) -> bool:
         return self.status in ("running", "paused", "restarting")
+
+    def spec_dict(self) -> dict[str, Any]:
+        if self.spec is None or isinstance(self.spec, dict):
+            return self.spec or {}
+        try:
+            return asdict(self.spec)
+        except TypeError:
+            return {}
+
+    def volume_sources(self) -> set[str]:
+        mounts = self.spec.get("mounts") if isinstance(self.spec, dict) else getattr(self.spec, "mounts", None)
+        out = set()
+        for m in mounts or []:
+            kind, src = (m.get("type"), m.get("source")) if isinstance(m, dict) else (m.type, m.source)
+            if kind == "volume" and src:
+                out.add(src)
+        return out
 
 
 @dataclass
@@ -62,7 +79,10 @@ class Observed:
         return cls(project)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        d = asdict(self)
+        for c, cd in zip(self.containers, d["containers"], strict=True):
+            cd["spec"] = c.spec_dict()
+        return d
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> Observed:
@@ -103,16 +123,7 @@ def _container(info: Any) -> ObservedContainer:
         restart=spec.restart.name if spec and spec.restart else "no",
         networks=sorted({ep.network or k for k, ep in info.networks.items()} if info.networks
                         else (spec.networks if spec else {})),
-        spec=_spec_dict(spec))
-
-
-def _spec_dict(spec: Any) -> dict[str, Any]:
-    if spec is None:
-        return {}
-    try:
-        return asdict(spec)
-    except TypeError:
-        return {}
+        spec=spec)
 
 
 def observe(engine: Any, desired: Any, images: bool = True) -> Observed:

@@ -151,8 +151,7 @@ class _Planner:
                                      f"`wharf down` then apply to recreate it")
 
     def _volumes(self) -> None:
-        mounted = {m.get("source") for c in self.o.containers for m in c.spec.get("mounts", [])
-                   if m.get("type") == "volume"}
+        mounted = {src for c in self.o.containers for src in c.volume_sources()}
         for key, vol in sorted(self.d.volumes.items()):
             obs = self.o.volumes.get(vol.name)
             if vol.external:
@@ -247,7 +246,7 @@ class _Planner:
             reasons.append(f"image {svc.image} {L.short(c.image_id)} -> {L.short(image_id)}")
         if c.files_hash and c.files_hash != svc.files_hash[:16]:
             reasons.append("config/secret file content changed")
-        reasons += spec_changes(c.spec, asdict(svc.spec_for(self.d.project, c.replica, image_id)))
+        reasons += spec_changes(c.spec_dict(), asdict(svc.spec_for(self.d.project, c.replica, image_id)))
         return reasons or ["configuration changed"]
 
     def _restarts(self, observed: dict[str, list[ObservedContainer]]) -> None:

@@ -86,7 +86,7 @@ def down(engine: Any, desired: Desired, *, volumes: bool = False, remove_orphans
         for name, vol in sorted(obs.volumes.items()):
             if vol.labelled:
                 ops.append(Operation("remove-volume", f"volume:{name}", "down", containers, target=name))
-    ex = Executor(engine, desired, ".", float(timeout or 10) + 60, reporter, workers)
+    ex = Executor(engine, desired, ".", float(timeout or 10) + 60, reporter, workers, stop_timeout=timeout)
     return ex.run(Plan(desired.project, ops))
 
 
