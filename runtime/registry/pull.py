@@ -144,6 +144,19 @@ def fetch_blobs(session: Session, store, path: str, descs: list[dict], progress,
     return fetched
 
 
+def _check_platform(config: bytes, platform: str, r) -> None:
+    """A single-platform image pulled with --platform must be that platform (as Docker checks)."""
+    try:
+        doc = json.loads(config)
+        have = [doc.get("os"), doc.get("architecture"), doc.get("variant")]
+    except (ValueError, AttributeError):
+        return  # register() names what is wrong with the config
+    want = platform.split("/")
+    if any(w and h and w != h for w, h in zip(want, have, strict=False)):
+        raise InvalidArgument(f"image {r} is for {'/'.join(h for h in have if h)}, not {platform}",
+                              hint="pull it without --platform, or pick a multi-platform image")
+
+
 def _first_answer(r, auth: tuple[str, str] | None) -> tuple[Session, tuple[bytes, str, str]]:
     """The session and manifest of the first registry that has `r`: Docker Hub's mirrors, then its own."""
     scopes = (f"repository:{r.path}:pull",)
@@ -173,7 +186,7 @@ def pull(store, ref: str, platform: str | None = None, progress=None, auth: tupl
     session, (data, media_type, digest) = _first_answer(r, auth)
     unpacker = None
     try:
-        top = digest
+        top, top_type = digest, media_type
         if media_type in manifests.INDEX_TYPES:
             desc = oci.select_platform(json.loads(data), platform)
             data, media_type, digest = get_manifest(session, r.path, desc["digest"])
@@ -184,7 +197,10 @@ def pull(store, ref: str, platform: str | None = None, progress=None, auth: tupl
             raise InvalidArgument(f"registry {r.domain}: {r.path}@{digest}: not an image manifest ({media_type})")
         config = m.blobs[0]
         fetched = fetch_blobs(session, store, r.path, [config], None)
-        unpacker = Unpacker(store, m, store.content.read(config["digest"]), f"image {config['digest'][7:19]}")
+        config_bytes = store.content.read(config["digest"])
+        if platform and media_type == top_type:
+            _check_platform(config_bytes, platform, r)
+        unpacker = Unpacker(store, m, config_bytes, f"image {config['digest'][7:19]}")
         fetched += fetch_blobs(session, store, r.path, manifests.stored_blobs(m)[1:], progress, after=unpacker)
         image = store.register(data, str(r), repo_digest=True)
         emit(progress, status=f"Digest: {top}")

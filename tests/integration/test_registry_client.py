@@ -185,6 +185,10 @@ def test_pull_index_picks_the_platform(registry, store, index_type):
         assert client.pull(store, f"{registry.address}/multi:latest").id == amd_c
     with pytest.raises(InvalidArgument, match="no manifest for platform linux/s390x"):
         client.pull(store, f"{registry.address}/multi", platform="linux/s390x")
+    # a single-platform image must match --platform
+    assert client.pull(store, f"{registry.address}/multi:arm64", platform="linux/arm64").id == arm_c
+    with pytest.raises(InvalidArgument, match="is for linux/arm64, not linux/amd64"):
+        client.pull(store, f"{registry.address}/multi:arm64", platform="linux/amd64")
 
 
 def test_pull_bad_input_leaves_nothing(registry, store, tmp_path: Path):
