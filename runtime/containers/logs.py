@@ -21,10 +21,17 @@ def rfc3339(t: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e9):09d}Z"
 
 
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 (Howard Hinnant's algorithm; no calendar/_strptime import on the ps path)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    return era * 146097 + yoe * 365 + yoe // 4 - yoe // 100 + doy - 719468
+
+
 def parse_time(s: str) -> float:
     """RFC 3339 (with optional fraction, Z or +hh:mm) -> epoch seconds."""
-    import calendar
-
     s = s.strip()
     off = 0
     if s.endswith("Z"):
@@ -37,9 +44,15 @@ def parse_time(s: str) -> float:
     if "." in s:
         s, f = s.split(".", 1)
         frac = float("0." + f) if f else 0.0
-    if "T" not in s:
-        s += "T00:00:00"
-    return calendar.timegm(time.strptime(s, "%Y-%m-%dT%H:%M:%S")) + frac - off
+    date, _, clock = s.partition("T")
+    try:
+        y, mo, d = (int(x) for x in date.split("-"))
+        h, mi, sec = (int(x) for x in (clock or "00:00:00").split(":"))
+    except ValueError:
+        raise ValueError(f"not an RFC 3339 time: {s!r}") from None
+    if not (1 <= mo <= 12 and 1 <= d <= 31 and h < 24 and mi < 60 and sec < 61):
+        raise ValueError(f"not an RFC 3339 time: {s!r}")
+    return _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec + frac - off
 
 
 class LogWriter:

@@ -9,7 +9,6 @@ os.symlink is atomic, so two `wharf run --name x` at once cannot both win.
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -151,6 +150,8 @@ class ContainerStore:
             return st
 
     def delete(self, cid: str, name: str) -> None:
+        import shutil
+
         self.release_name(name, cid)
         shutil.rmtree(self.dir(cid), ignore_errors=True)
         shutil.rmtree(self.run_dir(cid), ignore_errors=True)
