@@ -13,7 +13,7 @@ from runtime.registry.pull import pull
 from runtime.registry.push import push
 from runtime.registry.transport import Session
 
-__all__ = ["pull", "push", "login", "logout", "search", "list_tags", "server_domain"]
+__all__ = ["pull", "push", "login", "verify_login", "logout", "search", "list_tags", "server_domain"]
 
 
 def server_domain(server: str | None) -> str:
@@ -26,8 +26,9 @@ def server_domain(server: str | None) -> str:
     return "docker.io" if s in ("index.docker.io", "registry-1.docker.io") else s
 
 
-def login(server: str | None, user: str, password: str) -> Path:
-    """Check the credentials against the registry, then store them; returns the config.json path."""
+def verify_login(server: str | None, user: str, password: str) -> str:
+    """Check credentials against the registry (the /v2/ challenge flow) without storing them;
+    returns the registry domain. (The Engine API's POST /auth.)"""
     if not user or not password:
         raise InvalidArgument("login needs a user name and a password", hint="use -u USER and -p/--password-stdin")
     domain = server_domain(server)
@@ -36,6 +37,12 @@ def login(server: str | None, user: str, password: str) -> Path:
         session.fetch("GET", "/v2/", what="login")
     finally:
         session.close()
+    return domain
+
+
+def login(server: str | None, user: str, password: str) -> Path:
+    """Check the credentials against the registry, then store them; returns the config.json path."""
+    domain = verify_login(server, user, password)
     return credentials.store(domain, user, password)
 
 

@@ -88,3 +88,17 @@ def erase(domain: str) -> bool:
         del auths[key]
     atomic_write(path, json.dumps(doc, indent="\t") + "\n", mode=0o600)
     return True
+
+
+def decode_registry_auth(value: str | None) -> tuple[str, str] | None:
+    """The Engine API's X-Registry-Auth header (base64url JSON {"username", "password", ...}) ->
+    (user, password), or None when it carries no password (empty, or an identity token only)."""
+    if not value:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidArgument("X-Registry-Auth is not base64url-encoded JSON") from None
+    if not isinstance(doc, dict) or not doc.get("username") or not doc.get("password"):
+        return None
+    return str(doc["username"]), str(doc["password"])

@@ -50,6 +50,15 @@ def test_credentials_roundtrip(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         credentials.get("x")
 
 
+def test_decode_registry_auth():
+    header = base64.urlsafe_b64encode(json.dumps({"username": "u", "password": "p?>", "serveraddress": "x"}).encode())
+    assert credentials.decode_registry_auth(header.decode().rstrip("=")) == ("u", "p?>")
+    assert credentials.decode_registry_auth(None) is None
+    assert credentials.decode_registry_auth(base64.b64encode(b"{}").decode()) is None
+    with pytest.raises(InvalidArgument):
+        credentials.decode_registry_auth("%%%")
+
+
 def test_insecure_registries(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("WHARF_REGISTRIES_CONFIG", str(tmp_path / "none.json"))
     monkeypatch.delenv("WHARF_INSECURE_REGISTRIES", raising=False)
