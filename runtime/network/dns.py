@@ -1,0 +1,183 @@
+"""The embedded DNS daemon: `python -m runtime.network.dns STATE_DIR` (started by dnsctl).
+
+Listens on each user network's gateway (UDP and TCP port 53) and answers A queries for the
+container names and aliases of that network only; anything else is NXDOMAIN. It never forwards.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import signal
+import socket
+import struct
+import sys
+from pathlib import Path
+from typing import Any
+
+IP_FREEBIND = 15
+TTL = 600
+
+
+class Records:
+    """dns.json, re-read whenever it changes on disk."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.stamp: tuple[int, int, int] | None = None
+        self.data: dict[str, Any] = {}
+
+    def get(self) -> dict[str, Any]:
+        try:
+            st = os.stat(self.path)
+        except FileNotFoundError:
+            return {}
+        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
+        if stamp != self.stamp:
+            with contextlib.suppress(OSError, ValueError):
+                with open(self.path, "rb") as f:
+                    self.data = json.load(f)
+                self.stamp = stamp
+        return self.data
+
+
+def answer(packet: bytes, zone: dict[str, list[str]]) -> bytes | None:
+    from dnslib import QTYPE, RCODE, RR, A, DNSRecord
+
+    try:
+        req = DNSRecord.parse(packet)
+    except Exception:
+        return None
+    reply = req.reply()
+    if req.header.opcode != 0 or not req.questions:
+        reply.header.rcode = RCODE.NOTIMP
+        return reply.pack()
+    q = req.questions[0]
+    name = str(q.qname).rstrip(".").lower()
+    ips = zone.get(name)
+    if ips is None:
+        reply.header.rcode = RCODE.NXDOMAIN
+    elif q.qtype in (QTYPE.A, QTYPE.ANY):
+        for ip in ips:
+            reply.add_answer(RR(q.qname, QTYPE.A, rdata=A(ip), ttl=TTL))
+    return reply.pack()
+
+
+class Server:
+    def __init__(self, state_dir: Path) -> None:
+        self.dir = state_dir
+        self.records = Records(state_dir / "dns.json")
+        self.sel = selectors.DefaultSelector()
+        self.socks: dict[str, tuple[socket.socket, socket.socket]] = {}
+        self.reload_wanted = True
+        self.running = True
+
+    def zone(self, gateway: str) -> dict[str, list[str]]:
+        return self.records.get().get("zones", {}).get(gateway, {})
+
+    def reload(self) -> None:
+        data = self.records.get()
+        wanted = set(data.get("zones", {}))
+        for gw in list(self.socks):
+            if gw not in wanted:
+                for s in self.socks.pop(gw):
+                    self.sel.unregister(s)
+                    s.close()
+        for gw in sorted(wanted - set(self.socks)):
+            try:
+                self.socks[gw] = self._listen(gw)
+            except OSError as e:
+                print(f"wharf-dns: cannot listen on {gw}:53: {e.strerror}", file=sys.stderr, flush=True)
+        if not wanted:
+            self.running = False
+            return
+        tmp = self.dir / f".dns.loaded.{os.getpid()}"
+        tmp.write_text(data.get("listeners", ""))
+        os.replace(tmp, self.dir / "dns.loaded")
+
+    def _listen(self, gw: str) -> tuple[socket.socket, socket.socket]:
+        udp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        tcp = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        for s in (udp, tcp):
+            s.setsockopt(socket.SOL_IP, IP_FREEBIND, 1)  # the bridge address may come up after us
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((gw, 53))
+            s.setblocking(False)
+        tcp.listen(64)
+        self.sel.register(udp, selectors.EVENT_READ, ("udp", gw))
+        self.sel.register(tcp, selectors.EVENT_READ, ("tcp", gw))
+        return udp, tcp
+
+    def serve(self) -> None:
+        rfd, wfd = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        signal.set_wakeup_fd(wfd)
+        signal.signal(signal.SIGHUP, lambda *_: setattr(self, "reload_wanted", True))
+        signal.signal(signal.SIGTERM, lambda *_: setattr(self, "running", False))
+        signal.signal(signal.SIGINT, lambda *_: setattr(self, "running", False))
+        self.sel.register(rfd, selectors.EVENT_READ, ("wake", ""))
+        while self.running:
+            if self.reload_wanted:
+                self.reload_wanted = False
+                self.reload()
+                continue
+            for key, _ in self.sel.select():
+                kind, gw = key.data
+                if kind == "wake":
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(rfd, 512)
+                elif kind == "udp":
+                    self._udp(key.fileobj, gw)  # type: ignore[arg-type]
+                else:
+                    self._tcp(key.fileobj, gw)  # type: ignore[arg-type]
+
+    def _udp(self, s: socket.socket, gw: str) -> None:
+        try:
+            packet, peer = s.recvfrom(4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        out = answer(packet, self.zone(gw))
+        if out is not None:
+            with contextlib.suppress(OSError):
+                s.sendto(out, peer)
+
+    def _tcp(self, s: socket.socket, gw: str) -> None:
+        try:
+            conn, _ = s.accept()
+        except (BlockingIOError, InterruptedError):
+            return
+        with conn:
+            conn.settimeout(2)
+            with contextlib.suppress(OSError):
+                head = _recv(conn, 2)
+                packet = _recv(conn, struct.unpack("!H", head)[0])
+                out = answer(packet, self.zone(gw))
+                if out is not None:
+                    conn.sendall(struct.pack("!H", len(out)) + out)
+
+
+def _recv(conn: socket.socket, n: int) -> bytes:
+    buf = b""
+    while len(buf) < n:
+        chunk = conn.recv(n - len(buf))
+        if not chunk:
+            raise ConnectionError("short read")
+        buf += chunk
+    return buf
+
+
+def main(argv: list[str]) -> int:
+    state_dir = Path(argv[1])
+    Server(state_dir).serve()
+    for name in ("dns.loaded",):
+        with contextlib.suppress(FileNotFoundError):
+            (state_dir / name).unlink()
+    with contextlib.suppress(FileNotFoundError, ValueError):
+        if int((state_dir / "dns.pid").read_text()) == os.getpid():
+            (state_dir / "dns.pid").unlink()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv))

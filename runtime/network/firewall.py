@@ -1,0 +1,89 @@
+"""nftables rules: per network (masquerade, isolation, --internal) and per container (published ports).
+
+Tables: `ip wharf_n<network id>` and `ip wharf_p<container id>`; each object's rules live in its own
+table, so they go away with one `delete table`, and concurrent Wharf processes never edit the same table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from runtime.network import nft
+from runtime.network.links import WHARF_GROUP
+
+PORT_TABLE_PREFIX = "wharf_p"
+
+
+def network_table(net_id: str) -> str:
+    return f"wharf_n{net_id[:16]}"
+
+
+def port_table(container_id: str) -> str:
+    return f"{PORT_TABLE_PREFIX}{container_id[:16]}"
+
+
+def network_rules(bridge: str, subnet: str, internal: bool) -> str:
+    br = f'"{bridge}"'
+    forward = [f"iifname {br} oifname {br} accept"]
+    if internal:  # no way in or out except the bridge itself
+        forward += [f"iifname {br} drop", f"oifname {br} drop"]
+    forward += [
+        f"oifname {br} ct status dnat accept",  # published ports are reachable from everywhere
+        f"iifname {br} oifgroup {WHARF_GROUP} drop",  # isolation from the other Wharf networks
+        f"oifname {br} iifgroup {WHARF_GROUP} drop",
+    ]
+    body = ["chain forward {", "type filter hook forward priority filter; policy accept;", *forward, "}"]
+    if not internal:
+        body += ["chain postrouting {", "type nat hook postrouting priority srcnat; policy accept;",
+                 f"ip saddr {subnet} oifname != {br} masquerade", "}"]
+    return "\n".join(body)
+
+
+def apply_network(net: dict[str, Any]) -> None:
+    nft.replace_table(network_table(net["id"]), network_rules(net["bridge"], net["subnet"], net["internal"]),
+                      f"network {net['name']}")
+
+
+def remove_network(net_id: str) -> None:
+    nft.delete_table(network_table(net_id))
+
+
+def port_comment(proto: str, host_port: int, host_ip: str) -> str:
+    return f"{proto}:{host_port}:{host_ip or '0.0.0.0'}"
+
+
+def port_rules(ports: list[dict[str, Any]], container_ip: str, subnet: str) -> str:
+    dnat = []
+    for p in ports:
+        match = f"ip daddr {p['host_ip']}" if p["host_ip"] not in ("", "0.0.0.0") else "fib daddr type local"
+        dnat.append(f"{match} {p['protocol']} dport {p['host_port']} dnat to {container_ip}:{p['container_port']}"
+                    f' comment "{port_comment(p["protocol"], p["host_port"], p["host_ip"])}"')
+    return "\n".join([
+        "chain prerouting {", "type nat hook prerouting priority dstnat; policy accept;", *dnat, "}",
+        "chain output {", "type nat hook output priority -100; policy accept;", *dnat, "}",
+        "chain postrouting {", "type nat hook postrouting priority srcnat; policy accept;",
+        # from the host's 127.0.0.1 (route_localnet on the bridge) and hairpin from the same network:
+        # the container must answer through the host so conntrack can undo the DNAT
+        f"ip daddr {container_ip} ct status dnat ip saddr 127.0.0.0/8 masquerade",
+        f"ip daddr {container_ip} ct status dnat ip saddr {subnet} masquerade",
+        "}",
+    ])
+
+
+def apply_ports(container_id: str, ports: list[dict[str, Any]], container_ip: str, subnet: str) -> None:
+    nft.replace_table(port_table(container_id), port_rules(ports, container_ip, subnet),
+                      f"published ports of {container_id[:12]}")
+
+
+def remove_ports(container_id: str) -> None:
+    nft.delete_table(port_table(container_id))
+
+
+def published_elsewhere() -> dict[tuple[str, int], list[tuple[str, str]]]:
+    """(proto, host port) -> [(host ip, table)] for every port Wharf publishes on this host (all roots)."""
+    out: dict[tuple[str, int], list[tuple[str, str]]] = {}
+    for table, comment in nft.rule_comments(PORT_TABLE_PREFIX):
+        parts = comment.split(":")
+        if len(parts) == 3 and parts[1].isdigit():
+            out.setdefault((parts[0], int(parts[1])), []).append((parts[2], table))
+    return out

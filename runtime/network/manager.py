@@ -1,0 +1,446 @@
+"""NetworkManager (contract 3): networks, per-container netns, endpoints, published ports, /etc files.
+
+State: <root>/network (store.py). Host objects: a bridge per network (Wharf's link group),
+a veth per endpoint ("whv" + 10 hex, derived from container + network ids so a leftover is
+found and replaced), nft tables (firewall.py), a netns file per container (netns.py) and,
+for user-defined networks, the embedded DNS daemon (dns.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import secrets
+import time
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from runtime.engine import EndpointInfo, EndpointSpec, NetworkInfo, NetworkSpec, PortBinding
+from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
+from runtime.network import etcfiles, ipam
+from runtime.network import netns as netns_mod
+from runtime.network.store import NetStore
+
+DEFAULT_NAME = "bridge"
+OPT_BRIDGE = "com.docker.network.bridge.name"
+OPT_MTU = "com.docker.network.driver.mtu"
+_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
+_IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
+
+
+def default_bridge() -> str:
+    return os.environ.get("WHARF_BRIDGE", "wharf0")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def _veth_name(container_id: str, net_id: str) -> str:
+    return "whv" + hashlib.sha256(f"{container_id}/{net_id}".encode()).hexdigest()[:10]
+
+
+class NetworkManager:
+    def __init__(self, root: Path | None = None) -> None:
+        self.store = NetStore(root)
+
+    # ------------------------------------------------------------ networks
+
+    def create(self, spec: NetworkSpec) -> NetworkInfo:
+        rec = self._validate(spec)
+        with self.store.lock():
+            if any(n["name"] == spec.name for n in self.store.networks()):
+                raise Conflict(f"network with name {spec.name} already exists",
+                               hint="pick another name or remove the existing network")
+            rec = self._create_locked(rec, spec.subnet)
+        if not rec["default"]:
+            self._sync_dns()
+        return self._info(rec, self.store.endpoints())
+
+    def _validate(self, spec: NetworkSpec) -> dict[str, Any]:
+        if not _NAME_RE.match(spec.name or ""):
+            raise InvalidArgument(f"invalid network name {spec.name!r}",
+                                  hint="use letters, digits, '_', '.', '-' (starting with a letter or digit)")
+        if spec.driver not in ("bridge", ""):
+            raise InvalidArgument(f"network driver {spec.driver!r} is not supported", hint="use --driver bridge")
+        known = {OPT_BRIDGE, OPT_MTU, "com.docker.network.bridge.enable_ip_masquerade",
+                 "com.docker.network.bridge.enable_icc", "com.docker.network.bridge.host_binding_ipv4"}
+        for key in spec.options:
+            if key not in known:
+                raise InvalidArgument(f"unknown network option {key!r}",
+                                      hint=f"supported: {OPT_BRIDGE}, {OPT_MTU}")
+        bridge = spec.options.get(OPT_BRIDGE, "")
+        if bridge and not _IFNAME_RE.match(bridge):
+            raise InvalidArgument(f"invalid bridge name {bridge!r} in -o {OPT_BRIDGE}",
+                                  hint="at most 15 letters, digits, '_', '.', '-'")
+        mtu = None
+        if OPT_MTU in spec.options:
+            try:
+                mtu = int(spec.options[OPT_MTU])
+            except ValueError:
+                mtu = -1
+            if not 68 <= mtu <= 65535:
+                raise InvalidArgument(f"invalid MTU {spec.options[OPT_MTU]!r} in -o {OPT_MTU}",
+                                      hint="use a number between 68 and 65535")
+        subnet = ipam.parse_subnet(spec.subnet) if spec.subnet else None
+        if (spec.gateway or spec.ip_range) and subnet is None:
+            raise InvalidArgument("--gateway and --ip-range need --subnet")
+        if subnet is not None and spec.gateway:
+            gw = ipam.parse_address(spec.gateway, "--gateway")
+            if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
+                raise InvalidArgument(f"gateway {gw} is not a host address of subnet {subnet}")
+        if subnet is not None and spec.ip_range:
+            rng = ipam.parse_subnet(spec.ip_range, "--ip-range")
+            if not rng.subnet_of(subnet):
+                raise InvalidArgument(f"--ip-range {rng} is not inside --subnet {subnet}")
+        net_id = secrets.token_hex(32)
+        return {
+            "id": net_id, "name": spec.name, "driver": "bridge", "subnet": str(subnet) if subnet else "",
+            "gateway": spec.gateway or "", "ip_range": spec.ip_range or "", "internal": bool(spec.internal),
+            "labels": dict(spec.labels), "options": dict(spec.options), "mtu": mtu,
+            "bridge": bridge or ("whbr" + net_id[:10]), "created": _now(), "default": spec.name == DEFAULT_NAME,
+        }
+
+    def _create_locked(self, rec: dict[str, Any], user_subnet: str | None) -> dict[str, Any]:
+        from runtime.network import links, rtnl
+
+        with self.store.host_lock():
+            ipr = rtnl.iproute()
+            try:
+                existing = links.index(ipr, rec["bridge"]) is not None
+                if existing and not (rec["default"] and links.is_wharf_bridge(ipr, rec["bridge"])):
+                    raise Conflict(f"device {rec['bridge']} already exists on the host",
+                                   hint=f"pick another bridge name with -o {OPT_BRIDGE}=NAME")
+                ours = [(n["name"], IPv4Network(n["subnet"])) for n in self.store.networks() if n.get("subnet")]
+                adopted = links.bridge_subnet(ipr, rec["bridge"]) if existing else None
+                if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
+                    subnet = adopted
+                elif user_subnet:
+                    subnet = IPv4Network(rec["subnet"])
+                    for name, net in ours:
+                        if net.overlaps(subnet):
+                            raise Conflict(f"subnet {subnet} overlaps with network {name} ({net})",
+                                           hint="pick a --subnet that does not overlap")
+                    for net in links.host_subnets(ipr):
+                        if net.overlaps(subnet):
+                            raise Conflict(f"subnet {subnet} overlaps with {net}, already routed on this host",
+                                           hint="pick a --subnet that does not overlap")
+                else:
+                    subnet = ipam.pick_subnet([n for _, n in ours] + links.host_subnets(ipr))
+                rec["subnet"] = str(subnet)
+                rec["gateway"] = rec["gateway"] or str(next(subnet.hosts()))
+                self.store.save_network(rec)
+                try:
+                    self._setup_host(ipr, rec)
+                except BaseException:
+                    self._teardown_host(ipr, rec)
+                    self.store.delete_network(rec["id"])
+                    raise
+            finally:
+                ipr.close()
+        return rec
+
+    def _setup_host(self, ipr: Any, rec: dict[str, Any]) -> None:
+        from runtime.network import firewall, links, rtnl
+
+        firewall.apply_network(rec)
+        rtnl.sysctl_write("net.ipv4.ip_forward", "1")
+        prefix = IPv4Network(rec["subnet"]).prefixlen
+        links.ensure_bridge(ipr, rec["bridge"], rec["gateway"], prefix, rec.get("mtu"))
+
+    def _teardown_host(self, ipr: Any, rec: dict[str, Any]) -> None:
+        from runtime.network import firewall, links
+
+        links.delete(ipr, rec["bridge"])
+        firewall.remove_network(rec["id"])
+
+    def _ensure_host(self, rec: dict[str, Any]) -> None:
+        """Repair: re-create a network's bridge and rules if they are gone (reboot, crash mid-create)."""
+        from runtime.network import links, rtnl
+
+        ipr = rtnl.iproute()
+        try:
+            if links.index(ipr, rec["bridge"]) is None:
+                with self.store.host_lock():
+                    self._setup_host(ipr, rec)
+        finally:
+            ipr.close()
+
+    def ensure_default(self) -> NetworkInfo:
+        with self.store.lock():
+            for n in self.store.networks():
+                if n["name"] == DEFAULT_NAME:
+                    rec = n
+                    break
+            else:
+                spec = NetworkSpec(name=DEFAULT_NAME, options={OPT_BRIDGE: default_bridge()})
+                rec = self._create_locked(self._validate(spec), None)
+                return self._info(rec, self.store.endpoints())
+        self._ensure_host(rec)
+        return self._info(rec, self.store.endpoints())
+
+    def _find(self, ref: str) -> dict[str, Any]:
+        nets = self.store.networks()
+        for key in ("id", "name"):
+            for n in nets:
+                if n[key] == ref:
+                    return n
+        matches = [n for n in nets if ref and n["id"].startswith(ref)]
+        if len(matches) == 1:
+            return matches[0]
+        if len(matches) > 1:
+            raise InvalidArgument(f"network id prefix {ref!r} is ambiguous", hint="give more characters or the name")
+        raise NotFound(f"network {ref} not found", hint="see `wharf network ls`")
+
+    def inspect(self, ref: str) -> NetworkInfo:
+        return self._info(self._find(ref), self.store.endpoints())
+
+    def list(self, filters: dict[str, list[str]] | None = None) -> list[NetworkInfo]:
+        eps = self.store.endpoints()
+        out = [self._info(n, eps) for n in self.store.networks()]
+        return [n for n in out if _matches(n, filters or {})]
+
+    def remove(self, ref: str) -> None:
+        with self.store.lock():
+            rec = self._find(ref)
+            if rec["default"]:
+                raise Conflict(f"{rec['name']} is a pre-defined network and cannot be removed")
+            self._remove_locked(rec)
+        self._sync_dns()
+
+    def _remove_locked(self, rec: dict[str, Any]) -> None:
+        from runtime.network import rtnl
+
+        users = [e.get("name") or e["id"][:12] for e in self.store.endpoints() if rec["id"] in e.get("networks", {})]
+        if users:
+            raise Conflict(f"network {rec['name']} has active endpoints ({', '.join(sorted(users))})",
+                           hint="stop/disconnect those containers first")
+        with self.store.host_lock():
+            ipr = rtnl.iproute()
+            try:
+                self._teardown_host(ipr, rec)
+            finally:
+                ipr.close()
+        self.store.delete_network(rec["id"])
+
+    def prune(self) -> list[str]:
+        removed = []
+        with self.store.lock():
+            used = {nid for e in self.store.endpoints() for nid in e.get("networks", {})}
+            for rec in self.store.networks():
+                if not rec["default"] and rec["id"] not in used:
+                    self._remove_locked(rec)
+                    removed.append(rec["name"])
+        if removed:
+            self._sync_dns()
+        return removed
+
+    def teardown(self) -> None:
+        """Remove every host object of this WHARF_ROOT: endpoints, netns, networks (also the default), DNS."""
+        for ep in self.store.endpoints():
+            self.release(ep["id"])
+        for cid in netns_mod.leftovers():
+            netns_mod.delete(cid)
+        with self.store.lock():
+            for rec in self.store.networks():
+                self._remove_locked(rec)
+        self._sync_dns()
+
+    # ------------------------------------------------------------ containers
+
+    def create_netns(self, container_id: str) -> str:
+        return netns_mod.create(container_id)
+
+    def delete_netns(self, container_id: str) -> None:
+        netns_mod.delete(container_id)
+
+    def attach(self, container_id: str, netns: str, network: str, endpoint: EndpointSpec,
+               name: str, hostname: str) -> EndpointInfo:
+        from runtime.network import links, rtnl
+
+        endpoint = endpoint or EndpointSpec()
+        with self.store.lock():
+            net = self._find(network)
+            self._ensure_host(net)
+            rec = self.store.endpoint(container_id) or {"id": container_id, "networks": {}, "ports": []}
+            rec.update(name=name, hostname=hostname, netns=netns)
+            if net["id"] in rec["networks"]:
+                raise Conflict(f"container {name or container_id[:12]} is already connected to network {net['name']}")
+            subnet = IPv4Network(net["subnet"])
+            gateway = IPv4Address(net["gateway"])
+            used = {IPv4Address(ep["ip"]) for e in self.store.endpoints()
+                    for nid, ep in e.get("networks", {}).items() if nid == net["id"]}
+            if endpoint.ipv4_address:
+                addr = ipam.parse_address(endpoint.ipv4_address, "--ip")
+                ipam.check_static(addr, subnet, gateway, used, net["name"])
+            else:
+                pool = IPv4Network(net["ip_range"]) if net.get("ip_range") else subnet
+                addr = ipam.allocate(subnet, gateway, pool, used)
+            taken_if = {ep["ifname"] for ep in rec["networks"].values()}
+            ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
+            ep = {"network": net["name"], "ip": str(addr), "prefix": subnet.prefixlen, "gateway": net["gateway"],
+                  "mac": ipam.mac_for(addr), "aliases": list(endpoint.aliases), "ifname": ifname,
+                  "veth": _veth_name(container_id, net["id"])}
+            rec["networks"][net["id"]] = ep
+            self.store.save_endpoint(rec)  # intent first: a crash from here on is repaired by release()
+        try:
+            fd = os.open(netns, os.O_RDONLY | os.O_CLOEXEC)
+        except OSError as e:
+            self._forget(container_id, net["id"])
+            raise RuntimeFailure(f"cannot open the network namespace {netns}: {e.strerror}") from None
+        try:
+            ipr = rtnl.iproute()
+            try:
+                links.delete(ipr, ep["veth"])  # a leftover of a crashed attach
+                peer = "wht" + ep["veth"][3:]
+                links.add_veth(ipr, ep["veth"], peer, fd, net["bridge"], net.get("mtu"))
+            finally:
+                ipr.close()
+
+            def inside(nipr: Any) -> None:
+                gw = None if net["internal"] or links.has_default_route(nipr) else ep["gateway"]
+                links.configure_peer(nipr, peer, ifname, ep["ip"], ep["prefix"], ep["mac"], gw)
+
+            rtnl.in_netns(netns, inside)
+        except BaseException:
+            self._forget(container_id, net["id"])
+            raise
+        finally:
+            os.close(fd)
+        if not net["default"]:
+            self._sync_dns()
+        return self._endpoint_info(net, ep)
+
+    def _forget(self, container_id: str, net_id: str) -> None:
+        """Undo a (half-done) attach: veth and the endpoint entry."""
+        from runtime.network import links, rtnl
+
+        with self.store.lock():
+            rec = self.store.endpoint(container_id)
+            if not rec or net_id not in rec["networks"]:
+                return
+            ep = rec["networks"].pop(net_id)
+            ipr = rtnl.iproute()
+            try:
+                links.delete(ipr, ep["veth"])
+            finally:
+                ipr.close()
+            self.store.save_endpoint(rec)
+
+    def detach(self, container_id: str, network: str) -> None:
+        with self.store.lock():
+            net = self._find(network)
+            rec = self.store.endpoint(container_id)
+            if not rec or net["id"] not in rec["networks"]:
+                raise NotFound(f"container {container_id[:12]} is not connected to network {net['name']}")
+        self._forget(container_id, net["id"])
+        if not net["default"]:
+            self._sync_dns()
+
+    def publish(self, container_id: str, ports: list[PortBinding], ip: str) -> list[PortBinding]:
+        from runtime.network import firewall
+        from runtime.network import ports as ports_mod
+
+        if not ports:
+            return []
+        with self.store.lock():
+            rec = self.store.endpoint(container_id)
+            ep = next((e for e in (rec or {}).get("networks", {}).values() if e["ip"] == ip), None)
+            if rec is None or ep is None:
+                raise NotFound(f"container {container_id[:12]} has no endpoint with address {ip}",
+                               hint="attach it to a network before publishing ports")
+            subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
+            with self.store.host_lock():
+                resolved = ports_mod.resolve(ports, container_id)
+                rec["ports"] = ports_mod.as_dicts(resolved)
+                rec["ports_ip"] = ip
+                self.store.save_endpoint(rec)
+                try:
+                    firewall.apply_ports(container_id, rec["ports"], ip, subnet)
+                except BaseException:
+                    rec["ports"] = []
+                    self.store.save_endpoint(rec)
+                    raise
+        return resolved
+
+    def release(self, container_id: str) -> None:
+        from runtime.network import firewall, links, rtnl
+
+        user_net = False
+        with self.store.lock():
+            rec = self.store.endpoint(container_id)
+            if rec is not None:
+                if rec.get("ports") or rec.get("ports_ip"):
+                    firewall.remove_ports(container_id)
+                if rec["networks"]:
+                    ipr = rtnl.iproute()
+                    try:
+                        for ep in rec["networks"].values():
+                            links.delete(ipr, ep["veth"])
+                    finally:
+                        ipr.close()
+                defaults = {n["id"] for n in self.store.networks() if n["default"]}
+                user_net = any(nid not in defaults for nid in rec["networks"])
+                self.store.delete_endpoint(container_id)
+            netns_mod.delete(container_id)
+        if user_net:
+            self._sync_dns()
+
+    def container_files(self, container_id: str, hostname: str, networks: dict[str, EndpointInfo],
+                        dns: list[str], dns_search: list[str], extra_hosts: list[str]) -> dict[str, bytes]:
+        defaults = {n["name"] for n in self.store.networks() if n["default"]} | {DEFAULT_NAME}
+        gateway = next((ep.gateway for name, ep in networks.items()
+                        if name not in defaults and ep.network not in defaults and ep.gateway), None)
+        return {"/etc/hosts": etcfiles.hosts(hostname, networks, extra_hosts),
+                "/etc/resolv.conf": etcfiles.resolv_conf(gateway, dns, dns_search),
+                "/etc/hostname": etcfiles.hostname_file(hostname)}
+
+    # ------------------------------------------------------------ helpers
+
+    def _sync_dns(self) -> None:
+        from runtime.network import dnsctl
+
+        dnsctl.sync(self.store)
+
+    @staticmethod
+    def _endpoint_info(net: dict[str, Any], ep: dict[str, Any]) -> EndpointInfo:
+        return EndpointInfo(network=net["name"], network_id=net["id"], ip_address=ep["ip"], prefix_len=ep["prefix"],
+                            gateway="" if net["internal"] else ep["gateway"], mac_address=ep["mac"],
+                            aliases=list(ep.get("aliases", [])))
+
+    def _info(self, rec: dict[str, Any], endpoints: list[dict[str, Any]]) -> NetworkInfo:
+        containers = {e["id"]: self._endpoint_info(rec, e["networks"][rec["id"]])
+                      for e in endpoints if rec["id"] in e.get("networks", {})}
+        options = dict(rec.get("options", {}))
+        options.setdefault(OPT_BRIDGE, rec["bridge"])
+        return NetworkInfo(id=rec["id"], name=rec["name"], driver=rec["driver"], subnet=rec["subnet"],
+                           gateway=rec["gateway"], internal=rec["internal"], labels=dict(rec.get("labels", {})),
+                           options=options, containers=containers, created=rec.get("created", ""))
+
+
+def _matches(n: NetworkInfo, filters: dict[str, list[str]]) -> bool:
+    for key, wanted in filters.items():
+        if not wanted:
+            continue
+        if key == "name" and not any(w in n.name for w in wanted):
+            return False
+        if key == "id" and not any(n.id.startswith(w) for w in wanted):
+            return False
+        if key == "driver" and n.driver not in wanted:
+            return False
+        if key == "label":
+            for w in wanted:
+                k, sep, v = w.partition("=")
+                if k not in n.labels or (sep and n.labels[k] != v):
+                    return False
+        if key == "type":
+            kind = "builtin" if n.name == DEFAULT_NAME else "custom"
+            if kind not in wanted:
+                return False
+        if key not in ("name", "id", "driver", "label", "type"):
+            raise InvalidArgument(f"invalid filter {key!r}", hint="use name, id, label, driver or type")
+    return True
+
+
