@@ -40,7 +40,7 @@ def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: s
     if os.isatty(0):
         ts = os.get_terminal_size(0)
         size = (ts.lines, ts.columns)
-    pid, master = cs.exec_spawn(ref, cmd, env, user, workdir, tty=True, size=size)
+    pid, master = cs.exec_spawn_pty(ref, cmd, env, user, workdir, size=size)
     saved = None
     if interactive and os.isatty(0):
         import termios

@@ -365,11 +365,16 @@ class LocalContainers:
         return logs.follow_log(path, running, since, until, tail)
 
     # ------------------------------------------------------------ exec
+    def exec_spawn_pty(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
+                       workdir: str = "", size: tuple[int, int] | None = None) -> tuple[int, int]:
+        """`exec -t`: (pid, pty master fd), the pty allocated in the container's own devpts."""
+        return self.exec_spawn(ref, cmd, env, user, workdir, size=size, _container_pty=True)
+
     def exec_spawn(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
                    workdir: str = "", stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
-                   size: tuple[int, int] | None = None):
-        """Start `cmd` inside the running container; returns a pid to waitpid() on
-        (with tty=True: (pid, pty master fd), the pty being one of the container's devpts)."""
+                   size: tuple[int, int] | None = None, _container_pty: bool = False):
+        """Start `cmd` inside the running container; returns a pid to waitpid() on.
+        tty=True: stdio[0] is a (host) pty slave that becomes the controlling terminal."""
         from runtime.containers import bundle, nsexec
         from runtime.containers.users import resolve_user
         from runtime.util.fs import read_json
@@ -390,13 +395,13 @@ class LocalContainers:
             u = proc.get("user", {})
             uid, gid, groups = u.get("uid", 0), u.get("gid", 0), u.get("additionalGids", [])
         penv = bundle.merge_env(proc.get("env", []), env or [])
-        if tty:
+        if tty or _container_pty:
             penv = bundle.merge_env(penv, ["TERM=xterm"])
-        if tty:
+        if _container_pty:
             return nsexec.spawn_pty(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
                                     cwd=workdir or proc.get("cwd", "/"), size=size)
         return nsexec.spawn(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
-                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio)
+                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio, tty=tty)
 
     def exec(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
              workdir: str = "", tty: bool = False) -> ExecResult:
