@@ -115,17 +115,17 @@ def test_user_namespace_maps_root(rt, open_tmp, tmp_path):
 
     busybox_rootfs = make_busybox_rootfs(open_tmp / "rootfs")
     host_uid = 200000 + (os.getpid() % 1000) * 100
-    changes = {"linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user")],
+    changes = {"linux": {"namespaces": [{"type": t} for t in ("pid", "ipc", "uts", "mount", "user", "network",
+                                                               "cgroup")],
                          "uidMappings": [{"containerID": 0, "hostID": host_uid, "size": 65536}],
-                         "gidMappings": [{"containerID": 0, "hostID": host_uid, "size": 65536}]},
-               "mounts": [m for m in write_bundle(tmp_path / "x", busybox_rootfs, ["true"])["mounts"]
-                          if m["destination"] not in ("/sys", "/sys/fs/cgroup")]}
+                         "gidMappings": [{"containerID": 0, "hostID": host_uid, "size": 65536}]}}
     out = rt.run(bundle(open_tmp, busybox_rootfs, "id -u; cat /proc/self/uid_map; ls /dev/null; "
-                                                  "touch /tmp/owned", changes))
+                                                  "touch /tmp/owned; ls /sys/fs/cgroup | grep -c .", changes))
     lines = out.stdout.splitlines()
     assert lines[0] == "0"
     assert lines[1].split() == ["0", str(host_uid), "65536"]
     assert lines[2] == "/dev/null"
+    assert int(lines[3]) >= 1  # sysfs and the cgroup tree are mounted inside the user namespace too
     assert (busybox_rootfs / "tmp" / "owned").stat().st_uid == host_uid  # root inside is host_uid outside
 
 
