@@ -1,7 +1,7 @@
 """Registry benchmark: a ~100 MB image in 4 incompressible gzip layers over loopback.
 
-Measures (medians): `wharf pull` (CLI, with unpack, fresh store each run) and `wharf push` (CLI, to a
-new repository each run) against `wharf registry serve` and Debian's docker-registry, and skopeo
+Measures (medians): `wharf pull` (CLI, with unpack, fresh store each run; also the in-process
+`client.pull` LocalEngine calls) and `wharf push` (CLI, to a new repository each run) against `wharf registry serve` and Debian's docker-registry, and skopeo
 copying to an OCI layout from each server. Prints MB/s and ratios: skopeo from ours vs from
 docker-registry (target >= 0.8), wharf vs the docker figures measured on this machine (issue 6).
 """
@@ -114,6 +114,14 @@ def wharf_pull(addr: str, roots: Path, i: int) -> None:
     wharf(Path(f"{roots}-{i}"), "pull", "-q", f"{addr}/bench/img:v1")
 
 
+def api_pull(addr: str, roots: Path, i: int) -> None:
+    """The library call LocalEngine makes (no CLI start-up), into a fresh store."""
+    from runtime.images.store import ImageStore
+    from runtime.registry.client import pull
+
+    pull(ImageStore(Path(f"{roots}-{i}") / "images"), f"{addr}/bench/img:v1")
+
+
 def wharf_tag(src: str, dst: str, roots: Path, i: int) -> None:
     wharf(Path(f"{roots}-{i}"), "tag", f"{src}/bench/img:v1", f"{dst}/bench/push{i}:v1")
 
@@ -154,6 +162,7 @@ def main() -> None:
             key = name.split()[0]
             results[f"skopeo copy from {name}"] = mb / timed(partial(skopeo_pull, addr, tmp / f"skopeo-{key}"))
             results[f"wharf pull from {name}"] = mb / timed(partial(wharf_pull, addr, tmp / f"root-{key}"))
+            results[f"  (in-process client.pull from {name})"] = mb / timed(partial(api_pull, addr, tmp / f"api-{key}"))
         for name, addr in servers.items():
             # push what was pulled from the *other* server, so nothing can be mounted or skipped
             src_name, src = next(((n, a) for n, a in servers.items() if n != name), (name, addr))
