@@ -158,13 +158,10 @@ class Server:
 
 
 def _recv(conn: socket.socket, n: int) -> bytes:
-    buf = b""
-    while len(buf) < n:
-        chunk = conn.recv(n - len(buf))
-        if not chunk:
-            raise ConnectionError("short read")
-        buf += chunk
-    return buf
+    data = conn.recv(n, socket.MSG_WAITALL)
+    if len(data) != n:
+        raise ConnectionError("short read")
+    return data
 
 
 def main(argv: list[str]) -> int:
