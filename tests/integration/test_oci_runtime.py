@@ -341,3 +341,18 @@ def test_without_mount_namespace_delete_unmounts(builtin, tmp_path, busybox_root
     builtin("delete", cid)
     assert (tmp_path / "out").read_text().strip() == "ok"
     assert not [p for p in mountpoints() if p.startswith(str(busybox_rootfs))]
+
+
+def test_pause_resume_ps(rt, tmp_path, busybox_rootfs):
+    b = bundle(tmp_path, busybox_rootfs, "sleep 30")
+    cid = new_id()
+    rt("run", "--detach", "--bundle", str(b), cid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+       capture_output=False)
+    pid = rt.state(cid)["pid"]
+    rt("pause", cid)
+    assert rt.state(cid)["status"] == "paused"
+    assert open(f"/proc/{pid}/stat").read().rsplit(")", 1)[1].split()[0] in ("D", "S")
+    rt("resume", cid)
+    assert rt.state(cid)["status"] == "running"
+    assert str(pid) in rt("ps", cid).stdout.split()
+    rt("delete", "--force", cid)
