@@ -361,10 +361,11 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         return _each(containers, eng.containers.unpause)
 
     @app.command()
-    def wait(containers: list[str]) -> int:
+    def wait(containers: list[str], condition: str = typer.Option("not-running", "--condition",
+                                                                  help="not-running, next-exit or removed")) -> int:
         """Block until one or more containers stop, then print their exit codes."""
         eng = _engine()
-        return _each(containers, lambda c: eng.containers.wait(c), echo=True)
+        return _each(containers, lambda c: eng.containers.wait(c, condition), echo=True)
 
     @app.command()
     def rename(container: str, new_name: str) -> None:

@@ -44,7 +44,7 @@ def register(app: typer.Typer) -> None:
         from runtime.containers.events import read_events
 
         s, u = _since(since, "--since"), _since(until, "--until")
-        for ev in read_events(s, u, _split_filters(filter), follow=u is None or True):
+        for ev in read_events(s, u, _split_filters(filter), follow=u is None):
             if format == "json":
                 typer.echo(json.dumps({"Type": ev.type, "Action": ev.action, "Actor": {
                     "ID": ev.id, "Attributes": ev.attributes}, "time": int(ev.time), "timeNano": int(ev.time * 1e9)}))

@@ -237,3 +237,12 @@ def test_ps_listing_flags(bb):
     assert {r["State"] for r in rows} == {"running", "created"}
     head = out("ps").splitlines()[0].split()
     assert head[:2] == ["CONTAINER", "ID"] and "NAMES" in head
+
+
+def test_run_stdin_and_detached_rm(bb):
+    p = wharf("run", "-i", "--rm", "--network", "none", bb, "sh", "-c", "cat; echo; echo done", input=b"piped")
+    assert p.stdout == b"piped\ndone\n"
+    cid = out("run", "-d", "--rm", "--network", "none", bb, "sh", "-c", "exit 0").strip()
+    wharf("wait", "--condition", "removed", cid, check=False)
+    until(lambda: wharf("inspect", cid, check=False).returncode == 1)
+    assert out("ps", "-aq") == ""
