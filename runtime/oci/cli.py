@@ -44,10 +44,10 @@ def parse(argv: list[str]) -> tuple[dict, str, dict, list[str]]:
     while i < len(argv) and argv[i].startswith("-"):
         i = _flag(argv, i, "", glob)
     if i >= len(argv):
-        raise InvalidArgument("no command given", hint=USAGE)
+        raise InvalidArgument("no command given", hint="see `wharf-runtime --help`")
     cmd = argv[i]
     if cmd not in _VALUED:
-        raise InvalidArgument(f"unknown command {cmd!r}", hint=USAGE)
+        raise InvalidArgument(f"unknown command {cmd!r}", hint="see `wharf-runtime --help`")
     flags: dict = {}
     pos: list[str] = []
     i += 1
