@@ -86,7 +86,7 @@ def pull(
         for ref in refs:
             engine.images.pull(ref, platform=platform, progress=progress)
     for ref in refs:
-        print(familiar(ref) if not all_tags else ref)
+        print(familiar(ref))
 
 
 def push(
