@@ -29,6 +29,11 @@ def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dic
             from runtime.containers.manager import LocalContainers
 
             st = LocalContainers(store)._mark_dead(cid, st)
+        if rec["spec"].get("auto_remove") and st.get("status") == "exited" and not shim_alive(st):
+            from runtime.containers.manager import LocalContainers
+
+            if LocalContainers(store).reap_auto_removed(rec, st):
+                continue
         if not all_ and st.get("status") not in ("running", "paused", "restarting") \
                 and not (filters and "status" in filters):
             continue

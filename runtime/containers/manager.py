@@ -69,6 +69,18 @@ class LocalContainers:
                 self.store.save_state(cid, st)
         return st
 
+    def reap_auto_removed(self, rec: dict[str, Any], st: dict[str, Any]) -> bool:
+        """A --rm container that exited while nobody removed it (its `run` was killed): remove it now."""
+        if not rec["spec"].get("auto_remove") or st.get("status") not in ("exited", "dead") or shim_alive(st):
+            return False
+        if not st.get("finished_at"):
+            return False
+        try:
+            self.destroy(rec["id"], rec, volumes=True)
+        except WharfError:
+            return False
+        return True
+
     def inspect(self, ref: str) -> ContainerInfo:
         cid = self.store.resolve(ref)
         return self._info(self.store.load(cid))
@@ -86,6 +98,8 @@ class LocalContainers:
             st = self.store.load_state(cid)
             if st.get("status") in RUNNING and not shim_alive(st) and st.get("status") != "paused":
                 st = self._mark_dead(cid, st)
+            if self.reap_auto_removed(rec, st):
+                continue
             if not all and st.get("status") not in RUNNING and not (filters and "status" in filters):
                 continue
             if filters and not match_container(rec, st, filters):

@@ -540,8 +540,8 @@ class Shim:
         except FileNotFoundError:
             pass
         argv = self.cfg.get("cleanup_argv")
-        if getattr(self, "removed_by_client", False) and not self.cfg.get("net_release"):
-            argv = None
+        if getattr(self, "removed_by_client", False):
+            argv = None  # the attached `run --rm` destroys it (network included); `ps` repairs if it died
         if argv:
             os.execv(argv[0], argv)
         return code
