@@ -121,7 +121,7 @@ def test_prune_removes_dangling_only(busybox, tmp_path):
     (["load"], "stdin: corrupt or truncated tar"),
     (["import", "-", "x:1"], "corrupt or truncated gzip"),
 ])
-def test_bad_input_is_one_line_exit_1(busybox, args, text):
+def test_bad_input_is_one_line_exit_1(wharf_root, args, text):
     garbage = b"\x1f\x8b" + b"\x00" * 100 if args[0] == "import" else b"\x00garbage" * 100
     p = wharf(*args, check=False, input=garbage)
     err = p.stderr.decode()
