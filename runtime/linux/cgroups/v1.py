@@ -81,6 +81,20 @@ class V1Manager:
             blkio.apply_v1(self.dirs["blkio"], r["blockIO"])
         if r.get("devices") and self._dir("devices"):
             devices.apply_v1(self.dirs["devices"], r["devices"])
+        if r.get("hugepageLimits") or r.get("network"):
+            from runtime.linux.cgroups import misc
+
+            hugetlb, v2 = self._dir("hugetlb"), False
+            if hugetlb is None and r.get("hugepageLimits") and self._dir("unified"):
+                # a hybrid host may give hugetlb to the v2 tree only (this is how crun wants it)
+                from runtime.linux.cgroups.v2 import V2Manager
+
+                uni = V2Manager(self.path, hierarchies()["unified"])
+                uni.create()
+                if "hugetlb" in uni.available():
+                    hugetlb, v2 = uni.dir, True
+            misc.apply_hugetlb(hugetlb, r.get("hugepageLimits") or [], v2=v2)
+            misc.apply_network(self._dir("net_cls"), self._dir("net_prio"), r.get("network") or {})
 
     def freeze(self) -> None:
         freezer.set_v1(self._require("freezer"), True)

@@ -17,6 +17,7 @@ class V2Manager:
         if not path.startswith("/"):
             path = os.path.join(_own(), path)
         self.dir = os.path.normpath(mountpoint + "/" + path.lstrip("/"))
+        self._created = False
 
     def available(self) -> set[str]:
         """Controllers the parent hands down to this cgroup."""
@@ -26,7 +27,7 @@ class V2Manager:
             return set()
 
     def create(self) -> None:
-        if os.path.isdir(self.dir):
+        if self._created:
             return
         # enable every available controller along the way down (no-internal-process rule
         # allows it: the intermediate cgroups hold no processes)
@@ -47,6 +48,7 @@ class V2Manager:
                             pass
             d = f"{d}/{part}"
             makedirs(d)
+        self._created = True
 
     def add(self, pid: int) -> None:
         self.create()
@@ -70,6 +72,12 @@ class V2Manager:
             pids.apply(self.dir, r["pids"])
         if r.get("blockIO"):
             blkio.apply_v2(self.dir, r["blockIO"])
+        if r.get("hugepageLimits"):
+            from runtime.linux.cgroups import misc
+
+            misc.apply_hugetlb(self.dir, r["hugepageLimits"], v2=True)
+        if r.get("network"):
+            raise OSError(95, "linux.resources.network (net_cls/net_prio) does not exist on cgroup v2")
         if r.get("devices"):
             from runtime.linux.cgroups import devices_bpf
 
