@@ -276,7 +276,9 @@ class Builder:
         state.fs_image = fs_image
         state.config.setdefault("history", []).append(history)
         state.config["created"] = created
-        state.key = key
+        # the next step's key depends on this step's result (its recorded time identifies it): when a
+        # step is run again, what follows it is run again too, as with Docker's parent image ids
+        state.key = step_key(key, created)
 
     @staticmethod
     def _set_diff_ids(state: StageState) -> None:

@@ -2,7 +2,8 @@
 
 A step's key is sha256 over (its parent's key, the instruction after substitution, and
 for ADD/COPY the digest of its sources); the first key of a stage is derived from the
-base image id. An entry records the step's time (so a fully cached build makes the same
+base image id, and each following one from the step before and the time that step was
+made (so re-running a step re-runs what comes after it). An entry records the step's time (so a fully cached build makes the same
 image id) and its layer (blob digest, diff_id) or none. One small JSON file per key,
 written atomically; an entry whose layer blob has gone is a miss.
 """

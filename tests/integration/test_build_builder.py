@@ -500,3 +500,18 @@ LABEL ver=$CONT_IMG_VER
     assert "CONT_IMG_VER=v2.0.1" in image.config["config"]["Env"]
     _, lines = do_build(store, ctx, build_args={"unused": "1"})
     assert "[Warning] One or more build-args ['unused'] were not consumed" in lines
+
+
+def test_a_step_run_again_reruns_what_follows(store, busybox, tmp_path):
+    """When a step's cached result is gone (or --no-cache made a new one), the later steps must not
+    reuse results made on top of the old one (Docker keys them by parent image)."""
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nRUN head -c 8 /dev/urandom | od -x > /rand\n"
+                   "RUN cp /rand /copy\n")
+    first, _ = do_build(store, ctx)
+    store.content.delete(first.layers[1]["digest"])  # the first RUN's cached layer is gone
+    again, lines = do_build(store, ctx)
+    assert " ---> Using cache" not in lines  # so its RUN runs again, and so does the one after it
+    assert read(store, again.id, "/rand") == read(store, again.id, "/copy")
+    fresh, _ = do_build(store, ctx, no_cache=True)
+    cached, lines = do_build(store, ctx)
+    assert lines.count(" ---> Using cache") == 2 and cached.id == fresh.id
