@@ -59,7 +59,7 @@ _ALLOWED = {
 }
 
 
-def _paginate(items: list[str], query: dict[str, str], link_base: str, key: str) -> tuple[list[str], dict]:
+def _paginate(items: list[str], query: dict[str, str], link_base: str) -> tuple[list[str], dict]:
     last = query.get("last")
     if last:
         items = [i for i in items if i > last]
@@ -104,11 +104,11 @@ class Registry:
         return Response.json({})
 
     def _catalog(self, req: Request) -> Response:
-        repos, headers = _paginate(self.storage.catalog(), req.query, "/v2/_catalog", "repositories")
+        repos, headers = _paginate(self.storage.catalog(), req.query, "/v2/_catalog")
         return Response.json({"repositories": repos}, headers=headers)
 
     def _tags(self, req: Request, name: str) -> Response:
-        tags, headers = _paginate(self.storage.tags(name), req.query, f"/v2/{name}/tags/list", "tags")
+        tags, headers = _paginate(self.storage.tags(name), req.query, f"/v2/{name}/tags/list")
         return Response.json({"name": name, "tags": tags}, headers=headers)
 
     def _referrers(self, req: Request, name: str, digest: str) -> Response:

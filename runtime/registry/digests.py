@@ -5,21 +5,11 @@ from __future__ import annotations
 import hashlib
 import re
 
-from runtime.errors import InvalidArgument
-
 _DIGEST = re.compile(r"^(sha256:[a-f0-9]{64}|sha512:[a-f0-9]{128})$")
 
 
 def is_digest(value: str) -> bool:
     return bool(_DIGEST.match(value))
-
-
-def check(value: str, what: str = "digest") -> str:
-    """Return `value` if it is a supported digest, else raise InvalidArgument."""
-    if not is_digest(value):
-        raise InvalidArgument(f"invalid {what} {value!r}",
-                              hint="expected sha256:<64 hex digits> (or sha512:<128 hex digits>)")
-    return value
 
 
 def hasher(digest: str | None = None):
