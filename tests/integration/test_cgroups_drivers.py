@@ -133,3 +133,20 @@ def test_v2_device_rules_are_an_ebpf_filter(cg_path):
     out, err = p.communicate(timeout=10)
     assert out.split() == [b"null-ok", b"zw"]  # /dev/zero: write allowed, read refused
     assert b"Operation not permitted" in err
+
+
+def test_hugetlb_and_network_limits_or_a_clear_error(cg_path):
+    from runtime.linux.cgroups.v1 import hierarchies
+
+    cg = open_cgroup(cg_path)
+    cg.create()
+    have = hierarchies() if mode() != "unified" else {}
+    uni = "/sys/fs/cgroup/unified/cgroup.controllers"
+    if "hugetlb" in have or (mode() == "hybrid" and "hugetlb" in open(uni).read().split()):
+        cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+        where = have.get("hugetlb") or have["unified"]
+        name = "hugetlb.2MB.limit_in_bytes" if "hugetlb" in have else "hugetlb.2MB.max"
+        assert read(where + cg_path, name) == str(4 << 20)
+    if "net_cls" not in have:
+        with pytest.raises(OSError, match="linux.resources.network.classID needs the net_cls"):
+            cg.apply({"network": {"classID": 0x100001}})
