@@ -89,6 +89,15 @@ def test_bad_input_one_line_exit_1(env, tmp_path, dockerfile, needle):
         store.resolve("bad:cli")
 
 
+def test_bad_tag_fails_before_building(env, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "Dockerfile").write_text("FROM busybox\nRUN echo should-not-run\n")
+    r = wharf(env, "build", "-t", "Bad:Tag!", str(ctx))
+    assert r.returncode == 1 and "invalid tag 'Bad:Tag!'" in r.stderr.decode()
+    assert "should-not-run" not in r.stdout.decode()
+
+
 def test_missing_context_and_unknown_target(env, tmp_path):
     r = wharf(env, "build", str(tmp_path / "nope"))
     assert r.returncode == 1 and "not a directory" in r.stderr.decode()
