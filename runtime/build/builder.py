@@ -55,7 +55,7 @@ def platform_args() -> dict[str, str]:
 class Builder:
     def __init__(self, store: Any, context: BuildContext, build_plan: BuildPlan, *, tags: list[str],
                  build_args: dict[str, str], target: str | None, labels: dict[str, str], no_cache: bool,
-                 pull: bool, progress: Callable[[str], None]) -> None:
+                 pull: bool, progress: Callable[[str], None], network: str = "host") -> None:
         self.store = store
         self.ctx = context
         self.plan = build_plan
@@ -65,6 +65,7 @@ class Builder:
         self.labels = labels
         self.no_cache = no_cache
         self.pull = pull
+        self.network = network
         self.out = progress
         self.cache = BuildCache()
         self.used_args: set[str] = set()
@@ -350,7 +351,7 @@ class Builder:
             try:
                 res = run_step.run(self.store, base, argv, env, state.cfg.get("WorkingDir") or "/",
                                    state.cfg.get("User") or "", self.out, stdin,
-                                   extra_lower=prev.upper if prev is not None else None)
+                                   extra_lower=prev.upper if prev is not None else None, network=self.network)
             finally:
                 if prev is not None:  # the container is gone: the step below may be settled now
                     self._settle(state)
@@ -506,10 +507,16 @@ def _heredoc_word(word: str) -> str | None:
 def build(engine_or_parts: Any, context: Path | str | BuildContext, dockerfile: str = "Dockerfile",
           tags: list[str] | None = None, build_args: dict[str, str] | None = None, target: str | None = None,
           labels: dict[str, str] | None = None, no_cache: bool = False, pull: bool = False,
-          progress: Callable[[str], None] = print, dockerfile_text: str | None = None) -> Any:
+          progress: Callable[[str], None] = print, dockerfile_text: str | None = None,
+          network: str = "host") -> Any:
     """Build a Dockerfile; returns the ImageStore's Image. `engine_or_parts` is an ImageStore, an
     engine with an image store (`.store`, `.image_store` or `.images.store`), or None for the default.
-    `dockerfile` is a path relative to the context (or absolute); `dockerfile_text` overrides it."""
+    `dockerfile` is a path relative to the context (or absolute); `dockerfile_text` overrides it.
+    `network`: what RUN steps see, "host" (default) or "none"."""
+    if network == "default":
+        network = "host"
+    if network not in run_step.NETWORKS:
+        raise InvalidArgument(f"--network {network!r} is not supported for builds", hint="use host or none")
     store = _store_of(engine_or_parts)
     ctx = context if isinstance(context, BuildContext) else BuildContext.from_dir(context)
     if dockerfile_text is None:
@@ -530,7 +537,8 @@ def build(engine_or_parts: Any, context: Path | str | BuildContext, dockerfile: 
     build_plan = plan(parse(dockerfile_text, name=name))
     run_step.repair(store)
     builder = Builder(store, ctx, build_plan, tags=list(tags or []), build_args=dict(build_args or {}),
-                      target=target, labels=dict(labels or {}), no_cache=no_cache, pull=pull, progress=progress)
+                      target=target, labels=dict(labels or {}), no_cache=no_cache, pull=pull, progress=progress,
+                      network=network)
     return builder.build()
 
 

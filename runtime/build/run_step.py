@@ -3,7 +3,8 @@
 The container is an OCI bundle (config.json from runtime.containers.bundle, the same
 defaults `wharf run` uses) run by the OCI runtime in runc's CLI shape (`runc run`),
 on an overlay from ImageStore.rootfs_mounts. Network: the host's (like
-`docker build --network host`); no /etc/hosts or resolv.conf is injected. Nothing
+`docker build --network host`) or none (a new namespace with only lo); no /etc/hosts or
+resolv.conf is injected. Nothing
 of a failed step is kept: the runtime state, the mounts and the upper dir go.
 """
 
@@ -52,14 +53,17 @@ def runtime_argv() -> list[str]:
     return argv_of(os.environ.get("WHARF_BUILD_RUNTIME") or default_runtime())
 
 
+NETWORKS = ("host", "none")  # RUN's network: the host's (default) or a namespace with only lo
+
+
 def _bundle_config(args: list[str], env: list[str], cwd: str, uid: int, gid: int, groups: list[int],
-                   key: str) -> dict[str, Any]:
+                   key: str, network: str) -> dict[str, Any]:
     from runtime.containers.bundle import BundleInputs, oci_config
     from runtime.engine import ContainerSpec
 
-    spec = ContainerSpec(image="", network_mode="host")
+    spec = ContainerSpec(image="", network_mode=network)
     inp = BundleInputs(args=args, env=env, cwd=cwd, uid=uid, gid=gid, groups=groups, hostname="buildkitsandbox",
-                       cgroups_path=f"/wharf/{key}", mounts=[], netns="host")
+                       cgroups_path=f"/wharf/{key}", mounts=[], netns="host" if network == "host" else None)
     return oci_config(spec, inp)
 
 
@@ -71,7 +75,8 @@ class RunResult:
 
 
 def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str, user: str,
-        output: Callable[[str], None], stdin: bytes | None = None, extra_lower: Path | None = None) -> RunResult:
+        output: Callable[[str], None], stdin: bytes | None = None, extra_lower: Path | None = None,
+        network: str = "host") -> RunResult:
     """Run `args` on `image_id` (with `extra_lower`, a finished step's upper dir, on top)."""
     from runtime.containers.users import resolve_user
 
@@ -92,7 +97,7 @@ def run(store: Any, image_id: str, args: list[str], env: list[str], workdir: str
                     target.mkdir(parents=True)
             bundle = rootfs.parent
             (bundle / "config.json").write_text(json.dumps(
-                _bundle_config(args, full_env, cwd, uid, gid, groups, key)))
+                _bundle_config(args, full_env, cwd, uid, gid, groups, key, network)))
             code = _exec(key, bundle, state_root(), output, stdin)
             upper = rfs.upperdir(mounts)
         if code == 0 and upper is not None:

@@ -70,6 +70,7 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image id."),
         label: list[str] = typer.Option([], "--label", help="Set a label on the image (KEY=VALUE)."),
         iidfile: str = typer.Option(None, "--iidfile", help="Write the image id to this file."),
+        network: str = typer.Option("host", "--network", help="Network of the RUN steps: host or none."),
     ) -> None:
         from runtime.build.builder import build
 
@@ -86,7 +87,7 @@ def register(app: typer.Typer) -> None:
 
         try:
             image = build(None, ctx, dockerfile=name, tags=tag, build_args=args, target=target, labels=labels,
-                          no_cache=no_cache, pull=pull, progress=progress, dockerfile_text=text)
+                          no_cache=no_cache, pull=pull, progress=progress, dockerfile_text=text, network=network)
         except Exception:
             if quiet:  # docker -q still shows what went wrong
                 sys.stderr.write("".join(line + "\n" for line in lines[-20:]))

@@ -515,3 +515,30 @@ def test_a_step_run_again_reruns_what_follows(store, busybox, tmp_path):
     fresh, _ = do_build(store, ctx, no_cache=True)
     cached, lines = do_build(store, ctx)
     assert lines.count(" ---> Using cache") == 2 and cached.id == fresh.id
+
+
+def test_run_network_host_by_default_or_none(store, busybox, tmp_path):
+    served = tmp_path / "served"
+    served.mkdir()
+    (served / "ping").write_text("pong\n")
+
+    class Quiet(http.server.SimpleHTTPRequestHandler):
+        def __init__(self, *a, **kw):
+            super().__init__(*a, directory=str(served), **kw)
+
+        def log_message(self, *a):
+            pass
+
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Quiet)
+    threading.Thread(target=httpd.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{httpd.server_address[1]}/ping"
+        ctx = make_ctx(tmp_path / "ctx", f"FROM busybox\nRUN wget -q -O- {url} || echo unreachable\n")
+        _, lines = do_build(store, ctx, no_cache=True)
+        assert "pong" in lines  # the host's network, loopback included
+        _, lines = do_build(store, ctx, no_cache=True, network="none")
+        assert "unreachable" in lines and "pong" not in lines
+        with pytest.raises(InvalidArgument, match="--network"):
+            do_build(store, ctx, network="bridge")
+    finally:
+        httpd.shutdown()
