@@ -269,6 +269,8 @@ def _json_array(rest: str) -> list[str] | None:
 def looks_like_json(rest: str, strict: bool) -> bool:
     """An attempted exec form that is not valid JSON (Docker would silently run it as shell)."""
     t = rest.strip()
+    if t.startswith(('["', "['")):  # no shell command starts like that
+        return True
     if not (t.startswith("[") and t.endswith("]")):
         return False
     if strict:

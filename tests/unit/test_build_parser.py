@@ -102,7 +102,7 @@ def test_exec_and_shell_forms():
 
 
 @pytest.mark.parametrize("line", ["CMD ['echo', 'hi']", 'ENTRYPOINT ["a" "b"]', 'RUN ["echo", hi]',
-                                  'SHELL /bin/sh -c', 'CMD ["a", 1]'])
+                                  'SHELL /bin/sh -c', 'CMD ["a", 1]', 'RUN ["echo", "unclosed"'])
 def test_bad_exec_form_is_an_error_with_the_line(line):
     with pytest.raises(InvalidArgument) as e:
         plan(parse(f"FROM x\n\n{line}\n"))
