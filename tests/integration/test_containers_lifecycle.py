@@ -162,14 +162,18 @@ def test_named_volume_survives_rm_and_is_reused(env):
     assert wharf("volume", "ls", "-q").stdout == b""
 
 
-def test_parallel_runs_give_distinct_containers(env):
+def test_parallel_runs_give_distinct_healthy_containers(env):
     def one(i: int) -> str:
-        return wharf(*run_args(env, "-d", "-"), "sleep", "60").stdout.decode().strip()
+        return wharf(*run_args(env, "-d", "--name", f"p{i}", "--health-cmd", "true", "--health-interval", "0.2s",
+                               "-"), "sleep", "60").stdout.decode().strip()
 
     with ThreadPoolExecutor(10) as ex:
         ids = list(ex.map(one, range(10)))
     assert len(set(ids)) == 10
     assert len(wharf("ps", "-q").stdout.splitlines()) == 10
+    until(lambda: len(wharf("ps", "-q", "--filter", "health=healthy").stdout.splitlines()) == 10, timeout=30)
+    pids = {inspect(i)["State"]["Pid"] for i in ids}
+    assert len(pids) == 10
 
 
 def test_pty_session_echoes_and_resizes(env):
