@@ -31,9 +31,6 @@ class LayerBuilder:
         self.entries: dict[str, _Entry] = {}
         self.now = int(time.time())
 
-    def __len__(self) -> int:
-        return len(self.entries)
-
     @staticmethod
     def _name(path: str) -> str:
         return posixpath.normpath("/" + path).lstrip("/")
