@@ -3,7 +3,7 @@ SHELL := /bin/bash
 VENV ?= .venv
 PY := $(VENV)/bin/python
 APT_PACKAGES := busybox-static runc crun iproute2 nftables git skopeo umoci docker-registry \
-	libseccomp2 tmux debootstrap apache2-utils python3-venv curl procps util-linux
+	libseccomp2 tmux debootstrap apache2-utils python3-venv curl procps util-linux tini
 STAMP := $(VENV)/.installed
 
 .PHONY: install demo test bench lint clean

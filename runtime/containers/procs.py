@@ -55,25 +55,21 @@ def top(init_pid: int) -> tuple[list[str], list[list[str]]]:
     return ["UID", "PID", "PPID", "C", "STIME", "TTY", "TIME", "CMD"], rows
 
 
-def _read(path: str) -> str:
-    try:
-        with open(path) as f:
-            return f.read().strip()
-    except OSError:
-        return ""
-
-
 def stats(cid: str, name: str, running: bool) -> dict[str, Any]:
-    """Memory, CPU and pids figures of the container's cgroup (v1 hierarchy paths, v2 fallback)."""
-    cg = f"/wharf/{cid}"
-    mem = int(_read(f"/sys/fs/cgroup/memory{cg}/memory.usage_in_bytes") or 0) if running else 0
-    limit = int(_read(f"/sys/fs/cgroup/memory{cg}/memory.limit_in_bytes") or 0) if running else 0
-    cpu = int(_read(f"/sys/fs/cgroup/cpuacct{cg}/cpuacct.usage") or 0) if running else 0
-    pids = int(_read(f"/sys/fs/cgroup/pids{cg}/pids.current") or 0) if running else 0
+    """Memory, CPU, pids and block I/O of the container's cgroup (v1 or v2, via runtime.linux.cgroups)."""
     total = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    limit = total if not limit or limit > total else limit
-    return {"ID": cid[:12], "Name": name, "MemUsage": mem, "MemLimit": limit,
-            "MemPerc": round(100.0 * mem / limit, 2) if limit else 0.0, "CPUNanos": cpu, "PIDs": pids}
+    row = {"ID": cid[:12], "Name": name, "MemUsage": 0, "MemLimit": total, "MemPerc": 0.0, "CPUNanos": 0,
+           "PIDs": 0, "BlockRead": 0, "BlockWrite": 0}
+    if not running:
+        return row
+    from runtime.linux.cgroups import open_cgroup
+
+    st = open_cgroup(f"/wharf/{cid}").stats()
+    limit = st.memory_limit if 0 < st.memory_limit < total else total
+    row.update(MemUsage=st.memory_usage, MemLimit=limit, CPUNanos=st.cpu_usage_ns, PIDs=st.pids_current,
+               MemPerc=round(100.0 * st.memory_usage / limit, 2) if limit else 0.0,
+               BlockRead=st.io_read_bytes, BlockWrite=st.io_write_bytes)
+    return row
 
 
 def _size(n: float) -> str:

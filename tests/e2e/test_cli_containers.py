@@ -239,6 +239,20 @@ def test_ps_listing_flags(bb):
     assert head[:2] == ["CONTAINER", "ID"] and "NAMES" in head
 
 
+def test_binds_and_exit_codes(bb, tmp_path):
+    (tmp_path / "in.txt").write_text("bound")
+    o = out("run", "--rm", "--network", "none", "-v", f"{tmp_path}:/h:ro", bb, "sh", "-c",
+            "cat /h/in.txt; touch /h/x 2>/dev/null || echo ro")
+    assert o == "boundro\n"
+    out("run", "--rm", "--network", "none", "--mount", f"type=bind,source={tmp_path},target=/h", bb,
+        "touch", "/h/new")
+    assert (tmp_path / "new").exists()
+    assert wharf("run", "--rm", "--network", "none", bb, "/etc/passwd", check=False).returncode == 126
+    assert wharf("run", "--rm", "--network", "none", bb, "nosuch", check=False).returncode == 127
+    assert wharf("run", "--rm", "--network", "none", "--cpus", "abc", bb, "true", check=False).returncode == 125
+    assert out("ps", "-aq") == ""
+
+
 def test_run_stdin_and_detached_rm(bb):
     p = wharf("run", "-i", "--rm", "--network", "none", bb, "sh", "-c", "cat; echo; echo done", input=b"piped")
     assert p.stdout == b"piped\ndone\n"
