@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import errno
 import os
-from ipaddress import IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from runtime.errors import RuntimeFailure
@@ -60,7 +60,11 @@ def ensure_bridge(ipr: Any, name: str, gateway: str, prefix: int, mtu: int | Non
         idx = index(ipr, name)
         if idx is None:
             raise RuntimeFailure(f"bridge {name} vanished while it was being created")
-    ipr.link("set", index=idx, group=WHARF_GROUP)
+    # a fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it when a port
+    # leaves, and the other containers' ARP entries for the gateway go stale for seconds
+    from runtime.network.ipam import mac_for
+
+    ipr.link("set", index=idx, group=WHARF_GROUP, address=mac_for(IPv4Address(gateway)))
     have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
     if (gateway, prefix) not in have:
         try:

@@ -266,11 +266,15 @@ class NetworkManager:
             self._ensure_host(net)
             rec = self.store.endpoint(container_id) or {"id": container_id, "networks": {}, "ports": []}
             rec.update(name=name, hostname=hostname, netns=netns)
-            if net["id"] in rec["networks"]:
-                raise Conflict(f"container {name or container_id[:12]} is already connected to network {net['name']}")
+            stale = rec["networks"].get(net["id"])
+            if stale is not None:
+                if not _crashed(stale):
+                    raise Conflict(f"container {name or container_id[:12]} is already connected to network "
+                                   f"{net['name']}")
+                del rec["networks"][net["id"]]  # a crashed attach of this very endpoint: redo it
             subnet = IPv4Network(net["subnet"])
             gateway = IPv4Address(net["gateway"])
-            used = {IPv4Address(ep["ip"]) for e in self.store.endpoints()
+            used = {IPv4Address(ep["ip"]) for e in self.store.endpoints() if e["id"] != container_id
                     for nid, ep in e.get("networks", {}).items() if nid == net["id"]}
             if endpoint.ipv4_address:
                 addr = ipam.parse_address(endpoint.ipv4_address, "--ip")
@@ -282,7 +286,7 @@ class NetworkManager:
             ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
             ep = {"network": net["name"], "ip": str(addr), "prefix": subnet.prefixlen, "gateway": net["gateway"],
                   "mac": ipam.mac_for(addr), "aliases": list(endpoint.aliases), "ifname": ifname,
-                  "veth": _veth_name(container_id, net["id"])}
+                  "veth": _veth_name(container_id, net["id"]), "attaching": os.getpid()}
             rec["networks"][net["id"]] = ep
             self.store.save_endpoint(rec)  # intent first: a crash from here on is repaired by release()
         try:
@@ -309,6 +313,12 @@ class NetworkManager:
             raise
         finally:
             os.close(fd)
+        with self.store.lock():
+            rec = self.store.endpoint(container_id)
+            if rec is not None and net["id"] in rec["networks"]:
+                rec["networks"][net["id"]].pop("attaching", None)
+                self.store.save_endpoint(rec)
+        ep.pop("attaching", None)
         if not net["default"]:
             self._sync_dns()
         return self._endpoint_info(net, ep)
@@ -418,6 +428,20 @@ class NetworkManager:
         return NetworkInfo(id=rec["id"], name=rec["name"], driver=rec["driver"], subnet=rec["subnet"],
                            gateway=rec["gateway"], internal=rec["internal"], labels=dict(rec.get("labels", {})),
                            options=options, containers=containers, created=rec.get("created", ""))
+
+
+def _crashed(ep: dict[str, Any]) -> bool:
+    """An endpoint whose attach never finished and whose attaching process is gone."""
+    pid = ep.get("attaching")
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
 
 
 def _matches(n: NetworkInfo, filters: dict[str, list[str]]) -> bool:

@@ -1,0 +1,471 @@
+"""NetworkManager against the real kernel: bridges, veths, netns, nft, the embedded DNS, published ports.
+
+Endpoints are plain network namespaces of ours with real processes in them (busybox httpd / nc /
+wget via nsenter), no container engine needed. Traffic goes only to 127.0.0.1 and our own addresses.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import socket
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from runtime.engine import EndpointSpec, NetworkSpec, PortBinding
+from runtime.errors import Conflict, InvalidArgument, NotFound
+
+pytestmark = [pytest.mark.root, pytest.mark.network]
+
+BB = "/bin/busybox"
+
+
+def _links() -> set[str]:
+    return set(os.listdir("/sys/class/net"))
+
+
+def _tables() -> set[str]:
+    from runtime.network import nft
+
+    return set(nft.tables())
+
+
+@pytest.fixture
+def nm(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A NetworkManager on a private root and default bridge; afterwards nothing of it may remain."""
+    from runtime.network import dnsctl
+    from runtime.network.manager import NetworkManager
+
+    monkeypatch.setenv("WHARF_BRIDGE", "whd" + secrets.token_hex(4))
+    mgr = NetworkManager()
+    try:
+        yield mgr
+    finally:
+        recs = mgr.store.networks()
+        veths = {ep["veth"] for e in mgr.store.endpoints() for ep in e["networks"].values()}
+        mgr.teardown()
+        from runtime.network.firewall import network_table
+
+        left = {r["bridge"] for r in recs} | veths
+        assert not (left & _links()), f"links left behind: {left & _links()}"
+        assert not ({network_table(r["id"]) for r in recs} & _tables())
+        assert not os.listdir(mgr.store.dir / "endpoints") if (mgr.store.dir / "endpoints").exists() else True
+        assert dnsctl.daemon_pid(dnsctl.state_dir()) is None
+        nsdir = Path(os.environ["WHARF_RUN"]) / "netns"
+        assert not nsdir.exists() or not os.listdir(nsdir)
+
+
+def cid() -> str:
+    return secrets.token_hex(32)
+
+
+def ns_run(netns: str, *cmd: str, timeout: float = 10, files: dict[str, bytes] | None = None,
+           tmp: Path | None = None, **kw) -> subprocess.CompletedProcess:
+    """Run cmd in `netns`; with `files`, in a private mount ns where they cover /etc/* (like a container)."""
+    argv = ["nsenter", f"--net={netns}", *cmd]
+    if files:
+        assert tmp is not None
+        binds = []
+        for dest, data in files.items():
+            src = tmp / f"{secrets.token_hex(4)}-{os.path.basename(dest)}"
+            src.write_bytes(data)
+            binds.append(f"mount --bind {src} {dest}")
+        script = " && ".join(binds + ['exec "$@"'])
+        argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", *argv]
+    return subprocess.run(argv, capture_output=True, text=True, timeout=timeout, **kw)
+
+
+def wait_listening(netns: str, port: int, udp: bool = False) -> None:
+    deadline = time.monotonic() + 5
+    proto_file = "udp" if udp else "tcp"
+    while time.monotonic() < deadline:
+        out = ns_run(netns, "cat", f"/proc/net/{proto_file}", f"/proc/net/{proto_file}6").stdout
+        if f":{port:04X} " in out:
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"nothing listens on {port} in {netns}")
+
+
+@pytest.fixture
+def httpd(tmp_path: Path):
+    procs: list[subprocess.Popen] = []
+    www = tmp_path / "www"
+    www.mkdir()
+
+    def start(netns: str, text: str, port: int = 80) -> None:
+        (www / "index.html").write_text(text)
+        p = subprocess.Popen(["nsenter", f"--net={netns}", BB, "httpd", "-f", "-p", str(port), "-h", str(www)])
+        procs.append(p)
+        wait_listening(netns, port)
+
+    yield start
+    for p in procs:
+        p.kill()
+        p.wait()
+
+
+def endpoint(nm, network: str, name: str, aliases=(), ip=None):
+    c = cid()
+    path = nm.create_netns(c)
+    ep = nm.attach(c, path, network, EndpointSpec(aliases=list(aliases), ipv4_address=ip), name, name)
+    return c, path, ep
+
+
+def test_netns_has_lo_and_is_removed(nm):
+    c = cid()
+    path = nm.create_netns(c)
+    assert nm.create_netns(c) == path  # idempotent
+    out = ns_run(path, "ip", "-o", "link").stdout
+    assert "lo:" in out and "UP" in out and "eth0" not in out
+    nm.delete_netns(c)
+    assert not os.path.exists(path)
+    nm.delete_netns(c)
+
+
+def test_names_and_aliases_resolve_through_embedded_dns(nm, httpd, tmp_path):
+    net = nm.create(NetworkSpec(name="n" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "alpha", aliases=["web", "svc"])
+    b, pb, eb = endpoint(nm, net.name, "beta")
+    assert ea.ip_address != eb.ip_address and ea.gateway == net.gateway
+    httpd(pa, "hello from alpha\n")
+    files = nm.container_files(b, "beta", {net.name: eb}, [], [], [])
+    assert files["/etc/resolv.conf"].startswith(f"nameserver {net.gateway}\n".encode())
+    assert files["/etc/hostname"] == b"beta\n"
+    for name in ("alpha", "web", "svc", a[:12]):
+        r = ns_run(pb, BB, "wget", "-qO-", f"http://{name}/", files=files, tmp=tmp_path)
+        assert r.stdout == "hello from alpha\n", (name, r.stderr)
+    look = ns_run(pb, BB, "nslookup", "web", net.gateway)
+    assert ea.ip_address in look.stdout
+    # nothing outside the network is answered (never forwarded)
+    miss = ns_run(pb, BB, "nslookup", "example.com", net.gateway)
+    assert miss.returncode != 0 and "NXDOMAIN" in (miss.stdout + miss.stderr)
+    # over TCP too
+    from dnslib import DNSRecord
+
+    q = DNSRecord.question("alpha").pack()
+    with socket.create_connection((net.gateway, 53), timeout=3) as s:
+        s.sendall(len(q).to_bytes(2, "big") + q)
+        n = int.from_bytes(s.recv(2), "big")
+        reply = DNSRecord.parse(s.recv(n, socket.MSG_WAITALL))
+    assert [str(r.rdata) for r in reply.rr] == [ea.ip_address]
+    # a disconnected container disappears from DNS
+    nm.detach(a, net.name)
+    assert "NXDOMAIN" in "".join(ns_run(pb, BB, "nslookup", "alpha", net.gateway).stdout)
+    nm.release(a)
+    nm.release(b)
+
+
+def test_published_tcp_udp_and_hairpin(nm, httpd, tmp_path):
+    net = nm.create(NetworkSpec(name="p" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "web")
+    b, pb, _ = endpoint(nm, net.name, "client")
+    httpd(pa, "published\n")
+    ports = nm.publish(a, [PortBinding(80), PortBinding(5353, "udp")], ea.ip_address)
+    tcp, udp = ports[0].host_port, ports[1].host_port
+    assert tcp and udp
+    r = subprocess.run([BB, "wget", "-qO-", f"http://127.0.0.1:{tcp}/"], capture_output=True, text=True, timeout=10)
+    assert r.stdout == "published\n", r.stderr
+    # hairpin: another container through the gateway
+    r = ns_run(pb, BB, "nc", "-w", "3", net.gateway, str(tcp), input="GET / HTTP/1.0\r\n\r\n")
+    assert "published" in r.stdout
+    # UDP (Debian's busybox nc has no -u): a UDP echo process in the container's netns
+    echo = "import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(('0.0.0.0', 5353))\n" \
+           "while True:\n    d, p = s.recvfrom(100); s.sendto(b'echo ' + d, p)"
+    srv = subprocess.Popen(["nsenter", f"--net={pa}", sys.executable, "-c", echo])
+    try:
+        wait_listening(pa, 5353, udp=True)
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.settimeout(0.2)
+            got = b""
+            for _ in range(25):
+                s.sendto(b"ping", ("127.0.0.1", udp))
+                try:
+                    got = s.recv(100)
+                    break
+                except TimeoutError:
+                    continue
+        assert got == b"echo ping"
+    finally:
+        srv.kill()
+        srv.wait()
+    nm.release(a)
+    from runtime.network.firewall import port_table
+
+    assert port_table(a) not in _tables()
+    nm.release(b)
+
+
+def test_random_ports_are_free_and_conflicts_are_refused(nm):
+    net = nm.create(NetworkSpec(name="r" + secrets.token_hex(3)))
+    a, _, ea = endpoint(nm, net.name, "a")
+    b, _, eb = endpoint(nm, net.name, "b")
+    got = nm.publish(a, [PortBinding(80), PortBinding(81), PortBinding(82, "udp")], ea.ip_address)
+    assert len({p.host_port for p in got if p.protocol == "tcp"}) == 2
+    # a port taken by Wharf
+    with pytest.raises(Conflict, match="already published"):
+        nm.publish(b, [PortBinding(80, host_port=got[0].host_port)], eb.ip_address)
+    # a port taken by a host process
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        busy = s.getsockname()[1]
+        with pytest.raises(Conflict, match="in use on the host"):
+            nm.publish(b, [PortBinding(80, host_port=busy)], eb.ip_address)
+    from runtime.network.firewall import port_table
+
+    assert port_table(b) not in _tables()  # nothing half-configured
+    # random ports for b do not collide with a's
+    more = nm.publish(b, [PortBinding(80) for _ in range(5)], eb.ip_address)
+    assert not {p.host_port for p in more} & {p.host_port for p in got}
+    nm.release(a)
+    nm.release(b)
+
+
+def test_networks_are_isolated(nm, httpd):
+    n1 = nm.create(NetworkSpec(name="i" + secrets.token_hex(3)))
+    n2 = nm.create(NetworkSpec(name="j" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, n1.name, "a")
+    b, pb, _ = endpoint(nm, n2.name, "b")
+    c, pc, _ = endpoint(nm, n1.name, "c")
+    httpd(pa, "ok\n")
+    assert ns_run(pc, BB, "nc", "-w", "2", ea.ip_address, "80", input="GET / HTTP/1.0\r\n\r\n").stdout
+    blocked = ns_run(pb, BB, "nc", "-w", "1", ea.ip_address, "80", input="GET / HTTP/1.0\r\n\r\n")
+    assert "ok" not in blocked.stdout
+    # other networks do not resolve each other's names either
+    assert ea.ip_address not in ns_run(pb, BB, "nslookup", "a", n2.gateway).stdout
+    for x in (a, b, c):
+        nm.release(x)
+
+
+@pytest.fixture
+def outside(tmp_path):
+    """A stand-in for 'the internet': a netns of ours behind a host veth with a /30 nobody uses."""
+    from runtime.network import ipam, links, netns, rtnl
+
+    name = "whx" + secrets.token_hex(4)
+    path = netns.create("outside-" + name)
+    ipr = rtnl.iproute()
+    try:
+        taken = links.host_subnets(ipr)
+        subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/30") for x in range(200, 250) for y in range(256))
+                      if not any(n.overlaps(t) for t in taken))
+        host_ip, far_ip = (str(h) for h in subnet.hosts())
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            links.add_veth_plain = None
+            ipr.link("add", ifname=name, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
+        finally:
+            os.close(fd)
+        idx = links.index(ipr, name)
+        ipr.addr("add", index=idx, address=host_ip, prefixlen=30)
+        ipr.link("set", index=idx, state="up")
+        rtnl.in_netns(path, lambda i: (i.addr("add", index=links.index(i, "eth0"), address=far_ip, prefixlen=30),
+                                       i.link("set", index=links.index(i, "eth0"), state="up")))
+        yield path, far_ip
+    finally:
+        links.delete(ipr, name)
+        ipr.close()
+        netns.delete("outside-" + name)
+
+
+def test_outbound_nat_and_internal_networks(nm, httpd, outside):
+    ext, far_ip = outside
+    httpd(ext, "outside\n")
+    pub = nm.create(NetworkSpec(name="o" + secrets.token_hex(3)))
+    internal = nm.create(NetworkSpec(name="q" + secrets.token_hex(3), internal=True))
+    a, pa, _ = endpoint(nm, pub.name, "a")
+    b, pb, eb = endpoint(nm, internal.name, "b")
+    assert eb.gateway == ""
+    r = ns_run(pa, BB, "nc", "-w", "3", far_ip, "80", input="GET / HTTP/1.0\r\n\r\n")
+    assert "outside" in r.stdout  # masqueraded: the outside has no route back to the subnet
+    r = ns_run(pb, BB, "nc", "-w", "1", far_ip, "80", input="GET / HTTP/1.0\r\n\r\n")
+    assert "outside" not in r.stdout
+    assert "default" not in ns_run(pb, "ip", "route").stdout
+    nm.release(a)
+    nm.release(b)
+
+
+def test_twenty_parallel_attaches_get_distinct_addresses(nm):
+    net = nm.create(NetworkSpec(name="par" + secrets.token_hex(3), subnet=None))
+    ids = [cid() for _ in range(20)]
+
+    def one(c: str):
+        return nm.attach(c, nm.create_netns(c), net.name, EndpointSpec(), c[:8], c[:8]).ip_address
+
+    with ThreadPoolExecutor(20) as pool:
+        ips = list(pool.map(one, ids))
+    assert len(set(ips)) == 20
+    assert len(nm.inspect(net.name).containers) == 20
+    with ThreadPoolExecutor(20) as pool:
+        list(pool.map(nm.release, ids))
+    assert nm.inspect(net.name).containers == {}
+
+
+def test_static_ip_ip_range_gateway_and_options(nm):
+    name = "s" + secrets.token_hex(3)
+    from runtime.network import ipam, links, rtnl
+
+    ipr = rtnl.iproute()
+    try:
+        taken = links.host_subnets(ipr) + [ipam.IPv4Network(n.subnet) for n in nm.list()]
+    finally:
+        ipr.close()
+    subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/24") for x in range(100, 200) for y in range(256))
+                  if not any(n.overlaps(t) for t in taken))
+    base = str(subnet.network_address)[:-1]
+    br = "whs" + secrets.token_hex(4)
+    net = nm.create(NetworkSpec(name=name, subnet=str(subnet), gateway=base + "254", ip_range=base + "128/25",
+                                labels={"k": "v"}, options={"com.docker.network.bridge.name": br,
+                                                            "com.docker.network.driver.mtu": "1400"}))
+    assert net.gateway == base + "254" and net.labels == {"k": "v"}
+    assert Path(f"/sys/class/net/{br}/mtu").read_text().strip() == "1400"
+    a, pa, ea = endpoint(nm, name, "a")
+    assert ea.ip_address == base + "129"  # first of --ip-range
+    b, pb, eb = endpoint(nm, name, "b", ip=base + "7")
+    assert eb.ip_address == base + "7"
+    assert "mtu 1400" in ns_run(pb, "ip", "link", "show", "eth0").stdout
+    with pytest.raises(Conflict, match="already in use"):
+        endpoint(nm, name, "c", ip=base + "7")
+    with pytest.raises(InvalidArgument, match="not in the subnet"):
+        endpoint(nm, name, "d", ip="10.250.250.250")
+    assert len(nm.inspect(name).containers) == 2  # the failed ones left nothing
+    with pytest.raises(Conflict, match="already connected"):
+        nm.attach(a, pa, name, EndpointSpec(), "a", "a")
+    nm.release(a)
+    nm.release(b)
+    for leftover in nm.store.endpoints():
+        nm.release(leftover["id"])
+
+
+def test_second_network_on_one_container_gets_eth1(nm):
+    n1 = nm.create(NetworkSpec(name="m" + secrets.token_hex(3)))
+    n2 = nm.create(NetworkSpec(name="m" + secrets.token_hex(3)))
+    a, pa, e1 = endpoint(nm, n1.name, "a")
+    e2 = nm.attach(a, pa, n2.name, EndpointSpec(), "a", "a")
+    out = ns_run(pa, "ip", "-o", "-4", "addr").stdout
+    assert f"eth0    inet {e1.ip_address}/" in out and f"eth1    inet {e2.ip_address}/" in out
+    routes = ns_run(pa, "ip", "route").stdout
+    assert f"default via {n1.gateway}" in routes
+    nm.detach(a, n1.name)
+    assert "eth0" not in ns_run(pa, "ip", "-o", "link").stdout
+    with pytest.raises(NotFound):
+        nm.detach(a, n1.name)
+    nm.release(a)
+
+
+def test_default_bridge(nm, tmp_path):
+    d = nm.ensure_default()
+    assert d.name == "bridge" and d.options["com.docker.network.bridge.name"] == os.environ["WHARF_BRIDGE"]
+    assert nm.ensure_default().id == d.id
+    a, pa, ea = endpoint(nm, "bridge", "a")
+    files = nm.container_files(a, "host-a", {"bridge": ea}, [], [], ["db:10.9.9.9"])
+    assert f"{ea.ip_address}\thost-a\n".encode() in files["/etc/hosts"]
+    assert b"10.9.9.9\tdb\n" in files["/etc/hosts"]
+    assert b"127.0.0.1" not in files["/etc/resolv.conf"]
+    assert not files["/etc/resolv.conf"].startswith(f"nameserver {d.gateway}".encode())
+    custom = nm.container_files(a, "h", {"bridge": ea}, ["10.1.1.1"], ["example.test"], [])
+    assert custom["/etc/resolv.conf"] == b"nameserver 10.1.1.1\nsearch example.test\n"
+    with pytest.raises(Conflict, match="pre-defined"):
+        nm.remove("bridge")
+    nm.release(a)
+
+
+def test_bad_input_leaves_nothing_behind(nm):
+    before_links, before_tables = _links(), _tables()
+    net = nm.create(NetworkSpec(name="b" + secrets.token_hex(3)))
+    with pytest.raises(Conflict, match="overlaps"):
+        nm.create(NetworkSpec(name="x" + secrets.token_hex(3), subnet=net.subnet))
+    with pytest.raises(InvalidArgument, match="invalid CIDR"):
+        nm.create(NetworkSpec(name="x", subnet="10.0.0.300/24"))
+    with pytest.raises(InvalidArgument, match="prefix length is missing"):
+        nm.create(NetworkSpec(name="x", subnet="10.0.0.0"))
+    with pytest.raises(InvalidArgument, match="need --subnet"):
+        nm.create(NetworkSpec(name="x", gateway="10.0.0.1"))
+    with pytest.raises(InvalidArgument, match="network name"):
+        nm.create(NetworkSpec(name="bad name"))
+    with pytest.raises(InvalidArgument, match="MTU"):
+        nm.create(NetworkSpec(name="x", options={"com.docker.network.driver.mtu": "big"}))
+    with pytest.raises(Conflict, match="already exists"):
+        nm.create(NetworkSpec(name=net.name))
+    with pytest.raises(Conflict, match="already exists on the host"):
+        nm.create(NetworkSpec(name="x" + secrets.token_hex(3), options={"com.docker.network.bridge.name": "lo"}))
+    with pytest.raises(NotFound):
+        nm.inspect("no-such-network")
+    with pytest.raises(NotFound):
+        nm.attach(cid(), "/nonexistent", "no-such-network", EndpointSpec(), "x", "x")
+    a, _, _ = endpoint(nm, net.name, "busy")
+    with pytest.raises(Conflict, match="active endpoints"):
+        nm.remove(net.name)
+    assert [n.name for n in nm.list()] == [net.name]
+    nm.release(a)
+    nm.remove(net.id[:12])
+    assert _links() - before_links == set() and _tables() - before_tables == set()
+    assert nm.list() == []
+
+
+def test_list_filters_and_prune(nm):
+    keep = nm.create(NetworkSpec(name="k" + secrets.token_hex(3), labels={"io.wharf.project": "p1"}))
+    gone = nm.create(NetworkSpec(name="g" + secrets.token_hex(3)))
+    a, _, _ = endpoint(nm, keep.name, "a")
+    assert [n.name for n in nm.list({"label": ["io.wharf.project=p1"]})] == [keep.name]
+    assert [n.name for n in nm.list({"name": [gone.name]})] == [gone.name]
+    assert nm.prune() == [gone.name]
+    assert [n.name for n in nm.list()] == [keep.name]
+    nm.release(a)
+
+
+CRASHER = r"""
+import os, signal, sys
+from runtime.network import links
+from runtime.network.manager import NetworkManager
+from runtime.engine import EndpointSpec
+nm = NetworkManager()
+c, net, where = sys.argv[1:4]
+path = nm.create_netns(c)
+if where == "mid-attach":
+    def boom(*a, **k):
+        os.kill(os.getpid(), signal.SIGKILL)
+    links.configure_peer = boom
+nm.attach(c, path, net, EndpointSpec(), "crash", "crash")
+os.kill(os.getpid(), signal.SIGKILL)
+"""
+
+
+@pytest.mark.parametrize("where", ["mid-attach", "after-attach"])
+def test_kill_9_is_repaired(nm, where):
+    net = nm.create(NetworkSpec(name="c" + secrets.token_hex(3)))
+    c = cid()
+    r = subprocess.run([sys.executable, "-c", CRASHER, c, net.name, where], timeout=60)
+    assert r.returncode == -9
+    rec = nm.store.endpoint(c)
+    veth = next(iter(rec["networks"].values()))["veth"]
+    assert veth in _links()  # the crash left a veth (and a netns) behind
+    if where == "mid-attach":  # attaching the same container again repairs the leftovers
+        again = nm.attach(c, nm.create_netns(c), net.name, EndpointSpec(), "crash", "crash")
+        assert again.ip_address == next(iter(rec["networks"].values()))["ip"]
+        assert "eth0" in ns_run(nm.create_netns(c), "ip", "-o", "link").stdout
+    else:
+        with pytest.raises(Conflict, match="already connected"):
+            nm.attach(c, nm.create_netns(c), net.name, EndpointSpec(), "crash", "crash")
+    nm.release(c)
+    assert veth not in _links()
+    assert nm.store.endpoint(c) is None and nm.inspect(net.name).containers == {}
+    nm.release(c)  # idempotent
+
+
+def test_dns_daemon_survives_its_starter_and_stops_with_the_last_network(nm):
+    from runtime.network import dnsctl
+
+    name = "d" + secrets.token_hex(3)
+    code = f"from runtime.network.manager import NetworkManager; from runtime.engine import NetworkSpec; " \
+           f"NetworkManager().create(NetworkSpec(name={name!r}))"
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+    pid = dnsctl.daemon_pid(dnsctl.state_dir())
+    assert pid and os.path.exists(f"/proc/{pid}")
+    nm.remove(name)
+    assert dnsctl.daemon_pid(dnsctl.state_dir()) is None

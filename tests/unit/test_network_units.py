@@ -1,0 +1,84 @@
+"""Pure parts of runtime/network: IPAM, DNS records and answers, /etc files, nft rule text, port flags."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Network
+
+import pytest
+
+from runtime.engine import EndpointInfo
+from runtime.errors import Conflict, InvalidArgument
+from runtime.network import dns, dnsctl, etcfiles, firewall, ipam
+
+
+def test_pick_subnet_skips_used_ranges():
+    assert ipam.pick_subnet([]) == IPv4Network("172.17.0.0/16")
+    used = [IPv4Network("172.17.0.0/16"), IPv4Network("172.18.5.0/24")]
+    assert ipam.pick_subnet(used) == IPv4Network("172.19.0.0/16")
+    all16 = [IPv4Network(f"172.{b}.0.0/16") for b in range(17, 32)] + [IPv4Network("192.168.0.0/24")]
+    assert ipam.pick_subnet(all16) == IPv4Network("192.168.1.0/24")
+    with pytest.raises(Conflict, match="no free subnet"):
+        ipam.pick_subnet([IPv4Network("0.0.0.0/0")])
+
+
+@pytest.mark.parametrize("text,msg", [("10.0.0.0", "prefix length is missing"), ("10.0.0.300/24", "invalid CIDR"),
+                                      ("10.0.0.5/24", "host bits"), ("10.0.0.0/31", "too small"),
+                                      ("fd00::/64", "only IPv4"), ("nonsense/8", "invalid CIDR")])
+def test_parse_subnet_errors(text, msg):
+    with pytest.raises(InvalidArgument, match=msg):
+        ipam.parse_subnet(text)
+
+
+def test_allocate_and_static_addresses():
+    net = IPv4Network("10.1.0.0/29")
+    gw = IPv4Address("10.1.0.1")
+    assert ipam.allocate(net, gw, net, set()) == IPv4Address("10.1.0.2")
+    used = {IPv4Address(f"10.1.0.{i}") for i in range(2, 6)}
+    assert ipam.allocate(net, gw, net, used) == IPv4Address("10.1.0.6")
+    with pytest.raises(Conflict, match="no free address"):
+        ipam.allocate(net, gw, net, used | {IPv4Address("10.1.0.6")})
+    assert ipam.allocate(net, gw, IPv4Network("10.1.0.4/30"), set()) == IPv4Address("10.1.0.5")
+    with pytest.raises(Conflict, match="in use"):
+        ipam.check_static(IPv4Address("10.1.0.3"), net, gw, {IPv4Address("10.1.0.3")}, "n")
+    with pytest.raises(InvalidArgument, match="reserved"):
+        ipam.check_static(gw, net, gw, set(), "n")
+    assert ipam.mac_for(IPv4Address("172.17.0.2")) == "02:42:ac:11:00:02"
+
+
+def test_dns_zones_and_answers():
+    nets = [{"id": "n1", "gateway": "10.0.0.1", "default": False}, {"id": "d", "gateway": "172.17.0.1", "default": True}]
+    eps = [{"id": "c" * 64, "name": "Web", "networks": {"n1": {"ip": "10.0.0.2", "aliases": ["svc"]},
+                                                        "d": {"ip": "172.17.0.2"}}}]
+    zones = dnsctl.zones(nets, eps)
+    assert zones == {"10.0.0.1": {"web": ["10.0.0.2"], "svc": ["10.0.0.2"], "c" * 12: ["10.0.0.2"]}}
+    from dnslib import QTYPE, RCODE, DNSRecord
+
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("WEB.").pack(), zones["10.0.0.1"]))
+    assert [str(r.rdata) for r in reply.rr] == ["10.0.0.2"] and reply.header.rcode == RCODE.NOERROR
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("svc", "AAAA").pack(), zones["10.0.0.1"]))
+    assert reply.rr == [] and reply.header.rcode == RCODE.NOERROR
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("example.com").pack(), zones["10.0.0.1"]))
+    assert reply.header.rcode == RCODE.NXDOMAIN
+    assert dns.answer(b"garbage", {}) is None
+    assert QTYPE.A == 1
+
+
+def test_etc_files(tmp_path, monkeypatch):
+    ep = EndpointInfo(network="bridge", ip_address="172.17.0.5", prefix_len=16, gateway="172.17.0.1")
+    hosts = etcfiles.hosts("box", {"bridge": ep}, ["db:10.0.0.9", "cache=10.0.0.8"])
+    assert b"172.17.0.5\tbox\n" in hosts and b"10.0.0.9\tdb\n" in hosts and b"10.0.0.8\tcache\n" in hosts
+    assert etcfiles.host_nameservers("nameserver 127.0.0.53\nnameserver 10.0.0.2\nsearch a.b\noptions x\n") == (
+        ["nameserver 10.0.0.2"], ["search a.b", "options x"])
+    assert etcfiles.resolv_conf("10.9.0.1", [], ["s.test"]) == \
+        b"nameserver 10.9.0.1\nsearch s.test\noptions ndots:0\n"
+
+
+def test_nft_rule_text():
+    text = firewall.network_rules("whbr1", "10.3.0.0/16", internal=False)
+    assert 'ip saddr 10.3.0.0/16 oifname != "whbr1" masquerade' in text
+    assert f"oifgroup {firewall.WHARF_GROUP} drop" in text
+    internal = firewall.network_rules("whbr1", "10.3.0.0/16", internal=True)
+    assert "masquerade" not in internal and 'iifname "whbr1" drop' in internal
+    ports = firewall.port_rules([{"protocol": "udp", "host_port": 5000, "container_port": 53, "host_ip": "127.0.0.1"}],
+                                "10.3.0.2", "10.3.0.0/16")
+    assert 'ip daddr 127.0.0.1 udp dport 5000 dnat to 10.3.0.2:53 comment "udp:5000:127.0.0.1"' in ports
