@@ -68,7 +68,7 @@ class BuildContext:
         tmp = Path(tempfile.mkdtemp(prefix="wharf-build-ctx-"))
         try:
             with tarfile.open(fileobj=fileobj, mode="r|*") as tf:
-                tf.extractall(tmp, filter="data")
+                tf.extractall(tmp, filter=_context_filter)
         except (tarfile.TarError, OSError) as e:
             shutil.rmtree(tmp, ignore_errors=True)
             raise InvalidArgument(f"cannot read the build context tar: {e}") from None
@@ -202,6 +202,22 @@ class BuildContext:
 
     def _digests_path(self, cache_dir: Path) -> Path:
         return cache_dir / "contexts" / (hashlib.sha256(str(self.root).encode()).hexdigest()[:32] + ".json")
+
+
+def _context_filter(member: tarfile.TarInfo, dest: str) -> tarfile.TarInfo | None:
+    """tarfile's "tar" filter (no absolute or `..` names, no setuid bits), plus: nothing is written
+    through a symlink and hard links stay inside. Symlinks themselves may point anywhere: they are
+    copied as links, never followed (a context may hold `link -> /etc/x`)."""
+    member = tarfile.tar_filter(member, dest)
+    root = os.path.realpath(dest)
+    parent = os.path.realpath(os.path.join(root, os.path.dirname(member.name)))
+    if parent != root and not parent.startswith(root + os.sep):
+        raise tarfile.OutsideDestinationError(member, parent)
+    if member.islnk():
+        target = os.path.realpath(os.path.join(root, member.linkname))
+        if not target.startswith(root + os.sep):
+            raise tarfile.LinkOutsideDestinationError(member, target)
+    return member
 
 
 def file_sha256(path: str | os.PathLike[str]) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import tarfile
 from pathlib import Path
 
@@ -148,3 +149,30 @@ def test_file_hashes_are_remembered_between_builds(ctx: BuildContext, tmp_path: 
     (ctx.root / "src" / "a.txt").write_text("new content")
     assert again.digest(again.sources("src", "D:1")) != first
     assert [p.name for p in calls] == ["a.txt"]
+
+
+def _tar(*members: tuple[str, bytes | None, str | None]) -> io.BytesIO:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tf:
+        for name, data, link in members:
+            info = tarfile.TarInfo(name)
+            if link is not None:
+                info.type, info.linkname = tarfile.SYMTYPE, link
+                tf.addfile(info)
+            else:
+                info.size = len(data or b"")
+                tf.addfile(info, io.BytesIO(data or b""))
+    buf.seek(0)
+    return buf
+
+
+def test_context_tar_keeps_outside_symlinks_but_never_writes_through_them(tmp_path: Path):
+    with BuildContext.from_tar(_tar(("Dockerfile", b"FROM scratch\n", None), ("etc-link", None, "/etc"))) as ctx:
+        assert os.readlink(ctx.root / "etc-link") == "/etc"
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    with pytest.raises(InvalidArgument):
+        BuildContext.from_tar(_tar(("out", None, str(victim)), ("out/evil", b"x", None)))
+    assert not (victim / "evil").exists()
+    with pytest.raises(InvalidArgument):
+        BuildContext.from_tar(_tar(("../escape", b"x", None)))
