@@ -313,6 +313,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         from runtime.cli.fast import print_logs
 
         n = None if tail == "all" else _int(tail, "--tail")
+        if os.environ.get("WHARF_HOST"):
+            out, err = sys.stdout.buffer, sys.stderr.buffer
+            for name, line in _engine().containers.logs(container, follow=follow, since=_since(since, "--since"),
+                                                         until=_since(until, "--until"), tail=n,
+                                                         timestamps=timestamps):
+                (out if name == "stdout" else err).write(line)
+                if follow:
+                    (out if name == "stdout" else err).flush()
+            return
         print_logs(_local().containers, container, follow, timestamps, _since(since, "--since"),
                    _since(until, "--until"), n)
 

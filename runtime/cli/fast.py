@@ -44,6 +44,26 @@ def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dic
     return out
 
 
+def as_records(info) -> tuple[dict, dict]:
+    """A ContainerInfo (from any engine) in the raw (config, state) shape the views read."""
+    import dataclasses
+
+    rec = {"id": info.id, "name": info.name, "image": info.image, "image_id": info.image_id,
+           "created": info.created, "spec": dataclasses.asdict(info.spec),
+           "ports": [dataclasses.asdict(p) for p in info.ports],
+           "networks": {k: dataclasses.asdict(v) for k, v in info.networks.items()},
+           "mounts": [dataclasses.asdict(m) for m in info.mounts]}
+    st = dataclasses.asdict(info.state)
+    st["restart_count"] = info.restart_count
+    return rec, st
+
+
+def _remote_records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dict, dict]]:
+    from runtime.engine import connect
+
+    return [as_records(i) for i in connect().containers.list(all=all_, filters=filters or None)]
+
+
 def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, last: int = -1,
               filters: dict[str, list[str]] | None = None, no_trunc: bool = False, fmt: str | None = None) -> str:
     from runtime.containers.views import PS_COLUMNS, ps_row, table
@@ -52,7 +72,7 @@ def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, las
         last = 1
     if last >= 0:
         all_ = True
-    recs = _records(all_, filters)
+    recs = _remote_records(all_, filters) if os.environ.get("WHARF_HOST") else _records(all_, filters)
     if last >= 0:
         recs = recs[:last]
     if quiet:
@@ -93,7 +113,14 @@ def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any
     docs, missing = [], []
     for ref in refs:
         doc = None
-        if type_ in (None, "container"):
+        if type_ in (None, "container") and os.environ.get("WHARF_HOST"):
+            from runtime.engine import connect
+
+            try:
+                doc = inspect_json(*as_records(connect().containers.inspect(ref)))
+            except WharfError:
+                doc = None
+        elif type_ in (None, "container"):
             try:
                 cid = store.resolve(ref)
                 from runtime.containers.manager import LocalContainers
