@@ -89,16 +89,18 @@ def run(*argv: str, env: dict | None = None) -> None:
         raise SystemExit(f"{' '.join(argv)} failed: {r.stderr}")
 
 
-def timed(fn, setup=None) -> float:
-    """Median seconds of fn(i) over RUNS runs; setup(i) runs before each, untimed."""
-    times = []
+def timed(fns: dict[str, tuple]) -> dict[str, float]:
+    """Median seconds of each fn(i) over RUNS runs, the fns interleaved run by run (fair under a
+    changing machine load); fns maps a label to (fn, setup or None), setup(i) runs untimed first."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
     for i in range(RUNS):
-        if setup:
-            setup(i)
-        t0 = time.perf_counter()
-        fn(i)
-        times.append(time.perf_counter() - t0)
-    return statistics.median(times)
+        for label, (fn, setup) in fns.items():
+            if setup:
+                setup(i)
+            t0 = time.perf_counter()
+            fn(i)
+            times[label].append(time.perf_counter() - t0)
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def wharf(root: Path, *args: str) -> None:
@@ -157,18 +159,23 @@ def main() -> None:
         for addr in servers.values():
             run("skopeo", "copy", "--dest-tls-verify=false", f"oci:{tmp / 'layout'}:v1", f"docker://{addr}/bench/img:v1")
         print(f"image: {LAYERS} layers, {mb:.1f} MB; {RUNS} runs each, medians")
-        results: dict[str, float] = {}
+        fns: dict[str, tuple] = {}
         for name, addr in servers.items():
             key = name.split()[0]
-            results[f"skopeo copy from {name}"] = mb / timed(partial(skopeo_pull, addr, tmp / f"skopeo-{key}"))
-            results[f"wharf pull from {name}"] = mb / timed(partial(wharf_pull, addr, tmp / f"root-{key}"))
-            results[f"  (in-process client.pull from {name})"] = mb / timed(partial(api_pull, addr, tmp / f"api-{key}"))
+            fns[f"skopeo copy from {name}"] = (partial(skopeo_pull, addr, tmp / f"skopeo-{key}"), None)
+        for name, addr in servers.items():
+            key = name.split()[0]
+            fns[f"wharf pull from {name}"] = (partial(wharf_pull, addr, tmp / f"root-{key}"), None)
+            fns[f"  (in-process client.pull from {name})"] = (partial(api_pull, addr, tmp / f"api-{key}"), None)
         for name, addr in servers.items():
             # push what was pulled from the *other* server, so nothing can be mounted or skipped
             src_name, src = next(((n, a) for n, a in servers.items() if n != name), (name, addr))
             roots = tmp / f"root-{src_name.split()[0]}"
-            results[f"wharf push to {name}"] = mb / timed(partial(wharf_push, addr, roots),
-                                                          partial(wharf_tag, src, addr, roots))
+            fns[f"wharf push to {name}"] = (partial(wharf_push, addr, roots), partial(wharf_tag, src, addr, roots))
+        pulls = {k: v for k, v in fns.items() if "push" not in k}
+        results = {k: mb / t for k, t in timed(pulls).items()}
+        results.update({k: mb / t for k, t in timed({k: v for k, v in fns.items() if k not in pulls}).items()})
+        print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
         for k, v in results.items():
             print(f"{k:<36} {v:8.1f} MB/s")
         ours = results["skopeo copy from wharf registry"]
