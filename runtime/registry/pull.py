@@ -61,18 +61,16 @@ def _download(session: Session, store, path: str, desc: dict, progress, stop: th
     feeds `stream(desc)`'s Feed, which unpacks the layer while it downloads."""
     digest, size = desc["digest"], desc["size"]
     short = digests.short(digest)
-    buf = bytearray(1 << 20)
-    view = memoryview(buf)
     for attempt in range(RETRIES + 1):
         feed = stream(desc) if stream is not None and attempt == 0 else None
         with store.content.writer(expected=digest, size=size) as w:
             try:
                 resp = session.request("GET", f"/v2/{path}/blobs/{digest}", what=f"blob {digest}")
                 last = 0.0
-                while n := resp.readinto(view):
-                    w.write(view[:n])
+                while data := resp.read(1 << 20):  # a new bytes object each time: the feed keeps it
+                    w.write(data)
                     if feed is not None:
-                        feed.put(bytes(view[:n]))
+                        feed.put(data)
                     if stop.is_set():
                         session.reset()
                         raise _Cancelled
