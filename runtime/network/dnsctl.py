@@ -19,6 +19,7 @@ from typing import Any
 
 from runtime import paths
 from runtime.errors import RuntimeFailure
+from runtime.network import procs
 from runtime.util.fs import atomic_write, atomic_write_json
 
 
@@ -54,10 +55,9 @@ def listeners_key(gateways: list[str]) -> str:
 def daemon_pid(d: Path) -> int | None:
     try:
         pid = int((d / "dns.pid").read_text())
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read().split(b"\0")
     except (OSError, ValueError):
         return None
+    cmd = procs.cmdline(pid)
     return pid if b"runtime.network.dns" in cmd and os.fsencode(str(d)) in cmd else None
 
 
@@ -116,28 +116,13 @@ def _start(d: Path) -> int:
     return proc.pid
 
 
-def _alive(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:  # our own child (started by this process)
-            return False
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except OSError:
-        return False
-
-
 def stop() -> None:
     """Stop this WHARF_RUN's DNS daemon (if it runs) and wait for it to exit."""
     d = state_dir()
     pid = daemon_pid(d)
     if pid is None:
         return
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + 5
-    while time.monotonic() < deadline and _alive(pid):
-        time.sleep(0.005)
+    procs.stop(pid, b"runtime.network.dns")
     for name in ("dns.pid", "dns.loaded"):
         with contextlib.suppress(FileNotFoundError):
             (d / name).unlink()

@@ -38,6 +38,11 @@ def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
+def userland_proxy() -> bool:
+    """Published ports through a proxy process instead of DNAT (WHARF_USERLAND_PROXY=1); DNAT is faster."""
+    return os.environ.get("WHARF_USERLAND_PROXY", "").lower() in ("1", "true", "yes")
+
+
 def _veth_name(container_id: str, net_id: str) -> str:
     return "whv" + hashlib.sha256(f"{container_id}/{net_id}".encode()).hexdigest()[:10]
 
@@ -362,17 +367,25 @@ class NetworkManager:
                 raise NotFound(f"container {container_id[:12]} has no endpoint with address {ip}",
                                hint="attach it to a network before publishing ports")
             subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
+            proxy = userland_proxy()
             with self.store.host_lock():
-                resolved = ports_mod.resolve(ports, container_id)
+                resolved, socks = ports_mod.resolve(ports, container_id, keep=proxy)
                 rec["ports"] = ports_mod.as_dicts(resolved)
                 rec["ports_ip"] = ip
                 self.store.save_endpoint(rec)
                 try:
-                    firewall.apply_ports(container_id, rec["ports"], ip, subnet)
+                    if proxy:
+                        rec["proxy_pid"] = ports_mod.spawn_proxy(socks, resolved, ip)
+                        self.store.save_endpoint(rec)
+                    else:
+                        firewall.apply_ports(container_id, rec["ports"], ip, subnet)
                 except BaseException:
                     rec["ports"] = []
                     self.store.save_endpoint(rec)
                     raise
+                finally:
+                    for s in socks:
+                        s.close()
         return resolved
 
     def release(self, container_id: str) -> None:
@@ -382,7 +395,11 @@ class NetworkManager:
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if rec is not None:
-                if rec.get("ports") or rec.get("ports_ip"):
+                if rec.get("proxy_pid"):
+                    from runtime.network import ports as ports_mod
+
+                    ports_mod.stop_proxy(rec["proxy_pid"])
+                elif rec.get("ports") or rec.get("ports_ip"):
                     firewall.remove_ports(container_id)
                 if rec["networks"]:
                     ipr = rtnl.iproute()

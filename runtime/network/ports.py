@@ -26,13 +26,17 @@ def _probe(proto: str, ip: str, port: int) -> socket.socket:
     return s
 
 
-def resolve(bindings: list[PortBinding], owner: str) -> list[PortBinding]:
+def resolve(bindings: list[PortBinding], owner: str, keep: bool = False
+            ) -> tuple[list[PortBinding], list[socket.socket]]:
     """Return the bindings with host ports filled in; raise Conflict when one is taken.
 
-    The caller holds the host-wide network lock, so two Wharf processes cannot pick the same port.
+    With keep, also the bound sockets, one per binding (TCP ones listening) for a userland proxy;
+    else they are closed. The caller holds the host-wide network lock, so two Wharf processes
+    cannot pick the same port.
     """
     taken = firewall.published_elsewhere()
     held: list[socket.socket] = []
+    kept: list[socket.socket] = []
     mine: set[tuple[str, int]] = set()
     out = []
     try:
@@ -54,7 +58,8 @@ def resolve(bindings: list[PortBinding], owner: str) -> list[PortBinding]:
                     raise Conflict(f"port {where} is already published by another container",
                                    hint="pick another host port, or 0 / leave it out for a free one")
                 try:
-                    held.append(_probe(proto, ip, port))
+                    s = _probe(proto, ip, port)
+                    held.append(s)
                 except OSError as e:
                     if e.errno == errno.EADDRINUSE:
                         raise Conflict(f"port {where} is already in use on the host",
@@ -71,15 +76,50 @@ def resolve(bindings: list[PortBinding], owner: str) -> list[PortBinding]:
                 else:
                     raise Conflict(f"no free host port for {b.container_port}/{proto}")
             mine.add((proto, port))
+            kept.append(s)
             out.append(PortBinding(container_port=b.container_port, protocol=proto, host_ip=b.host_ip,
                                    host_port=port))
+    except BaseException:
+        keep = False
+        raise
     finally:
         for s in held:
-            with contextlib.suppress(OSError):
-                s.close()
-    return out
+            if not (keep and s in kept):
+                with contextlib.suppress(OSError):
+                    s.close()
+    if keep:
+        for s, b in zip(kept, out, strict=True):
+            if b.protocol == "tcp":
+                s.listen(512)
+    return out, kept if keep else []
 
 
 def as_dicts(bindings: list[PortBinding]) -> list[dict[str, Any]]:
     return [{"container_port": b.container_port, "protocol": b.protocol, "host_ip": b.host_ip,
              "host_port": b.host_port} for b in bindings]
+
+
+def spawn_proxy(socks: list[socket.socket], bindings: list[PortBinding], container_ip: str) -> int:
+    """Start the userland proxy on the already bound sockets; return its pid."""
+    import json
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    spec = [{"fd": s.fileno(), "proto": b.protocol, "target": [container_ip, b.container_port]}
+            for s, b in zip(socks, bindings, strict=True)]
+    root = str(Path(__file__).resolve().parents[2])
+    env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.network.proxy", json.dumps(spec)],
+                            pass_fds=[s.fileno() for s in socks], stdin=subprocess.DEVNULL,
+                            stdout=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
+    return proc.pid
+
+
+def stop_proxy(pid: int) -> None:
+    import signal
+
+    from runtime.network import procs
+
+    procs.stop(pid, b"runtime.network.proxy", signal.SIGKILL)

@@ -160,7 +160,14 @@ def test_names_and_aliases_resolve_through_embedded_dns(nm, httpd, tmp_path):
     nm.release(b)
 
 
-def test_published_tcp_udp_and_hairpin(nm, httpd, tmp_path):
+@pytest.fixture(params=["dnat", "proxy"])
+def port_mode(request, monkeypatch):
+    """Published ports through nft DNAT (default) or the userland proxy (WHARF_USERLAND_PROXY=1)."""
+    monkeypatch.setenv("WHARF_USERLAND_PROXY", "1" if request.param == "proxy" else "")
+    return request.param
+
+
+def test_published_tcp_udp_and_hairpin(nm, httpd, tmp_path, port_mode):
     net = nm.create(NetworkSpec(name="p" + secrets.token_hex(3)))
     a, pa, ea = endpoint(nm, net.name, "web")
     b, pb, _ = endpoint(nm, net.name, "client")
@@ -197,17 +204,19 @@ def test_published_tcp_udp_and_hairpin(nm, httpd, tmp_path):
     from runtime.network.firewall import port_table
 
     assert port_table(a) not in _tables()
+    with socket.socket() as s:
+        s.bind(("0.0.0.0", tcp))  # the port is free again (the proxy is gone)
     nm.release(b)
 
 
-def test_random_ports_are_free_and_conflicts_are_refused(nm):
+def test_random_ports_are_free_and_conflicts_are_refused(nm, port_mode):
     net = nm.create(NetworkSpec(name="r" + secrets.token_hex(3)))
     a, _, ea = endpoint(nm, net.name, "a")
     b, _, eb = endpoint(nm, net.name, "b")
     got = nm.publish(a, [PortBinding(80), PortBinding(81), PortBinding(82, "udp")], ea.ip_address)
     assert len({p.host_port for p in got if p.protocol == "tcp"}) == 2
     # a port taken by Wharf
-    with pytest.raises(Conflict, match="already published"):
+    with pytest.raises(Conflict, match="already published" if port_mode == "dnat" else "in use"):
         nm.publish(b, [PortBinding(80, host_port=got[0].host_port)], eb.ip_address)
     # a port taken by a host process
     with socket.socket() as s:
