@@ -303,10 +303,10 @@ class LocalContainers:
         emit("container", "destroy", cid, {"name": rec["name"], "image": rec["image"]})
 
     def _runtime_delete(self, rec: dict[str, Any]) -> None:
-        import subprocess
-
         state_dir = os.path.join(launch.runtime_root(rec["runtime"]), rec["id"])
         if os.path.exists(state_dir):
+            import subprocess
+
             try:
                 argv = launch.runtime_argv(rec["runtime"])
             except WharfError:
