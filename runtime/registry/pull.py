@@ -21,7 +21,7 @@ from runtime.registry.progress import emit
 from runtime.registry.transport import RETRIES, Session
 from runtime.registry.unpack import Unpacker
 
-PARALLEL = 3  # as Docker's max-concurrent-downloads
+PARALLEL = 4  # layers in flight (each downloading and unpacking at once)
 MAX_MANIFEST = 4 << 20
 
 
