@@ -82,6 +82,10 @@ def main() -> int:
             if rt != "builtin" and not peer(rt):
                 continue
             env = dict(os.environ, WHARF_RUNTIME=rt)
+            trial = subprocess.run(run, capture_output=True, text=True, env=env)
+            if trial.returncode != 0:
+                print(f"run --rm busybox true ({rt}): cannot run here: {trial.stderr.strip()[:100]}")
+                continue
             report(f"run --rm busybox true ({rt})", median(run, 10, env), "run")
         wall, ids = parallel_runs(20)
         report("20 parallel run -d busybox sleep", wall, "parallel20")

@@ -260,3 +260,20 @@ def test_run_stdin_and_detached_rm(bb):
     wharf("wait", "--condition", "removed", cid, check=False)
     until(lambda: wharf("inspect", cid, check=False).returncode == 1)
     assert out("ps", "-aq") == ""
+
+
+@pytest.mark.parametrize("runtime", ["builtin", "runc", "crun"])
+def test_runtime_flag(bb, runtime):
+    import shutil
+
+    if runtime != "builtin" and not shutil.which(runtime):
+        pytest.skip(f"{runtime} is not installed")
+    p = wharf("run", "--rm", "--network", "none", "--runtime", runtime, bb, "sh", "-c", "echo $HOSTNAME; exit 4",
+              check=False)
+    if runtime == "crun" and p.returncode == 125:
+        pytest.skip(f"crun cannot run here: {p.stderr.decode().strip()}")
+    assert p.returncode == 4 and len(p.stdout.strip()) == 12
+    cid = out("create", "--network", "none", "--runtime", runtime, bb, "true").strip()
+    assert json.loads(out("inspect", cid))[0]["HostConfig"]["Runtime"] == runtime
+    p = wharf("run", "--rm", "--network", "none", "--runtime", "nosuchruntime", bb, "true", check=False)
+    assert p.returncode == 125 and b"nosuchruntime" in p.stderr

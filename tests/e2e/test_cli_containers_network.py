@@ -87,3 +87,23 @@ def test_run_rm_on_bridge_releases_and_bad_port(netenv):
     from runtime.network.manager import NetworkManager
 
     assert NetworkManager().inspect("bridge").containers == {}
+
+
+def test_publish_all_user_network_ip_and_alias(netenv):
+    net = "wn" + secrets.token_hex(3)
+    third = 100 + secrets.randbelow(100)
+    wharf("network", "create", "--subnet", f"10.{third}.{secrets.randbelow(250)}.0/24", net)
+    try:
+        subnet = json.loads(wharf("network", "inspect", net).stdout)[0]
+        prefix = (subnet.get("subnet") or subnet["IPAM"]["Config"][0]["Subnet"]).rsplit(".", 1)[0]
+        wharf("run", "-d", "--name", "srv", "--network", net, "--ip", f"{prefix}.50", "--network-alias", "svc",
+              "-P", "--expose", "80", "busybox", "httpd", "-f", "-p", "80", "-h", "/etc")
+        doc = json.loads(wharf("inspect", "srv").stdout)[0]
+        assert doc["NetworkSettings"]["Networks"][net]["IPAddress"] == f"{prefix}.50"
+        assert int(doc["NetworkSettings"]["Ports"]["80/tcp"][0]["HostPort"]) > 0
+        body = wharf("run", "--rm", "--network", net, "busybox", "wget", "-q", "-O", "-",
+                     "http://svc/hostname").stdout
+        assert body.strip() == doc["Id"][:12].encode()
+    finally:
+        wharf("rm", "-f", "srv", check=False)
+        wharf("network", "rm", net, check=False)
