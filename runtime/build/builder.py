@@ -17,6 +17,7 @@ import json
 import os
 import platform as host_platform
 import posixpath
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +39,8 @@ from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
 PROXY_ARGS = frozenset({"HTTP_PROXY", "http_proxy", "HTTPS_PROXY", "https_proxy", "FTP_PROXY", "ftp_proxy",
                         "NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"})
 COMMENT = "wharf build"
+_LIVE: list[set[str]] = []  # the step images of the builds running in this process
+_LIVE_LOCK = threading.Lock()
 
 
 def _arch() -> str:
@@ -74,6 +77,8 @@ class Builder:
         self.step = 0
         self.total = 0
         self.intermediate: set[str] = set()  # images written for RUN/COPY rootfs, not asked for
+        with _LIVE_LOCK:
+            _LIVE.append(self.intermediate)
         self.states: list[StageState] = []
         self.written: list[Any] = []  # the stage images and the final one
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wharf-build-commit")
@@ -88,6 +93,8 @@ class Builder:
             self.ctx.save_digests(self.cache.root)
             return image
         finally:
+            with _LIVE_LOCK:
+                _LIVE[:] = [ids for ids in _LIVE if ids is not self.intermediate]
             for state in self.states:  # a failed build: finish (and cache) what was committing
                 with contextlib.suppress(Exception):
                     self._settle(state)
@@ -377,9 +384,12 @@ class Builder:
 
     def _drop_intermediate(self) -> None:
         """Remove the untagged step images whose layers a stage image (or the final one) has
-        anyway: they only cost a config each. The stage images stay, as Docker leaves them."""
+        anyway: they only cost a config each. The stage images stay, as Docker leaves them, and
+        so do the ones another build in this process (the reconciler builds in parallel) uses."""
         kept = {img.id: img.config["rootfs"]["diff_ids"] for img in self.written}
-        for image_id in self.intermediate - set(kept):
+        with _LIVE_LOCK:
+            busy = set().union(*(ids for ids in _LIVE if ids is not self.intermediate))
+        for image_id in self.intermediate - set(kept) - busy:
             try:
                 img = self.store.resolve(image_id)
                 diffs = img.config["rootfs"]["diff_ids"]

@@ -12,13 +12,30 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import secrets
 import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from runtime import paths
-from runtime.util.fs import atomic_write_json, read_json
+from runtime.util.fs import read_json
+
+
+def write_json(path: Path, obj: Any) -> None:
+    """Atomic like util.fs.atomic_write_json, with a temp name unique per call: parallel builds
+    in one process (threads share the pid that names util's temp file) may write the same entry."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(6)}.tmp")
+    try:
+        with open(tmp, "w") as f:
+            json.dump(obj, f, sort_keys=True)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def step_key(parent: str, *parts: Any) -> str:
@@ -44,7 +61,10 @@ class BuildCache:
         return self.root / f"{key}.json"
 
     def get(self, key: str, content: Any) -> Entry | None:
-        data = read_json(self._path(key))
+        try:
+            data = read_json(self._path(key))
+        except ValueError:  # a torn entry (power loss) is a miss
+            return None
         if not isinstance(data, dict) or "created" not in data:
             return None
         layer = data.get("layer")
@@ -55,8 +75,7 @@ class BuildCache:
         return Entry(created=data["created"], layer=layer)
 
     def put(self, key: str, entry: Entry) -> None:
-        atomic_write_json(self._path(key), {"created": entry.created,
-                                             "layer": list(entry.layer) if entry.layer else None})
+        write_json(self._path(key), {"created": entry.created, "layer": list(entry.layer) if entry.layer else None})
 
     def prune(self) -> int:
         """Remove every entry (the layers stay in the image store until their images go)."""

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
+from runtime.build.cache import write_json
 from runtime.build.dockerignore import Matcher, parse_patterns
 from runtime.errors import InvalidArgument, NotFound
-from runtime.util.fs import atomic_write_json, read_json
+from runtime.util.fs import read_json
 
 
 @dataclass(frozen=True)
@@ -192,13 +193,16 @@ class BuildContext:
         ctime and inode are unchanged is not read again)."""
         if self.temporary:
             return
-        data = read_json(self._digests_path(cache_dir), {})
+        try:
+            data = read_json(self._digests_path(cache_dir), {})
+        except ValueError:
+            data = {}
         if isinstance(data, dict):
             self._file_digests.update({k: v for k, v in data.items() if isinstance(v, str)})
 
     def save_digests(self, cache_dir: Path) -> None:
         if not self.temporary and self._used_digests:
-            atomic_write_json(self._digests_path(cache_dir), self._used_digests)
+            write_json(self._digests_path(cache_dir), self._used_digests)
 
     def _digests_path(self, cache_dir: Path) -> Path:
         return cache_dir / "contexts" / (hashlib.sha256(str(self.root).encode()).hexdigest()[:32] + ".json")

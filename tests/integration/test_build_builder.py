@@ -542,3 +542,25 @@ def test_run_network_host_by_default_or_none(store, busybox, tmp_path):
             do_build(store, ctx, network="bridge")
     finally:
         httpd.shutdown()
+
+
+def test_parallel_builds_of_one_context(store, busybox, tmp_path):
+    """The reconciler builds services in parallel, often from the same context."""
+    ctx = make_ctx(tmp_path / "ctx", "FROM busybox\nCOPY f /f\nRUN cat /f > /g\nCOPY f /h\nRUN cat /h\n", {"f": "x\n"})
+    results: list = []
+    errors: list = []
+
+    def one(tag: str) -> None:
+        try:
+            results.append(build(store, ctx, tags=[tag], no_cache=True, progress=lambda _: None))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=one, args=(f"par:{i}",)) for i in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert errors == [] and len(results) == 3
+    for i in range(3):
+        assert read(store, store.resolve(f"par:{i}").id, "/g") == b"x\n"
