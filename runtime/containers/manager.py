@@ -562,6 +562,22 @@ class LocalContainers:
 
         return ctx()
 
+    def restore(self) -> list[str]:
+        """After a reboot or a lost shim: start again what Docker would (restart always, or
+        unless-stopped and not stopped by the user). For `wharf serve` at start-up. Returns the ids."""
+        started = []
+        for info in self.list(all=True):
+            st = self.store.load_state(info.id)
+            pol = info.spec.restart.name
+            if info.state.running or st.get("stop_requested") or pol not in ("always", "unless-stopped"):
+                continue
+            try:
+                self.start(info.id)
+                started.append(info.id)
+            except WharfError:
+                continue
+        return started
+
     def prune(self, filters: Filters | None = None) -> list[str]:
         gone = []
         for info in self.list(all=True, filters=filters):

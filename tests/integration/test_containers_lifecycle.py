@@ -285,3 +285,17 @@ def test_killed_shim_is_repaired(env):
     wharf("start", cid)
     assert inspect(cid)["State"]["Running"] is True
     wharf("rm", "-f", cid)
+
+
+def test_restore_restarts_always_containers_after_lost_shims(env):
+    from runtime import paths
+    from runtime.containers.manager import LocalContainers
+
+    always = wharf(*run_args(env, "-d", "--restart", "always", "-"), "sleep", "60").stdout.decode().strip()
+    plain = wharf(*run_args(env, "-d", "-"), "sleep", "60").stdout.decode().strip()
+    for cid in (always, plain):
+        st = json.loads((paths.root() / "containers" / cid / "state.json").read_text())
+        os.kill(st["shim_pid"], signal.SIGKILL)
+        until(lambda st=st: not os.path.exists(f"/proc/{st['shim_pid']}"))
+    assert LocalContainers().restore() == [always]
+    assert inspect(always)["State"]["Running"] is True and inspect(plain)["State"]["Running"] is False
