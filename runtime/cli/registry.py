@@ -25,7 +25,7 @@ class _Progress:
 
             self.bars = Progress(TextColumn("{task.fields[layer]}"), TextColumn("{task.description:<18}"),
                                  BarColumn(), DownloadColumn(), TransferSpeedColumn(),
-                                 console=Console(stderr=True), transient=False)
+                                 console=Console(stderr=True, highlight=False), transient=False)
             self.bars.start()
         return self
 

@@ -636,3 +636,19 @@ def test_pull_through_cache_of_docker_registry_and_hub_mirror(distribution, tmp_
         assert client.pull(store, f"{proxy.address}/library/tool:1.0").id == config2
     finally:
         proxy.stop()
+
+
+@pytest.mark.skipif(not shutil.which("script"), reason="script (util-linux) is not installed")
+def test_cli_progress_bars_on_a_terminal(wharf_root: Path, registry):
+    put_image(Wire(registry.address), "tty/img", "v1", [{"a": os.urandom(100000)}, {"b": b"b"}])
+    import shlex
+
+    cmd = " ".join(shlex.quote(a) for a in [sys.executable, "-m", "reconciler.cli.app", "pull",
+                                             f"{registry.address}/tty/img:v1"])
+    r = subprocess.run(["script", "-qec", f"stty cols 150 rows 40; {cmd}", "/dev/null"], capture_output=True,
+                       text=True, timeout=60, env={**os.environ, "TERM": "xterm"})
+    import re
+
+    screen = re.sub(r"\x1b\[[0-9;?]*[A-Za-z]", "", r.stdout)
+    assert r.returncode == 0, screen
+    assert "Pull complete" in screen and "Digest: sha256:" in screen and "Traceback" not in screen, screen
