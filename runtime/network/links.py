@@ -1,4 +1,8 @@
-"""Links on the host and inside a container's netns, through pyroute2 (bridges, veth pairs, addresses)."""
+"""Links on the host and inside a container's netns: bridges, veth pairs, addresses, routes.
+
+Per-container work goes through the small netlink client (netlink.py); dumps of the host's
+routes and addresses (only when a network is created) through pyroute2 (rtnl.py).
+"""
 
 from __future__ import annotations
 
@@ -8,22 +12,26 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from runtime.errors import RuntimeFailure
-from runtime.network import rtnl
+from runtime.network.ipam import mac_for
+from runtime.network.netlink import Netlink
 
 WHARF_GROUP = 0x77686172  # link group ("whar") marking Wharf's bridges; nft isolates by it
 
 
-def _code(e: Exception) -> int:
-    return getattr(e, "code", 0) or 0
+def exists(name: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{name}")
 
 
-def index(ipr: Any, name: str) -> int | None:
-    found = ipr.link_lookup(ifname=name)
-    return found[0] if found else None
+def is_wharf_bridge(name: str) -> bool:
+    try:
+        with open(f"/sys/class/net/{name}/netdev_group") as f:
+            return int(f.read().strip(), 0) == WHARF_GROUP
+    except (OSError, ValueError):
+        return False
 
 
 def host_subnets(ipr: Any) -> list[IPv4Network]:
-    """IPv4 subnets the host already routes or has addresses in (default routes excluded)."""
+    """IPv4 subnets the host already routes or has addresses in (default routes excluded); ipr: pyroute2."""
     nets: list[IPv4Network] = []
     for r in ipr.get_routes(family=2, table=254):
         dst, plen = r.get_attr("RTA_DST"), r["dst_len"]
@@ -37,109 +45,91 @@ def host_subnets(ipr: Any) -> list[IPv4Network]:
 
 
 def bridge_subnet(ipr: Any, name: str) -> IPv4Network | None:
-    idx = index(ipr, name)
-    if idx is None:
-        return None
-    for a in ipr.get_addr(family=2, index=idx):
+    found = ipr.link_lookup(ifname=name)
+    for a in ipr.get_addr(family=2, index=found[0]) if found else []:
         return IPv4Network(f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}", strict=False)
     return None
 
 
-def ensure_bridge(ipr: Any, name: str, gateway: str, prefix: int, mtu: int | None) -> None:
+def _fail(what: str, e: OSError) -> RuntimeFailure:
+    return RuntimeFailure(f"{what}: {e.strerror or e}")
+
+
+def ensure_bridge(nl: Netlink, name: str, gateway: str, prefix: int, mtu: int | None) -> None:
     """Create bridge `name` (idempotent) in Wharf's link group with the gateway address, up."""
-    idx = index(ipr, name)
+    from runtime.network import rtnl
+
+    idx = nl.index(name)
     if idx is None:
         try:
-            kw: dict[str, Any] = {"ifname": name, "kind": "bridge"}
-            if mtu:
-                kw["mtu"] = mtu
-            ipr.link("add", **kw)
-        except rtnl.netlink_error() as e:
-            if _code(e) != errno.EEXIST:
-                raise RuntimeFailure(f"cannot create bridge {name}: {os.strerror(_code(e))}") from None
-        idx = index(ipr, name)
+            nl.add_bridge(name, mtu)
+        except OSError as e:
+            if e.errno != errno.EEXIST:
+                raise _fail(f"cannot create bridge {name}", e) from None
+        idx = nl.index(name)
         if idx is None:
             raise RuntimeFailure(f"bridge {name} vanished while it was being created")
     # a fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it when a port
     # leaves, and the other containers' ARP entries for the gateway go stale for seconds
-    from runtime.network.ipam import mac_for
-
-    ipr.link("set", index=idx, group=WHARF_GROUP, address=mac_for(IPv4Address(gateway)))
-    have = {(a.get_attr("IFA_ADDRESS"), a["prefixlen"]) for a in ipr.get_addr(family=2, index=idx)}
-    if (gateway, prefix) not in have:
-        try:
-            ipr.addr("add", index=idx, address=gateway, prefixlen=prefix)
-        except rtnl.netlink_error() as e:
-            if _code(e) != errno.EEXIST:
-                raise RuntimeFailure(f"cannot add {gateway}/{prefix} to bridge {name}: "
-                                     f"{os.strerror(_code(e))}") from None
-    ipr.link("set", index=idx, state="up")
-    for key, value in (("route_localnet", "1"),):
-        rtnl.sysctl_write(f"net.ipv4.conf.{name}.{key}", value)
+    nl.set_link(idx, group=WHARF_GROUP, mac=mac_for(IPv4Address(gateway)))
+    try:
+        nl.add_address(idx, gateway, prefix)
+    except OSError as e:
+        if e.errno != errno.EEXIST:
+            raise _fail(f"cannot add {gateway}/{prefix} to bridge {name}", e) from None
+    nl.set_link(idx, up=True)
+    rtnl.sysctl_write(f"net.ipv4.conf.{name}.route_localnet", "1")  # DNAT of 127.0.0.1 into the bridge
 
 
-def is_wharf_bridge(ipr: Any, name: str) -> bool:
-    idx = index(ipr, name)
-    if idx is None:
-        return False
-    link = ipr.get_links(idx)[0]
-    return link.get_attr("IFLA_GROUP") == WHARF_GROUP
-
-
-def delete(ipr: Any, name: str) -> None:
+def delete(nl: Netlink, name: str) -> None:
     """Delete link `name` if it exists (a veth takes its peer with it)."""
-    idx = index(ipr, name)
+    if not exists(name):
+        return
+    idx = nl.index(name)
     if idx is None:
         return
     try:
-        ipr.link("del", index=idx)
-    except rtnl.netlink_error() as e:
-        if _code(e) not in (errno.ENODEV, errno.ENOENT):
-            raise RuntimeFailure(f"cannot delete link {name}: {os.strerror(_code(e))}") from None
+        nl.delete(idx)
+    except OSError as e:
+        if e.errno not in (errno.ENODEV, errno.ENOENT):
+            raise _fail(f"cannot delete link {name}", e) from None
 
 
-def add_veth(ipr: Any, host_name: str, peer_name: str, netns_fd: int, bridge: str, mtu: int | None) -> None:
+def add_veth(nl: Netlink, host_name: str, peer_name: str, netns_fd: int, bridge: str, mtu: int | None) -> None:
     """A veth pair: `host_name` enslaved to `bridge` and up, `peer_name` created inside the netns."""
-    br = index(ipr, bridge)
+    br = nl.index(bridge)
     if br is None:
         raise RuntimeFailure(f"bridge {bridge} is missing")
-    kw: dict[str, Any] = {"ifname": host_name, "kind": "veth",
-                          "peer": {"ifname": peer_name, "net_ns_fd": netns_fd}}
-    if mtu:
-        kw["mtu"] = mtu
-        kw["peer"]["mtu"] = mtu
     try:
-        ipr.link("add", **kw)
-    except rtnl.netlink_error() as e:
-        raise RuntimeFailure(f"cannot create veth {host_name}: {os.strerror(_code(e))}") from None
-    idx = index(ipr, host_name)
-    ipr.link("set", index=idx, master=br, state="up")
+        nl.add_veth(host_name, peer_name, netns_fd, mtu)
+        idx = nl.index(host_name)
+        if idx is None:
+            raise RuntimeFailure(f"veth {host_name} vanished while it was being created")
+        nl.set_link(idx, master=br, up=True)
+    except OSError as e:
+        raise _fail(f"cannot create veth {host_name}", e) from None
 
 
-def configure_peer(ipr: Any, peer_name: str, ifname: str, address: str, prefix: int, mac: str,
+def configure_peer(nl: Netlink, peer_name: str, ifname: str, address: str, prefix: int, mac: str,
                    gateway: str | None) -> None:
-    """Inside the netns: rename the veth end, set its MAC and address, up, default route via gateway."""
-    idx = index(ipr, peer_name)
+    """Inside the netns: rename the veth end, set its MAC and address, up; default route via gateway
+    unless the netns has one already (a second network)."""
+    idx = nl.index(peer_name)
     if idx is None:
         raise RuntimeFailure(f"veth end {peer_name} did not arrive in the container's netns")
-    ipr.link("set", index=idx, ifname=ifname, address=mac)
-    ipr.addr("add", index=idx, address=address, prefixlen=prefix)
-    ipr.link("set", index=idx, state="up")
-    if gateway:
-        try:
-            ipr.route("add", dst="0.0.0.0/0", gateway=gateway, oif=idx)
-        except rtnl.netlink_error() as e:
-            if _code(e) != errno.EEXIST:
-                raise
+    try:
+        nl.set_link(idx, ifname=ifname, mac=mac)
+        nl.add_address(idx, address, prefix)
+        nl.set_link(idx, up=True)
+        if gateway:
+            try:
+                nl.add_default_route(gateway, idx)
+            except OSError as e:
+                if e.errno != errno.EEXIST:
+                    raise
+    except OSError as e:
+        raise _fail(f"cannot configure {ifname} ({address}/{prefix}) in the container's netns", e) from None
 
 
-def netns_ifnames(ipr: Any) -> list[str]:
-    return [link.get_attr("IFLA_IFNAME") for link in ipr.get_links()]
-
-
-def has_default_route(ipr: Any) -> bool:
-    return any(not r["dst_len"] for r in ipr.get_routes(family=2, table=254))
-
-
-def lo_up(ipr: Any) -> None:
-    ipr.link("set", index=index(ipr, "lo"), state="up")
+def lo_up(nl: Netlink) -> None:
+    nl.set_link(nl.index("lo") or 1, up=True)

@@ -112,66 +112,67 @@ class NetworkManager:
         from runtime.network import links, rtnl
 
         with self.store.host_lock():
+            existing = links.exists(rec["bridge"])
+            if existing and not (rec["default"] and links.is_wharf_bridge(rec["bridge"])):
+                raise Conflict(f"device {rec['bridge']} already exists on the host",
+                               hint=f"pick another bridge name with -o {OPT_BRIDGE}=NAME")
+            ours = [(n["name"], IPv4Network(n["subnet"])) for n in self.store.networks() if n.get("subnet")]
             ipr = rtnl.iproute()
             try:
-                existing = links.index(ipr, rec["bridge"]) is not None
-                if existing and not (rec["default"] and links.is_wharf_bridge(ipr, rec["bridge"])):
-                    raise Conflict(f"device {rec['bridge']} already exists on the host",
-                                   hint=f"pick another bridge name with -o {OPT_BRIDGE}=NAME")
-                ours = [(n["name"], IPv4Network(n["subnet"])) for n in self.store.networks() if n.get("subnet")]
                 adopted = links.bridge_subnet(ipr, rec["bridge"]) if existing else None
-                if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
-                    subnet = adopted
-                elif user_subnet:
-                    subnet = IPv4Network(rec["subnet"])
-                    for name, net in ours:
-                        if net.overlaps(subnet):
-                            raise Conflict(f"subnet {subnet} overlaps with network {name} ({net})",
-                                           hint="pick a --subnet that does not overlap")
-                    for net in links.host_subnets(ipr):
-                        if net.overlaps(subnet):
-                            raise Conflict(f"subnet {subnet} overlaps with {net}, already routed on this host",
-                                           hint="pick a --subnet that does not overlap")
-                else:
-                    subnet = ipam.pick_subnet([n for _, n in ours] + links.host_subnets(ipr))
-                rec["subnet"] = str(subnet)
-                rec["gateway"] = rec["gateway"] or str(next(subnet.hosts()))
-                self.store.save_network(rec)
-                try:
-                    self._setup_host(ipr, rec)
-                except BaseException:
-                    self._teardown_host(ipr, rec)
-                    self.store.delete_network(rec["id"])
-                    raise
+                host = links.host_subnets(ipr)
             finally:
                 ipr.close()
+            if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
+                subnet = adopted
+            elif user_subnet:
+                subnet = IPv4Network(rec["subnet"])
+                for name, net in ours:
+                    if net.overlaps(subnet):
+                        raise Conflict(f"subnet {subnet} overlaps with network {name} ({net})",
+                                       hint="pick a --subnet that does not overlap")
+                for net in host:
+                    if net.overlaps(subnet):
+                        raise Conflict(f"subnet {subnet} overlaps with {net}, already routed on this host",
+                                       hint="pick a --subnet that does not overlap")
+            else:
+                subnet = ipam.pick_subnet([n for _, n in ours] + host)
+            rec["subnet"] = str(subnet)
+            rec["gateway"] = rec["gateway"] or str(next(subnet.hosts()))
+            self.store.save_network(rec)
+            try:
+                self._setup_host(rec)
+            except BaseException:
+                self._teardown_host(rec)
+                self.store.delete_network(rec["id"])
+                raise
         return rec
 
-    def _setup_host(self, ipr: Any, rec: dict[str, Any]) -> None:
+    def _setup_host(self, rec: dict[str, Any]) -> None:
         from runtime.network import firewall, links, rtnl
+        from runtime.network.netlink import Netlink
 
         firewall.apply_network(rec)
         rtnl.sysctl_write("net.ipv4.ip_forward", "1")
-        prefix = IPv4Network(rec["subnet"]).prefixlen
-        links.ensure_bridge(ipr, rec["bridge"], rec["gateway"], prefix, rec.get("mtu"))
+        with Netlink() as nl:
+            links.ensure_bridge(nl, rec["bridge"], rec["gateway"], IPv4Network(rec["subnet"]).prefixlen,
+                                rec.get("mtu"))
 
-    def _teardown_host(self, ipr: Any, rec: dict[str, Any]) -> None:
+    def _teardown_host(self, rec: dict[str, Any]) -> None:
         from runtime.network import firewall, links
+        from runtime.network.netlink import Netlink
 
-        links.delete(ipr, rec["bridge"])
+        with Netlink() as nl:
+            links.delete(nl, rec["bridge"])
         firewall.remove_network(rec["id"])
 
     def _ensure_host(self, rec: dict[str, Any]) -> None:
         """Repair: re-create a network's bridge and rules if they are gone (reboot, crash mid-create)."""
-        from runtime.network import links, rtnl
+        from runtime.network import links
 
-        ipr = rtnl.iproute()
-        try:
-            if links.index(ipr, rec["bridge"]) is None:
-                with self.store.host_lock():
-                    self._setup_host(ipr, rec)
-        finally:
-            ipr.close()
+        if not links.exists(rec["bridge"]):
+            with self.store.host_lock():
+                self._setup_host(rec)
 
     def ensure_default(self) -> NetworkInfo:
         with self.store.lock():
@@ -216,18 +217,12 @@ class NetworkManager:
         self._sync_dns()
 
     def _remove_locked(self, rec: dict[str, Any]) -> None:
-        from runtime.network import rtnl
-
         users = [e.get("name") or e["id"][:12] for e in self.store.endpoints() if rec["id"] in e.get("networks", {})]
         if users:
             raise Conflict(f"network {rec['name']} has active endpoints ({', '.join(sorted(users))})",
                            hint="stop/disconnect those containers first")
         with self.store.host_lock():
-            ipr = rtnl.iproute()
-            try:
-                self._teardown_host(ipr, rec)
-            finally:
-                ipr.close()
+            self._teardown_host(rec)
         self.store.delete_network(rec["id"])
 
     def prune(self) -> list[str]:
@@ -264,6 +259,7 @@ class NetworkManager:
     def attach(self, container_id: str, netns: str, network: str, endpoint: EndpointSpec,
                name: str, hostname: str) -> EndpointInfo:
         from runtime.network import links, rtnl
+        from runtime.network.netlink import Netlink
 
         endpoint = endpoint or EndpointSpec()
         with self.store.lock():
@@ -300,19 +296,13 @@ class NetworkManager:
             self._forget(container_id, net["id"])
             raise RuntimeFailure(f"cannot open the network namespace {netns}: {e.strerror}") from None
         try:
-            ipr = rtnl.iproute()
-            try:
-                links.delete(ipr, ep["veth"])  # a leftover of a crashed attach
-                peer = "wht" + ep["veth"][3:]
-                links.add_veth(ipr, ep["veth"], peer, fd, net["bridge"], net.get("mtu"))
-            finally:
-                ipr.close()
-
-            def inside(nipr: Any) -> None:
-                gw = None if net["internal"] or links.has_default_route(nipr) else ep["gateway"]
-                links.configure_peer(nipr, peer, ifname, ep["ip"], ep["prefix"], ep["mac"], gw)
-
-            rtnl.in_netns(netns, inside)
+            peer = "wht" + ep["veth"][3:]
+            with Netlink() as nl:
+                links.delete(nl, ep["veth"])  # a leftover of a crashed attach
+                links.add_veth(nl, ep["veth"], peer, fd, net["bridge"], net.get("mtu"))
+            gw = None if net["internal"] else ep["gateway"]
+            rtnl.in_netns(netns, lambda nl: links.configure_peer(nl, peer, ifname, ep["ip"], ep["prefix"],
+                                                                 ep["mac"], gw))
         except BaseException:
             self._forget(container_id, net["id"])
             raise
@@ -330,18 +320,16 @@ class NetworkManager:
 
     def _forget(self, container_id: str, net_id: str) -> None:
         """Undo a (half-done) attach: veth and the endpoint entry."""
-        from runtime.network import links, rtnl
+        from runtime.network import links
+        from runtime.network.netlink import Netlink
 
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if not rec or net_id not in rec["networks"]:
                 return
             ep = rec["networks"].pop(net_id)
-            ipr = rtnl.iproute()
-            try:
-                links.delete(ipr, ep["veth"])
-            finally:
-                ipr.close()
+            with Netlink() as nl:
+                links.delete(nl, ep["veth"])
             self.store.save_endpoint(rec)
 
     def detach(self, container_id: str, network: str) -> None:
@@ -389,7 +377,8 @@ class NetworkManager:
         return resolved
 
     def release(self, container_id: str) -> None:
-        from runtime.network import firewall, links, rtnl
+        from runtime.network import firewall, links
+        from runtime.network.netlink import Netlink
 
         user_net = False
         with self.store.lock():
@@ -401,13 +390,10 @@ class NetworkManager:
                     ports_mod.stop_proxy(rec["proxy_pid"])
                 elif rec.get("ports") or rec.get("ports_ip"):
                     firewall.remove_ports(container_id)
-                if rec["networks"]:
-                    ipr = rtnl.iproute()
-                    try:
+                if any(links.exists(ep["veth"]) for ep in rec["networks"].values()):
+                    with Netlink() as nl:
                         for ep in rec["networks"].values():
-                            links.delete(ipr, ep["veth"])
-                    finally:
-                        ipr.close()
+                            links.delete(nl, ep["veth"])
                 defaults = {n["id"] for n in self.store.networks() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
                 self.store.delete_endpoint(container_id)

@@ -1,4 +1,4 @@
-"""pyroute2, loaded lazily and cheaply, and a way to run netlink work inside a netns.
+"""pyroute2, loaded lazily and cheaply, and running netlink work inside a netns (a thread that setns()).
 
 `import pyroute2` runs its package __init__, which pulls in ndb/ipdb/conntrack (~0.4 s).
 We only need IPRoute, so the package is registered as a bare namespace first and only
@@ -15,6 +15,8 @@ import threading
 import types
 from collections.abc import Callable
 from typing import Any, TypeVar
+
+from runtime.network.netlink import Netlink
 
 T = TypeVar("T")
 
@@ -51,15 +53,9 @@ def iproute() -> Any:
     return IPRoute()
 
 
-def netlink_error() -> type[Exception]:
-    _bare_package()
-    from pyroute2.netlink.exceptions import NetlinkError
-
-    return NetlinkError
-
-
 def in_netns(path: str, fn: Callable[[Any], T]) -> T:
-    """Run fn(ipr) in a thread that joined the netns at `path` (setns only moves that thread)."""
+    """Run fn(nl) with a netlink.Netlink in a thread that joined the netns at `path` (setns only moves
+    that thread)."""
     from runtime.linux.ns import CLONE_NEWNET, setns
 
     box: dict[str, Any] = {}
@@ -67,11 +63,8 @@ def in_netns(path: str, fn: Callable[[Any], T]) -> T:
     def run() -> None:
         try:
             setns(path, CLONE_NEWNET)
-            ipr = iproute()
-            try:
-                box["value"] = fn(ipr)
-            finally:
-                ipr.close()
+            with Netlink() as nl:
+                box["value"] = fn(nl)
         except BaseException as e:  # handed to the caller's thread
             box["error"] = e
 
@@ -84,7 +77,7 @@ def in_netns(path: str, fn: Callable[[Any], T]) -> T:
 
 
 def new_netns_thread(path: str, setup: Callable[[Any], None]) -> None:
-    """Create a network namespace, bind-mount it on `path` (an existing empty file), run setup(ipr) in it."""
+    """Create a network namespace, bind-mount it on `path` (an existing empty file), run setup(nl) in it."""
     from runtime.linux.mount import MS_BIND, mount
     from runtime.linux.ns import CLONE_NEWNET, unshare
 
@@ -94,11 +87,8 @@ def new_netns_thread(path: str, setup: Callable[[Any], None]) -> None:
         try:
             unshare(CLONE_NEWNET)
             mount(f"/proc/self/task/{threading.get_native_id()}/ns/net", path, None, MS_BIND)
-            ipr = iproute()
-            try:
-                setup(ipr)
-            finally:
-                ipr.close()
+            with Netlink() as nl:
+                setup(nl)
         except BaseException as e:
             box["error"] = e
 

@@ -205,7 +205,9 @@ def test_published_tcp_udp_and_hairpin(nm, httpd, tmp_path, port_mode):
 
     assert port_table(a) not in _tables()
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # TIME_WAIT is fine, a listener is not
         s.bind(("0.0.0.0", tcp))  # the port is free again (the proxy is gone)
+        s.listen()
     nm.release(b)
 
 
@@ -252,33 +254,42 @@ def test_networks_are_isolated(nm, httpd):
 
 
 @pytest.fixture
-def outside(tmp_path):
+def outside():
     """A stand-in for 'the internet': a netns of ours behind a host veth with a /30 nobody uses."""
     from runtime.network import ipam, links, netns, rtnl
+    from runtime.network.netlink import Netlink
 
     name = "whx" + secrets.token_hex(4)
     path = netns.create("outside-" + name)
     ipr = rtnl.iproute()
     try:
         taken = links.host_subnets(ipr)
-        subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/30") for x in range(200, 250) for y in range(256))
-                      if not any(n.overlaps(t) for t in taken))
-        host_ip, far_ip = (str(h) for h in subnet.hosts())
+    finally:
+        ipr.close()
+    subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/30") for x in range(200, 250) for y in range(256))
+                  if not any(n.overlaps(t) for t in taken))
+    host_ip, far_ip = (str(h) for h in subnet.hosts())
+    nl = Netlink()
+    try:
         fd = os.open(path, os.O_RDONLY)
         try:
-            links.add_veth_plain = None
-            ipr.link("add", ifname=name, kind="veth", peer={"ifname": "eth0", "net_ns_fd": fd})
+            nl.add_veth(name, "eth0", fd)
         finally:
             os.close(fd)
-        idx = links.index(ipr, name)
-        ipr.addr("add", index=idx, address=host_ip, prefixlen=30)
-        ipr.link("set", index=idx, state="up")
-        rtnl.in_netns(path, lambda i: (i.addr("add", index=links.index(i, "eth0"), address=far_ip, prefixlen=30),
-                                       i.link("set", index=links.index(i, "eth0"), state="up")))
+        idx = nl.index(name)
+        nl.add_address(idx, host_ip, 30)
+        nl.set_link(idx, up=True)
+
+        def inside(n):
+            i = n.index("eth0")
+            n.add_address(i, far_ip, 30)
+            n.set_link(i, up=True)
+
+        rtnl.in_netns(path, inside)
         yield path, far_ip
     finally:
-        links.delete(ipr, name)
-        ipr.close()
+        links.delete(nl, name)
+        nl.close()
         netns.delete("outside-" + name)
 
 
