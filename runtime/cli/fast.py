@@ -8,9 +8,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from runtime.errors import WharfError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # on the `wharf ps` path: no typing import at run time
+    from typing import Any
 
 
 def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dict, dict]]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from runtime.errors import InvalidArgument
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # on the `wharf ps` path: no typing import at run time
+    from typing import Any
 
 CONTAINER_KEYS = ("label", "status", "name", "id", "ancestor", "exited", "health", "network", "volume")
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 from runtime import paths
+from runtime.containers.lean import Locked, read_json
 from runtime.errors import Conflict, InvalidArgument, NotFound
-from runtime.util.fs import atomic_write_json, file_lock, read_json
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # `wharf ps` reads through here: no typing/json/contextlib imports at run time
+    from typing import Any
 
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly",
         "keen", "lucid", "nifty", "quirky", "serene", "sharp", "stoic", "vibrant", "wizardly", "zen")
@@ -54,10 +55,9 @@ class ContainerStore:
     def log_path(self, cid: str) -> Path:
         return self.dir(cid) / f"{cid}-json.log"
 
-    @contextmanager
-    def lock(self, cid: str) -> Iterator[None]:
-        with file_lock(self.dir(cid) / ".lock"):
-            yield
+    def lock(self, cid: str) -> Locked:
+        """The container's lock (the same flock runtime.util.fs.file_lock takes)."""
+        return Locked(str(self.dir(cid) / ".lock"))
 
     # ------------------------------------------------------------ names and ids
     def new_id(self) -> str:
@@ -128,18 +128,22 @@ class ContainerStore:
 
     # ------------------------------------------------------------ records
     def load(self, cid: str) -> dict[str, Any]:
-        rec = read_json(self.dir(cid) / "config.json")
+        rec = read_json(str(self.dir(cid) / "config.json"))
         if rec is None:
             raise NotFound(f"no such container: {cid}")
         return rec
 
     def save(self, cid: str, rec: dict[str, Any]) -> None:
+        from runtime.util.fs import atomic_write_json
+
         atomic_write_json(self.dir(cid) / "config.json", rec)
 
     def load_state(self, cid: str) -> dict[str, Any]:
-        return read_json(self.dir(cid) / "state.json", {"status": "created"})
+        return read_json(str(self.dir(cid) / "state.json"), {"status": "created"})
 
     def save_state(self, cid: str, state: dict[str, Any]) -> None:
+        from runtime.util.fs import atomic_write_json
+
         atomic_write_json(self.dir(cid) / "state.json", state)
 
     def update_state(self, cid: str, **changes: Any) -> dict[str, Any]:

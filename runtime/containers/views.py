@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from runtime.containers.logs import parse_time
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # on the `wharf ps` path: no typing import at run time
+    from typing import Any
 
 
 def human_duration(seconds: float) -> str:
