@@ -78,7 +78,8 @@ class _Uploader:
             if os.fstat(f.fileno()).st_size != size:
                 raise InvalidArgument(f"local blob {digest} has {os.fstat(f.fileno()).st_size} bytes, the manifest "
                                       f"says {size}", hint="the content store is damaged; pull or build again")
-            body: Body = (f, 0, size)
+            body: Body = (f, 0, size, lambda sent: emit(progress, status="Pushing", id=short,
+                                                         progressDetail={"current": sent, "total": size}))
             if self.chunk_size and size > self.chunk_size:
                 offset = 0
                 while offset < size:

@@ -8,6 +8,7 @@ import json
 import ssl
 import threading
 import time
+from collections.abc import Callable
 from typing import BinaryIO
 from urllib.parse import urljoin, urlsplit
 
@@ -19,7 +20,8 @@ from runtime.registry.hosts import api_host, is_insecure
 RETRIES = 3
 BLOCK = 1 << 20
 
-Body = bytes | tuple[BinaryIO, int, int] | None  # bytes, or (file, offset, count) sent with sendfile
+# bytes, or (file, offset, count[, on_sent(bytes so far)]) sent with sendfile
+Body = bytes | tuple[BinaryIO, int, int] | tuple[BinaryIO, int, int, Callable[[int], None]] | None
 
 
 def _ssl_context(insecure: bool) -> ssl.SSLContext:
@@ -113,8 +115,13 @@ class Session:
                     conn.putheader("Content-Length", str(len(body or b"")))
                 conn.endheaders(body if isinstance(body, bytes) and body else None)
                 if isinstance(body, tuple) and body[2]:
-                    f, offset, count = body
-                    conn.sock.sendfile(f, offset, count)
+                    f, offset, count = body[:3]
+                    on_sent = body[3] if len(body) > 3 else None
+                    step = count if on_sent is None else 8 << 20
+                    for start in range(0, count, step):
+                        conn.sock.sendfile(f, offset + start, min(step, count - start))
+                        if on_sent is not None:
+                            on_sent(min(start + step, count))
                 return conn.getresponse()
             except (http.client.RemoteDisconnected, BrokenPipeError, ConnectionResetError):
                 conn.close()
