@@ -299,3 +299,13 @@ def test_restore_restarts_always_containers_after_lost_shims(env):
         until(lambda st=st: not os.path.exists(f"/proc/{st['shim_pid']}"))
     assert LocalContainers().restore() == [always]
     assert inspect(always)["State"]["Running"] is True and inspect(plain)["State"]["Running"] is False
+
+
+def test_rm_container_is_removed_when_its_run_was_killed(env):
+    proc = subprocess.Popen([WHARF, *run_args(env, "--rm", "--name", "gone", "-"), "sleep", "1"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    until(lambda: b"gone" in wharf("ps").stdout)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    until(lambda: wharf("inspect", "gone", check=False).returncode == 1, timeout=15)
+    assert wharf("ps", "-aq").stdout == b""
