@@ -156,6 +156,8 @@ class LocalNetworks:
 
         info = self.engine.containers.inspect(container)
         rec = self.engine.containers.record(info.id)
+        if network == "bridge":
+            self.nm.ensure_default()
         if not rec.get("netns"):
             raise Conflict(f"container {container} has no network namespace of its own",
                            hint="only running containers on bridge networks can be connected")

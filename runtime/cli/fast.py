@@ -163,15 +163,20 @@ def volume_json(v) -> dict[str, Any]:
 
 
 def _other_doc(kind: str, ref: str) -> dict[str, Any] | None:
-    import dataclasses
-
-    from runtime.local_engine import LocalEngine
-
+    """Images and networks in the JSON their own `inspect` verbs print."""
     try:
-        obj = getattr(LocalEngine(), kind).inspect(ref)
-    except (WharfError, ImportError, AttributeError):
+        if kind == "images":
+            from runtime.images import views
+            from runtime.images.store import ImageStore
+
+            store = ImageStore()
+            return views.inspect(store, store.resolve(ref))
+        from runtime.api.networks import network_json
+        from runtime.local_engine import LocalEngine
+
+        return network_json(LocalEngine().networks.inspect(ref))
+    except (WharfError, ImportError):
         return None
-    return dataclasses.asdict(obj) if dataclasses.is_dataclass(obj) else obj
 
 
 # ------------------------------------------------------------------ the fast dispatcher
