@@ -297,6 +297,10 @@ def run_container(cs, spec, detach: bool) -> int:
     from runtime.containers.store import wait_pid_exit
 
     try:
+        if spec.image and not spec.rootfs:
+            from runtime.containers.imagesrc import pull_if_missing
+
+            pull_if_missing(spec.image)
         info = cs.create(spec)
     except WharfError as e:
         raise _run_error(e) from None

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from runtime.engine import HealthCheck
-from runtime.errors import NotFound
+from runtime.errors import NotFound, WharfError
 from runtime.linux.mount import Mount
 
 
@@ -25,6 +25,37 @@ def resolve(ref: str) -> tuple[str, dict[str, Any]]:
         raise NotFound(f"unable to find image '{ref}' locally",
                        hint="pull it (`wharf pull`), build it, or `wharf image bootstrap busybox`") from None
     return img.id, img.config
+
+
+DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
+
+
+def pull_if_missing(ref: str, progress=None) -> bool:
+    """`run`/`create` of an image that is not here: pull it, as docker does (True when pulled).
+
+    Only from an explicitly named registry (localhost:5000/app, registry.lan/app): a bare
+    `busybox` would go to Docker Hub, and Wharf never reaches out to the internet on its own.
+    """
+    from runtime.images.reference import parse
+
+    try:
+        _store().resolve(ref)
+        return False
+    except (NotFound, ImportError):
+        pass
+    try:
+        r = parse(ref)
+    except WharfError:
+        return False
+    if r.domain in DOCKER_HUB:
+        return False
+    import sys
+
+    from runtime.registry.client import pull
+
+    print(f"Unable to find image '{ref}' locally", file=sys.stderr)
+    pull(_store(), ref, progress=progress)
+    return True
 
 
 def rootfs_mounts(rec: dict[str, Any], cdir: Path) -> list[Mount]:

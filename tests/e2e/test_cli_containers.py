@@ -277,3 +277,24 @@ def test_runtime_flag(bb, runtime):
     assert json.loads(out("inspect", cid))[0]["HostConfig"]["Runtime"] == runtime
     p = wharf("run", "--rm", "--network", "none", "--runtime", "nosuchruntime", bb, "true", check=False)
     assert p.returncode == 125 and b"nosuchruntime" in p.stderr
+
+
+def test_run_pulls_a_missing_image_from_a_named_registry(bb, tmp_path):
+    from runtime.images.store import ImageStore
+    from runtime.registry.client import push
+    from runtime.registry.server import RegistryServer
+
+    srv = RegistryServer(tmp_path / "reg", "127.0.0.1:0").start()
+    try:
+        ref = f"{srv.address}/bb:1"
+        store = ImageStore()
+        store.tag("busybox", ref)
+        push(store, ref)
+        store.remove(ref)
+        store.remove("busybox")
+        p = wharf("run", "--rm", "--network", "none", ref, "echo", "pulled")
+        assert p.stdout == b"pulled\n" and b"Unable to find image" in p.stderr
+        p = wharf("run", "--rm", "--network", "none", "busybox", "true", check=False)
+        assert p.returncode == 125 and b"unable to find image" in p.stderr  # never Docker Hub
+    finally:
+        srv.stop()
