@@ -249,7 +249,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         if o["rootfs"] and image == "-":
             image = ""
         try:
-            info = _local().containers.create(build_spec(image, command or [], o))
+            spec = build_spec(image, command or [], o)
+            if spec.image and not spec.rootfs:
+                from runtime.containers.imagesrc import pull_if_missing
+
+                pull_if_missing(spec.image)
+            info = _local().containers.create(spec)
         except WharfError as e:
             raise _run_error(e) from None
         typer.echo(info.id)
