@@ -38,8 +38,20 @@ class _Handler(BaseHTTPRequestHandler):
 
     def setup(self) -> None:
         super().setup()
+        self._tls_to_plain = False
         if isinstance(self.request, ssl.SSLSocket):
             self.request.do_handshake()
+        else:  # a TLS hello to this plain server: answer at once (it may hold no newline to wait for)
+            try:
+                self._tls_to_plain = self.request.recv(1, socket.MSG_PEEK) == b"\x16"
+            except OSError:
+                self._tls_to_plain = True
+
+    def handle(self) -> None:
+        if self._tls_to_plain:
+            self.wfile.write(b"HTTP/1.0 400 Bad Request\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            return
+        super().handle()
 
     def log_message(self, format: str, *args) -> None:  # noqa: A002 (http.server's name)
         if self.server.verbose:

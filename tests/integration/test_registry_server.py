@@ -345,6 +345,18 @@ def test_basic_auth(tmp_path: Path, htpasswd_file: Path):
         server.stop()
 
 
+def test_tls_hello_to_the_plain_server_is_refused_at_once(registry):
+    import socket
+    import ssl
+
+    ctx = ssl.create_default_context()
+    ctx.check_hostname, ctx.verify_mode = False, ssl.CERT_NONE
+    host, port = registry.address.rsplit(":", 1)
+    with socket.create_connection((host, int(port)), timeout=5) as raw, pytest.raises(ssl.SSLError):
+        ctx.wrap_socket(raw)
+    assert Wire(registry.address)("GET", "/v2/")[0] == 200
+
+
 def test_htpasswd_must_be_bcrypt(tmp_path: Path):
     from runtime.errors import InvalidArgument
 
