@@ -43,7 +43,18 @@ class Records:
         return self.data
 
 
-def answer(packet: bytes, zone: dict[str, list[str]]) -> bytes | None:
+def lookup(data: dict[str, Any], gateway: str, client: str, name: str) -> list[str] | None:
+    """The addresses of `name` for a client that asked on `gateway`: its networks' zones, this one first."""
+    zones = data.get("zones", {})
+    for gw in data.get("views", {}).get(gateway, {}).get(client, [gateway]):
+        found = zones.get(gw, {}).get(name)
+        if found is not None:
+            return found
+    return None
+
+
+def answer(packet: bytes, resolve: Any) -> bytes | None:
+    """The reply to one DNS query; resolve(name) -> [ips] or None (NXDOMAIN)."""
     from dnslib import QTYPE, RCODE, RR, A, DNSRecord
 
     try:
@@ -56,7 +67,7 @@ def answer(packet: bytes, zone: dict[str, list[str]]) -> bytes | None:
         return reply.pack()
     q = req.questions[0]
     name = str(q.qname).rstrip(".").lower()
-    ips = zone.get(name)
+    ips = resolve(name)
     if ips is None:
         reply.header.rcode = RCODE.NXDOMAIN
     elif q.qtype in (QTYPE.A, QTYPE.ANY):
@@ -74,8 +85,8 @@ class Server:
         self.reload_wanted = True
         self.running = True
 
-    def zone(self, gateway: str) -> dict[str, list[str]]:
-        return self.records.get().get("zones", {}).get(gateway, {})
+    def resolver(self, gateway: str, client: str) -> Any:
+        return lambda name: lookup(self.records.get(), gateway, client, name)
 
     def reload(self) -> None:
         data = self.records.get()
@@ -137,14 +148,14 @@ class Server:
             packet, peer = s.recvfrom(4096)
         except (BlockingIOError, InterruptedError):
             return
-        out = answer(packet, self.zone(gw))
+        out = answer(packet, self.resolver(gw, peer[0]))
         if out is not None:
             with contextlib.suppress(OSError):
                 s.sendto(out, peer)
 
     def _tcp(self, s: socket.socket, gw: str) -> None:
         try:
-            conn, _ = s.accept()
+            conn, peer = s.accept()
         except (BlockingIOError, InterruptedError):
             return
         with conn:
@@ -152,7 +163,7 @@ class Server:
             with contextlib.suppress(OSError):
                 head = _recv(conn, 2)
                 packet = _recv(conn, struct.unpack("!H", head)[0])
-                out = answer(packet, self.zone(gw))
+                out = answer(packet, self.resolver(gw, peer[0]))
                 if out is not None:
                     conn.sendall(struct.pack("!H", len(out)) + out)
 

@@ -1,7 +1,8 @@
 """The manager's side of the embedded DNS: the records file, and starting/stopping the daemon (dns.py).
 
-<run>/network/dns.json holds {"zones": {gateway ip: {name: [ips]}}}; the daemon listens on every
-gateway (UDP+TCP port 53), answers from the zone of the address a query arrived on, re-reads the
+<run>/network/dns.json holds {"zones": {gateway ip: {name: [ips]}}, "views": ...}; the daemon listens
+on every gateway (UDP+TCP port 53), answers from the zone of the address a query arrived on (and
+those of the client's other networks), re-reads the
 file when it changes and re-binds its listeners on SIGHUP, then writes <run>/network/dns.loaded.
 It exits by itself once no user-defined network is left.
 """
@@ -48,6 +49,20 @@ def zones(networks: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> di
     return out
 
 
+def views(networks: list[dict[str, Any]], endpoints: list[dict[str, Any]]) -> dict[str, dict[str, list[str]]]:
+    """gateway -> {container ip on it: [gateways of all its user networks, this one first]}: a container
+    connected to several networks resolves the names of all of them (as with Docker)."""
+    gw = {n["id"]: n["gateway"] for n in networks if not n.get("default")}
+    out: dict[str, dict[str, list[str]]] = {}
+    for e in endpoints:
+        mine = [(gw[nid], ep["ip"]) for nid, ep in e.get("networks", {}).items() if nid in gw]
+        if len(mine) < 2:
+            continue
+        for g, ip in mine:
+            out.setdefault(g, {})[ip] = [g] + [o for o, _ in mine if o != g]
+    return out
+
+
 def listeners_key(gateways: list[str]) -> str:
     return ",".join(sorted(gateways))
 
@@ -83,7 +98,8 @@ def sync(store: Any) -> None:
     with store.lock():
         data = zones(store.networks(), store.endpoints())
         key = listeners_key(list(data))
-        atomic_write_json(d / "dns.json", {"zones": data, "listeners": key})
+        atomic_write_json(d / "dns.json", {"zones": data, "views": views(store.networks(), store.endpoints()),
+                                           "listeners": key})
         pid = daemon_pid(d)
         if not data:
             if pid:

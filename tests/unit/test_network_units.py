@@ -53,14 +53,25 @@ def test_dns_zones_and_answers():
     assert zones == {"10.0.0.1": {"web": ["10.0.0.2"], "svc": ["10.0.0.2"], "c" * 12: ["10.0.0.2"]}}
     from dnslib import QTYPE, RCODE, DNSRecord
 
-    reply = DNSRecord.parse(dns.answer(DNSRecord.question("WEB.").pack(), zones["10.0.0.1"]))
+    zone = zones["10.0.0.1"].get
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("WEB.").pack(), zone))
     assert [str(r.rdata) for r in reply.rr] == ["10.0.0.2"] and reply.header.rcode == RCODE.NOERROR
-    reply = DNSRecord.parse(dns.answer(DNSRecord.question("svc", "AAAA").pack(), zones["10.0.0.1"]))
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("svc", "AAAA").pack(), zone))
     assert reply.rr == [] and reply.header.rcode == RCODE.NOERROR
-    reply = DNSRecord.parse(dns.answer(DNSRecord.question("example.com").pack(), zones["10.0.0.1"]))
+    reply = DNSRecord.parse(dns.answer(DNSRecord.question("example.com").pack(), zone))
     assert reply.header.rcode == RCODE.NXDOMAIN
-    assert dns.answer(b"garbage", {}) is None
+    assert dns.answer(b"garbage", zone) is None
     assert QTYPE.A == 1
+
+
+def test_dns_views_span_all_networks_of_the_client():
+    nets = [{"id": "n1", "gateway": "10.0.0.1"}, {"id": "n2", "gateway": "10.1.0.1"}]
+    eps = [{"id": "a" * 64, "name": "both", "networks": {"n1": {"ip": "10.0.0.2"}, "n2": {"ip": "10.1.0.2"}}},
+           {"id": "b" * 64, "name": "web", "networks": {"n1": {"ip": "10.0.0.3"}}}]
+    data = {"zones": dnsctl.zones(nets, eps), "views": dnsctl.views(nets, eps)}
+    assert dns.lookup(data, "10.1.0.1", "10.1.0.2", "web") == ["10.0.0.3"]  # via its other network
+    assert dns.lookup(data, "10.1.0.1", "10.1.0.9", "web") is None  # a client only on n2
+    assert dns.lookup(data, "10.0.0.1", "10.0.0.3", "both") == ["10.0.0.2"]
 
 
 def test_etc_files(tmp_path, monkeypatch):
