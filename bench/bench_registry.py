@@ -91,16 +91,25 @@ def run(*argv: str, env: dict | None = None) -> None:
 
 def timed(fns: dict[str, tuple]) -> dict[str, float]:
     """Median seconds of each fn(i) over RUNS runs, the fns interleaved run by run (fair under a
-    changing machine load); fns maps a label to (fn, setup or None), setup(i) runs untimed first."""
+    changing machine load). fns maps a label to (fn, setup, teardown): setup(i) runs untimed
+    before, teardown(i) after (removing the run's output, so that gigabytes of dirty pages from
+    earlier runs do not throttle the later ones)."""
     times: dict[str, list[float]] = {k: [] for k in fns}
     for i in range(RUNS):
-        for label, (fn, setup) in fns.items():
+        for label, (fn, setup, teardown) in fns.items():
             if setup:
                 setup(i)
             t0 = time.perf_counter()
             fn(i)
             times[label].append(time.perf_counter() - t0)
+            if teardown:
+                teardown(i)
     return {k: statistics.median(v) for k, v in times.items()}
+
+
+def remove(prefix: Path, i: int) -> None:
+    for p in (Path(f"{prefix}-{i}"), Path(f"{prefix}-{i}-run")):
+        shutil.rmtree(p, ignore_errors=True)
 
 
 def wharf(root: Path, *args: str) -> None:
@@ -124,7 +133,8 @@ def api_pull(addr: str, roots: Path, i: int) -> None:
     pull(ImageStore(Path(f"{roots}-{i}") / "images"), f"{addr}/bench/img:v1")
 
 
-def wharf_tag(src: str, dst: str, roots: Path, i: int) -> None:
+def pull_and_tag(src: str, dst: str, roots: Path, i: int) -> None:
+    wharf(Path(f"{roots}-{i}"), "pull", "-q", f"{src}/bench/img:v1")
     wharf(Path(f"{roots}-{i}"), "tag", f"{src}/bench/img:v1", f"{dst}/bench/push{i}:v1")
 
 
@@ -161,18 +171,20 @@ def main() -> None:
         print(f"image: {LAYERS} layers, {mb:.1f} MB; {RUNS} runs each, medians")
         fns: dict[str, tuple] = {}
         for name, addr in servers.items():
-            key = name.split()[0]
-            fns[f"skopeo copy from {name}"] = (partial(skopeo_pull, addr, tmp / f"skopeo-{key}"), None)
+            out = tmp / f"skopeo-{name.split()[0]}"
+            fns[f"skopeo copy from {name}"] = (partial(skopeo_pull, addr, out), None, partial(remove, out))
         for name, addr in servers.items():
-            key = name.split()[0]
-            fns[f"wharf pull from {name}"] = (partial(wharf_pull, addr, tmp / f"root-{key}"), None)
-            fns[f"  (in-process client.pull from {name})"] = (partial(api_pull, addr, tmp / f"api-{key}"), None)
+            roots, api_roots = tmp / f"root-{name.split()[0]}", tmp / f"api-{name.split()[0]}"
+            fns[f"wharf pull from {name}"] = (partial(wharf_pull, addr, roots), None, partial(remove, roots))
+            fns[f"  (in-process client.pull from {name})"] = (partial(api_pull, addr, api_roots), None,
+                                                             partial(remove, api_roots))
+        pulls = dict(fns)
         for name, addr in servers.items():
             # push what was pulled from the *other* server, so nothing can be mounted or skipped
-            src_name, src = next(((n, a) for n, a in servers.items() if n != name), (name, addr))
-            roots = tmp / f"root-{src_name.split()[0]}"
-            fns[f"wharf push to {name}"] = (partial(wharf_push, addr, roots), partial(wharf_tag, src, addr, roots))
-        pulls = {k: v for k, v in fns.items() if "push" not in k}
+            src = next((a for n, a in servers.items() if n != name), addr)
+            roots = tmp / f"push-{name.split()[0]}"
+            fns[f"wharf push to {name}"] = (partial(wharf_push, addr, roots), partial(pull_and_tag, src, addr, roots),
+                                            partial(remove, roots))
         results = {k: mb / t for k, t in timed(pulls).items()}
         results.update({k: mb / t for k, t in timed({k: v for k, v in fns.items() if k not in pulls}).items()})
         print(f"load average at the end: {os.getloadavg()[0]:.1f} (2 cores)")
@@ -187,6 +199,9 @@ def main() -> None:
             print(f"ratio wharf push / docker push ({DOCKER_PUSH:.0f} MB/s, measured here, issue 6): "
                   f"{results['wharf push to docker-registry'] / DOCKER_PUSH:.2f} (target >= 1.5)")
         print(f"ratio wharf pull from wharf registry / docker pull: {results['wharf pull from wharf registry'] / DOCKER_PULL:.2f}")
+        for name in servers:
+            print(f"ratio in-process client.pull from {name} / docker pull: "
+                  f"{results[f'  (in-process client.pull from {name})'] / DOCKER_PULL:.2f} (no CLI start-up)")
     finally:
         for p in procs:
             p.terminate()
