@@ -73,6 +73,7 @@ def main() -> int:
     if os.geteuid() != 0:
         print("bench_containers: needs root")
         return 0
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # measure as users run it: with .pyc files
     tmp = tempfile.mkdtemp(prefix="wbench")
     os.environ["WHARF_ROOT"], os.environ["WHARF_RUN"] = f"{tmp}/root", f"{tmp}/run"
     try:

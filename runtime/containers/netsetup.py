@@ -37,8 +37,9 @@ def network_manager():
 
 
 def uses_manager(spec: ContainerSpec) -> bool:
+    """bridge, user networks and none (its netns, with lo up, comes from the NetworkManager too)."""
     mode = spec.network_mode or "bridge"
-    return mode not in ("host", "none") and not mode.startswith("container:")
+    return mode != "host" and not mode.startswith("container:")
 
 
 def _host_resolv() -> bytes:
@@ -101,7 +102,11 @@ def setup(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, hostn
         return NetResult(netns="host", share_uts=True,
                          etc_files=_write_files(store, cid, _own_files(spec, os.uname().nodename, True)))
     if mode == "none":
-        return NetResult(etc_files=_write_files(store, cid, _own_files(spec, hostname, False)))
+        files = _write_files(store, cid, _own_files(spec, hostname, False))
+        nm = network_manager()
+        if nm is None:
+            return NetResult(etc_files=files)
+        return NetResult(netns=nm.create_netns(cid), etc_files=files, needs_release=True)  # lo up, as docker
     if mode.startswith("container:"):
         other = store.resolve(mode.split(":", 1)[1])
         st = store.load_state(other)
