@@ -538,7 +538,16 @@ class LocalContainers:
         rec = self.record(ref)
         if rec.get("rootfs_dir"):
             raise InvalidArgument("commit is not available for --rootfs containers")
-        return imagesrc.commit(rec, changes, author, message, repo)
+        paused = pause and self.store.load_state(rec["id"]).get("status") == "running"
+        if paused:  # a consistent filesystem, as docker commit does by default
+            self.pause(rec["id"])
+        try:
+            img = imagesrc.commit(rec, changes, author, message, repo)
+        finally:
+            if paused:
+                self.unpause(rec["id"])
+        emit("container", "commit", rec["id"], {"name": rec["name"], "image": rec["image"]})
+        return img
 
     def with_rootfs(self, ref: str):
         """A context manager giving a host path of the container's root (mounted while needed)."""

@@ -51,7 +51,6 @@ class Client:
         self.sock = sock
         self.reader = stream.FrameReader()
         self.req: dict | None = None
-        self.out = b""
 
     def send(self, data: bytes) -> None:
         if self.sock is None:
