@@ -114,7 +114,7 @@ def build_spec(image: str, command: list[str], o: dict[str, Any]):
                                     o["health_retries"], o["health_start_period"], o["health_start_interval"],
                                     o["no_healthcheck"]),
         stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"], mounts=mounts, ports=ports,
-        publish_all=o["publish_all"], network_mode=network if not networks else network, networks=networks,
+        publish_all=o["publish_all"], network_mode=network, networks=networks,
         restart=fl.parse_restart(o["restart"]), resources=res, cap_add=list(o["cap_add"]),
         cap_drop=list(o["cap_drop"]), privileged=o["privileged"], read_only=o["read_only"], init=o["init"],
         dns=list(o["dns"]), dns_search=list(o["dns_search"]), extra_hosts=[fl.parse_add_host(h) for h in o["add_host"]],
