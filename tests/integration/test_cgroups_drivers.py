@@ -143,10 +143,22 @@ def test_hugetlb_and_network_limits_or_a_clear_error(cg_path):
     have = hierarchies() if mode() != "unified" else {}
     uni = "/sys/fs/cgroup/unified/cgroup.controllers"
     if "hugetlb" in have or (mode() == "hybrid" and "hugetlb" in open(uni).read().split()):
-        cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
-        where = have.get("hugetlb") or have["unified"]
-        name = "hugetlb.2MB.limit_in_bytes" if "hugetlb" in have else "hugetlb.2MB.max"
-        assert read(where + cg_path, name) == str(4 << 20)
+        # on a hybrid host this enables hugetlb down the v2 tree: put the host back afterwards
+        enabled_before = {d: read(d, "cgroup.subtree_control") for d in
+                          ("/sys/fs/cgroup/unified", "/sys/fs/cgroup/unified/wharf") if os.path.isdir(d)}
+        try:
+            cg.apply({"hugepageLimits": [{"pageSize": "2MB", "limit": 4 << 20}]})
+            where = have.get("hugetlb") or have["unified"]
+            name = "hugetlb.2MB.limit_in_bytes" if "hugetlb" in have else "hugetlb.2MB.max"
+            assert read(where + cg_path, name) == str(4 << 20)
+        finally:
+            cg.destroy()
+            for d in sorted(enabled_before, key=len, reverse=True):
+                if "hugetlb" not in enabled_before[d].split() and "hugetlb" in read(d, "cgroup.subtree_control"):
+                    try:
+                        open(f"{d}/cgroup.subtree_control", "w").write("-hugetlb")
+                    except OSError:
+                        pass  # another cgroup below uses it now: leave it
     if "net_cls" not in have:
         with pytest.raises(OSError, match="linux.resources.network.classID needs the net_cls"):
             cg.apply({"network": {"classID": 0x100001}})

@@ -35,7 +35,9 @@ def open_cgroup(path: str, version: int | None = None) -> CgroupManager:
     if version == 2 or (version is None and m == "unified"):
         from runtime.linux.cgroups.v2 import V2Manager
 
-        return V2Manager(path, ROOT if m == "unified" else ROOT + "/unified")
+        if m == "unified":
+            return V2Manager(path, ROOT)
+        return V2Manager(path, ROOT + "/unified", enable_all=False)  # hybrid: touch only what is asked
     from runtime.linux.cgroups.v1 import V1Manager
 
     return V1Manager(path, with_unified=m == "hybrid")

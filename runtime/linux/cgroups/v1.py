@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 
 from runtime.linux.cgroups import blkio, cpu, cpuset, devices, freezer, memory, pids
-from runtime.linux.cgroups.fs import makedirs, procs, rmdir_tree, write
+from runtime.linux.cgroups.fs import makedirs, procs, read, rmdir_tree, write
 
 _NOT_CONTROLLERS = ("rw", "ro", "clone_children", "noprefix", "xattr", "cpuset_v2_mode", "nsdelegate")
 _hierarchies: dict[str, str] | None = None
@@ -89,9 +89,9 @@ class V1Manager:
                 # a hybrid host may give hugetlb to the v2 tree only (this is how crun wants it)
                 from runtime.linux.cgroups.v2 import V2Manager
 
-                uni = V2Manager(self.path, hierarchies()["unified"])
-                uni.create()
-                if "hugetlb" in uni.available():
+                uni = V2Manager(self.path, hierarchies()["unified"], enable_all=False)
+                if "hugetlb" in read(uni.mountpoint, "cgroup.controllers").split():
+                    uni.enable({"hugetlb"})
                     hugetlb, v2 = uni.dir, True
             misc.apply_hugetlb(hugetlb, r.get("hugepageLimits") or [], v2=v2)
             misc.apply_network(self._dir("net_cls"), self._dir("net_prio"), r.get("network") or {})

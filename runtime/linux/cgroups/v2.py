@@ -11,9 +11,13 @@ _FOR_KEY = {"memory": "memory", "cpu": "cpu", "pids": "pids", "blockIO": "io", "
 
 
 class V2Manager:
-    def __init__(self, path: str, mountpoint: str = "/sys/fs/cgroup") -> None:
+    """enable_all: turn on every available controller along the path (a v2 host: stats need them);
+    otherwise only those a resource asks for (the secondary v2 tree of a hybrid host)."""
+
+    def __init__(self, path: str, mountpoint: str = "/sys/fs/cgroup", enable_all: bool = True) -> None:
         self.path = path
         self.mountpoint = mountpoint
+        self.enable_all = enable_all
         if not path.startswith("/"):
             path = os.path.join(_own(), path)
         self.dir = os.path.normpath(mountpoint + "/" + path.lstrip("/"))
@@ -29,14 +33,21 @@ class V2Manager:
     def create(self) -> None:
         if self._created:
             return
-        # enable every available controller along the way down (no-internal-process rule
-        # allows it: the intermediate cgroups hold no processes)
+        if self.enable_all:
+            self.enable(None)
+        else:
+            makedirs(self.dir)
+        self._created = True
+
+    def enable(self, wanted: set[str] | None) -> None:
+        """Enable `wanted` (None: all available) controllers top-down and make the directories
+        (the no-internal-process rule allows it: the intermediate cgroups hold no processes)."""
         rel = os.path.relpath(self.dir, self.mountpoint).split("/")
         d = self.mountpoint
         for part in rel:
             ctrls = read(d, "cgroup.controllers").split()
             enabled = set(read(d, "cgroup.subtree_control").split())
-            missing = [c for c in ctrls if c not in enabled]
+            missing = [c for c in ctrls if c not in enabled and (wanted is None or c in wanted)]
             if missing:
                 try:
                     write(d, "cgroup.subtree_control", " ".join("+" + c for c in missing))
@@ -48,7 +59,6 @@ class V2Manager:
                             pass
             d = f"{d}/{part}"
             makedirs(d)
-        self._created = True
 
     def add(self, pid: int) -> None:
         self.create()
@@ -57,6 +67,12 @@ class V2Manager:
     def apply(self, resources: dict) -> None:
         r = resources or {}
         self.create()
+        if not self.enable_all:
+            wanted = {ctrl for key, ctrl in _FOR_KEY.items() if r.get(key)}
+            if r.get("cpu") and (r["cpu"].get("cpus") or r["cpu"].get("mems")):
+                wanted.add("cpuset")
+            if wanted:
+                self.enable(wanted)
         have = set(read(self.dir, "cgroup.controllers").split())
         for key, ctrl in _FOR_KEY.items():
             if r.get(key) and ctrl not in have and _restricts(key, r[key]):
