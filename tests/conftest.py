@@ -66,3 +66,16 @@ def busybox_image(wharf_root: Path):
     from runtime.images.store import ImageStore
 
     return bootstrap_busybox(ImageStore())
+
+
+@pytest.fixture
+def wharf_net(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private default bridge (WHARF_BRIDGE) for the private root; afterwards every bridge, veth, netns,
+    nft table and the DNS daemon of that root are gone (NetworkManager.teardown)."""
+    import secrets
+
+    monkeypatch.setenv("WHARF_BRIDGE", "whd" + secrets.token_hex(4))
+    yield
+    from runtime.network.manager import NetworkManager
+
+    NetworkManager().teardown()
