@@ -48,6 +48,9 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     except FileExistsError:
         raise Conflict(f"container {cid!r} already exists", where=root,
                        hint=f"pick another id or `delete {cid}` first") from None
+    from runtime.linux.cgroups import open_cgroup, prime_migration
+
+    primer = prime_migration()
     cg = None
     init_pid = 0
     try:
@@ -58,8 +61,6 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         if root_ids != [0, 0]:
             os.chown(fifo, *root_ids)  # the init reopens it as the container's root
         fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
-        from runtime.linux.cgroups import open_cgroup
-
         cg_path = lx.get("cgroupsPath") or f"/wharf/{cid}"
         cg = open_cgroup(cg_path)
         try:
@@ -110,6 +111,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         if isinstance(e, WharfError) or not isinstance(e, OSError):
             raise
         raise RuntimeFailure(str(e.strerror or e)) from None
+    finally:
+        os.waitpid(primer, 0)
 
 
 def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noqa: ANN001

@@ -41,3 +41,26 @@ def open_cgroup(path: str, version: int | None = None) -> CgroupManager:
     from runtime.linux.cgroups.v1 import V1Manager
 
     return V1Manager(path, with_unified=m == "hybrid")
+
+
+def prime_migration() -> int:
+    """Start paying, in a throw-away child, the RCU grace period that the next move of a task
+    between cgroups waits for; returns the child's pid (reap it with waitpid).
+
+    Every write to cgroup.procs takes a global percpu rwsem whose first writer waits a grace
+    period (milliseconds); writers that follow within about one more grace period do not. The
+    child moves itself into the cgroup it is already in (a no-op), so the runtime's real move
+    of the container's init, a few milliseconds later, finds the fast path.
+    """
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        with open("/proc/self/cgroup") as f:
+            line = next((x for x in f if x.startswith("0::")), "")
+        base = ROOT if mode() == "unified" else ROOT + "/unified"
+        fd = os.open(base + line[3:].strip() + "/cgroup.procs", os.O_WRONLY)
+        os.write(fd, b"0")
+    except BaseException:  # noqa: BLE001 - best effort; never return into the caller
+        pass
+    os._exit(0)
