@@ -20,6 +20,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `wharf ps` reads through here: no typing/json/contextlib imports at run time
     from typing import Any
 
+RUNNING = ("running", "paused", "restarting")  # statuses with a live shim
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly",
         "keen", "lucid", "nifty", "quirky", "serene", "sharp", "stoic", "vibrant", "wizardly", "zen")
 _NAMES = ("babbage", "curie", "darwin", "euler", "fermi", "galois", "hopper", "hypatia", "kepler",
