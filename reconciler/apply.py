@@ -5,6 +5,7 @@ operation skips what depends on it and nothing else; the result says what failed
 from __future__ import annotations
 
 import dataclasses
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -63,6 +64,7 @@ class Executor:
         self.workers = max(1, workers)
         self.stop_timeout = stop_timeout  # overrides the services' stop_grace_period (down -t)
         self.deadline = 0.0
+        self._start_lock = threading.Lock()
 
     # ------------------------------------------------------------ the graph
 
@@ -184,10 +186,17 @@ class Executor:
         spec = svc.spec_for(self.d.project, replica, self._image_id(svc), name)
         return self.engine.containers.create(spec).id
 
+    def _start(self, cid: str) -> None:
+        # One start at a time: the embedded engine's start spawns a supervisor through a pipe made
+        # inheritable for the spawn, so concurrent starts in one process can leak each other's pipe
+        # and wait forever (runtime/containers/launch.py spawn_shim). Creates and stops stay parallel.
+        with self._start_lock:
+            self.engine.containers.start(cid)
+
     def _op_create(self, op: Operation) -> None:
         svc = self._svc(op)
         cid = self._create(svc, op.replica)
-        self.engine.containers.start(cid)
+        self._start(cid)
 
     def _op_recreate(self, op: Operation) -> None:
         svc = self._svc(op)
@@ -202,7 +211,7 @@ class Executor:
         except NotFound:
             pass
         self.engine.containers.rename(new, name)
-        self.engine.containers.start(new)
+        self._start(new)
         hc = svc.template.healthcheck
         if svc.rolling and hc and hc.test[:1] != ["NONE"]:  # a rolling update goes on once this one is healthy
             self._wait_one_healthy(new, f"rolling update of {svc.name}")
@@ -220,12 +229,13 @@ class Executor:
 
     def _op_start(self, op: Operation) -> None:
         self.wait_dependencies(self._svc(op))
-        self.engine.containers.start(op.target)
+        self._start(op.target)
 
     def _op_restart(self, op: Operation) -> None:
         svc = self._svc(op)
         self.wait_dependencies(svc)
-        self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
+        with self._start_lock:
+            self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
 
     def _op_rename(self, op: Operation) -> None:
         self.engine.containers.rename(op.target, self._svc(op).container_name_for(self.d.project, op.replica))
