@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # the shim imports this module: keep typing and runtime.engin
     from runtime.engine import Event, Filters
 
 
+MAX_LOG_BYTES = 4 << 20
+
+
 def events_path() -> str:
     from runtime import paths
 
@@ -29,6 +32,8 @@ def emit(type_: str, action: str, id_: str, attributes: dict[str, str] | None = 
     fd = os.open(events_path(), os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o644)
     try:
         os.write(fd, line.encode())
+        if os.fstat(fd).st_size > MAX_LOG_BYTES:  # keep the log bounded: one older generation
+            os.replace(events_path(), events_path() + ".1")
     finally:
         os.close(fd)
 
@@ -69,29 +74,42 @@ def _parse(raw: bytes) -> Event | None:
 def read_events(since: float | None = None, until: float | None = None, filters: Filters | None = None,
                 follow: bool = False, stop: Callable[[], bool] = lambda: False) -> Iterator[Event]:
     """Past events (since..until), then with follow=True new ones until `until` or stop()."""
-    try:
-        f = open(events_path(), "rb")  # noqa: SIM115
-    except FileNotFoundError:
+    path = events_path()
+    if not os.path.exists(path):
         if not follow:
             return
         emit("daemon", "reload", "wharf")
-        f = open(events_path(), "rb")  # noqa: SIM115
-    buf = b""
-    with f:
-        while True:
-            chunk = f.read()
-            if chunk:
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for raw in lines:
-                    ev = _parse(raw)
-                    if ev is None or (since is not None and ev.time < since):
+    for name in (path + ".1", path):
+        try:
+            f = open(name, "rb")  # noqa: SIM115 - kept open while following
+        except FileNotFoundError:
+            continue
+        buf = b""
+        try:
+            while True:
+                chunk = f.read()
+                if chunk:
+                    buf += chunk
+                    *lines, buf = buf.split(b"\n")
+                    for raw in lines:
+                        ev = _parse(raw)
+                        if ev is None or (since is not None and ev.time < since):
+                            continue
+                        if until is not None and ev.time > until:
+                            return
+                        if _match(ev, filters):
+                            yield ev
+                    continue
+                if name != path or not follow or stop() or (until is not None and time.time() > until):
+                    break
+                try:
+                    if os.stat(path).st_ino != os.fstat(f.fileno()).st_ino:  # rotated: go on in the new file
+                        f.close()
+                        f = open(path, "rb")  # noqa: SIM115
+                        buf = b""
                         continue
-                    if until is not None and ev.time > until:
-                        return
-                    if _match(ev, filters):
-                        yield ev
-                continue
-            if not follow or stop() or (until is not None and time.time() > until):
-                return
-            time.sleep(0.05)
+                except FileNotFoundError:
+                    pass
+                time.sleep(0.05)
+        finally:
+            f.close()

@@ -128,3 +128,16 @@ def test_lean_json_and_frames():
     r = stream.FrameReader()
     assert r.feed(data[:7]) == []
     assert r.feed(data[7:]) == [(stream.STDOUT, b"hello"), (stream.EXIT, b"3")]
+
+
+def test_events_rotate_and_filter(tmp_path, monkeypatch):
+    from runtime.containers import events
+
+    monkeypatch.setenv("WHARF_ROOT", str(tmp_path))
+    monkeypatch.setattr(events, "MAX_LOG_BYTES", 300)
+    for i in range(10):
+        events.emit("container", "start", f"id{i}", {"name": f"n{i}"})
+    assert (tmp_path / "events.jsonl.1").exists()
+    got = [e.id for e in events.read_events()]
+    assert got == [f"id{i}" for i in range(10) if f"id{i}" in got] and got[-1] == "id9" and len(got) >= 3
+    assert [e.id for e in events.read_events(filters={"container": ["n9"]})] == ["id9"]
