@@ -175,7 +175,7 @@ class LocalContainers(ContainerOperations):
                 wait_pid_exit(st["shim_pid"], 10)
             rec = self.store.load(cid)
             spec = spec_from_dict(rec["spec"])
-            st.update(stop_requested=False, status=st.get("status", "created"), error="")
+            st.update(stop_requested=False, status=st.get("status", "created"), error="", restart_count=0)
             self.store.save_state(cid, st)
             try:
                 rec = launch.prepare(self.store, rec, spec, tty_size)
