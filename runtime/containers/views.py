@@ -175,8 +175,7 @@ def inspect_json(rec: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
                            "Log": health.get("log", [])}} if health else {}),
         },
         "Image": rec.get("image_id", ""),
-        "ResolvConfPath": "", "HostnamePath": "", "HostsPath": "",
-        "LogPath": f"{rec['id']}-json.log",
+        **_files(rec["id"]),
         "Name": "/" + rec["name"],
         "RestartCount": st.get("restart_count", 0),
         "Driver": "overlay2",
@@ -243,3 +242,13 @@ def _env(spec: dict[str, Any], icfg: dict[str, Any]) -> list[str]:
     for e in (icfg.get("Env") or []) + spec.get("env", []):
         out[e.partition("=")[0]] = e
     return list(out.values())
+
+
+def _files(cid: str) -> dict[str, str]:
+    from runtime import paths
+
+    cdir = paths.root() / "containers" / cid
+    out = {key: str(cdir / name) if (cdir / name).exists() else ""
+           for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"), ("HostsPath", "hosts"))}
+    out["LogPath"] = str(cdir / f"{cid}-json.log")
+    return out
