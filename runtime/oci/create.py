@@ -54,13 +54,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     cg = None
     init_pid = 0
     try:
-        fifo = os.path.join(d, "exec.fifo")
-        os.mkfifo(fifo, 0o622)
-        os.chmod(fifo, 0o622)  # not the umask's
-        root_ids = [_host_id(lx.get(k) or [], 0) for k in ("uidMappings", "gidMappings")]
-        if root_ids != [0, 0]:
-            os.chown(fifo, *root_ids)  # the init reopens it as the container's root
-        fifo_fd = os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+        fifo_fd = _make_exec_fifo(d, lx)
         cg_path = lx.get("cgroupsPath") or f"/wharf/{cid}"
         cg = open_cgroup(cg_path)
         try:
@@ -73,14 +67,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
             from runtime.oci import console
 
             console_fd = console.connect(console_socket)  # type: ignore[arg-type]
-        import time
-
-        now = time.time_ns()
-        created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
-        record = {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle, "created": created,
-                  "rootfs": rootfs, "host_mounts": host_mounts, "cgroup": cg_path, "annotations": spec.get("annotations") or {},
-                  "hooks": {k: v for k, v in (spec.get("hooks") or {}).items()
-                            if k in ("poststart", "poststop")}}
+        record = _record(spec, cid, bundle, rootfs, host_mounts, cg_path)
         # everything the container's processes run is imported now: inside a user namespace they
         # may not be allowed to read the Python installation any more
         init.preload(spec)
@@ -113,6 +100,29 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         raise RuntimeFailure(str(e.strerror or e)) from None
     finally:
         os.waitpid(primer, 0)
+
+
+def _make_exec_fifo(d: str, lx: dict) -> int:
+    """<state dir>/exec.fifo, as an O_PATH fd the init reopens for writing to wait for `start`."""
+    fifo = os.path.join(d, "exec.fifo")
+    os.mkfifo(fifo, 0o622)
+    os.chmod(fifo, 0o622)  # not the umask's
+    root_ids = [_host_id(lx.get(k) or [], 0) for k in ("uidMappings", "gidMappings")]
+    if root_ids != [0, 0]:
+        os.chown(fifo, *root_ids)  # the init reopens it as the container's root
+    return os.open(fifo, os.O_PATH | os.O_CLOEXEC)
+
+
+def _record(spec: dict, cid: str, bundle: str, rootfs: str, host_mounts: bool, cg_path: str) -> dict:
+    """What state.json keeps for the later commands (pid and pid_start are added once known)."""
+    import time
+
+    now = time.time_ns()
+    created = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now // 10**9)) + f".{now % 10**9:09d}Z"
+    return {"ociVersion": spec["ociVersion"], "id": cid, "pid": 0, "bundle": bundle, "created": created,
+            "rootfs": rootfs, "host_mounts": host_mounts, "cgroup": cg_path,
+            "annotations": spec.get("annotations") or {},
+            "hooks": {k: v for k, v in (spec.get("hooks") or {}).items() if k in ("poststart", "poststop")}}
 
 
 def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noqa: ANN001
