@@ -28,7 +28,8 @@ def network_rules(bridge: str, subnet: str, internal: bool) -> str:
     if internal:  # no way in or out except the bridge itself
         forward += [f"iifname {br} drop", f"oifname {br} drop"]
     forward += [
-        f"oifname {br} ct status dnat accept",  # published ports are reachable from everywhere
+        "ct state established,related accept",
+        "ct status dnat accept",  # published ports are reachable from everywhere, also from other networks
         f"iifname {br} oifgroup {WHARF_GROUP} drop",  # isolation from the other Wharf networks
         f"oifname {br} iifgroup {WHARF_GROUP} drop",
     ]

@@ -249,6 +249,11 @@ def test_networks_are_isolated(nm, httpd):
     assert "ok" not in blocked.stdout
     # other networks do not resolve each other's names either
     assert ea.ip_address not in ns_run(pb, BB, "nslookup", "a", n2.gateway).stdout
+    # ... but a published port is reachable from another network, through its own gateway
+    port = nm.publish(a, [PortBinding(80)], ea.ip_address)[0].host_port
+    r = ns_run(pb, BB, "nc", "-w", "3", n2.gateway, str(port), input="GET / HTTP/1.0\r\n\r\n")
+    assert "ok" in r.stdout
+    assert "ok" not in ns_run(pb, BB, "nc", "-w", "1", ea.ip_address, "80", input="GET / HTTP/1.0\r\n\r\n").stdout
     for x in (a, b, c):
         nm.release(x)
 
