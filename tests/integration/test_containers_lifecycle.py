@@ -205,9 +205,15 @@ def test_pty_session_echoes_and_resizes(env):
         assert b"30 100" in buf
         fcntl.ioctl(fd, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 120, 0, 0))
         os.kill(pid, signal.SIGWINCH)
-        time.sleep(0.3)
-        os.write(fd, b"stty size\n")
-        read_until(b"40 120")
+        deadline = time.monotonic() + 10
+        while b"40 120" not in buf and time.monotonic() < deadline:  # the resize travels via the shim
+            os.write(fd, b"stty size\n")
+            time.sleep(0.2)
+            try:
+                buf += os.read(fd, 4096)
+            except OSError:
+                break
+        assert b"40 120" in buf
         os.write(fd, b"exit 5\n")
         _, status = os.waitpid(pid, 0)
         assert os.waitstatus_to_exitcode(status) == 5
