@@ -64,3 +64,16 @@ def prime_migration() -> int:
     except BaseException:  # noqa: BLE001 - best effort; never return into the caller
         pass
     os._exit(0)
+
+
+def oom_kills(path: str) -> int:
+    """Processes the OOM killer killed in the cgroup at `path` (cheap: no stats object)."""
+    from runtime.linux.cgroups.fs import read_keyed
+    from runtime.linux.cgroups.v1 import V1Manager
+
+    cg = open_cgroup(path)
+    if isinstance(cg, V1Manager):
+        d, name = cg.dirs.get("memory"), "memory.oom_control"
+    else:
+        d, name = cg.dir, "memory.events"
+    return read_keyed(d, name).get("oom_kill", 0) if d else 0
