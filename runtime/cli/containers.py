@@ -431,7 +431,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
         if output is None and sys.stdout.isatty():
             raise InvalidArgument("refusing to write a tar archive to a terminal", hint="use -o FILE or redirect")
-        with _local().containers.with_rootfs(container) as root:
+        with _local().containers.with_rootfs(container, live_view=False) as root:
             if output:
                 with open(output, "wb") as f:
                     copy.export(root, f)

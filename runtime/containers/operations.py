@@ -188,8 +188,12 @@ class ContainerOperations:
         emit("container", "commit", rec["id"], {"name": rec["name"], "image": rec["image"]})
         return img
 
-    def with_rootfs(self, ref: str):
-        """A context manager giving a host path of the container's root (mounted while needed)."""
+    def with_rootfs(self, ref: str, live_view: bool = True):
+        """A context manager giving a host path of the container's root (mounted while needed).
+
+        live_view: for a running container, its own view (/proc/PID/root: volumes and binds
+        included, as `cp` wants); otherwise the image+upper filesystem alone (what `export` wants).
+        """
         from contextlib import contextmanager
 
         cid = self.store.resolve(ref)
@@ -197,8 +201,12 @@ class ContainerOperations:
         @contextmanager
         def ctx():
             st = self.store.load_state(cid)
-            if st.get("status") in RUNNING and st.get("pid") and shim_alive(st):
+            running = st.get("status") in RUNNING and st.get("pid") and shim_alive(st)
+            if running and live_view:
                 yield f"/proc/{st['pid']}/root"
+                return
+            if running:
+                yield str(launch.rootfs_dir(self.store, cid))  # mounted while it runs
                 return
             with self.store.lock(cid):
                 rec = self.store.load(cid)

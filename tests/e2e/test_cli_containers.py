@@ -113,6 +113,11 @@ def test_diff_commit_export(bb, tmp_path):
     wharf("export", "-o", str(tmp_path / "fs.tar"), "chg")
     names = tarfile.open(tmp_path / "fs.tar").getnames()
     assert "newfile" in names and "bin/busybox" in names and "etc/group" not in names
+    detached("--name", "live", bb, "sh", "-c", "echo y > /live; exec sleep 60")
+    until(lambda: wharf("exec", "live", "cat", "/live", check=False).stdout == b"y\n")
+    wharf("export", "-o", str(tmp_path / "live.tar"), "live")
+    names = tarfile.open(tmp_path / "live.tar").getnames()
+    assert "live" in names and not [n for n in names if n.startswith("proc/") or n.startswith("sys/")]
 
 
 def test_pause_unpause_top_stats_update_rename(bb):
