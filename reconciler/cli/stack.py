@@ -223,7 +223,7 @@ def register(app) -> None:
         services: list[str] = typer.Argument(None, help="Services (default: all)."),
         files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
         ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
-        follow: bool = typer.Option(False, "--follow", "-f", help="Keep following."),
+        follow: bool = typer.Option(False, "--follow", help="Keep following (-f is the compose file here)."),
         tail: int = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
         timestamps: bool = typer.Option(False, "--timestamps", "-t"),
     ) -> None:
