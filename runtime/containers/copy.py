@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import os
 import shutil
+import stat
 import tarfile
 from typing import BinaryIO
 
@@ -104,6 +105,17 @@ def copy_path_in(root: str, src: str, dest: str) -> None:
 
 
 def export(root: str, out: BinaryIO) -> None:
+    """The container's filesystem as a tar; what other filesystems mounted into it hold
+    (/proc, /sys, /dev, volumes) is left out, as `docker export` does."""
+    dev = os.stat(root).st_dev  # stat: root may be the /proc/PID/root link
+
+    def add(tar: tarfile.TarFile, path: str, arc: str) -> None:
+        st = os.lstat(path)
+        tar.add(path, arcname=arc, recursive=False)
+        if stat.S_ISDIR(st.st_mode) and st.st_dev == dev:  # a mount point: its directory only
+            for name in sorted(os.listdir(path)):
+                add(tar, os.path.join(path, name), f"{arc}/{name}")
+
     with tarfile.open(fileobj=out, mode="w|") as tar:
         for name in sorted(os.listdir(root)):
-            tar.add(os.path.join(root, name), arcname=name)
+            add(tar, os.path.join(root, name), name)
