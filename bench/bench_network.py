@@ -41,7 +41,7 @@ def closer(s):
         c, _ = s.accept()
         c.close()
 socks = []
-for port, fn in ((9000, sink), (9001, closer)):
+for port, fn in ((9000, sink), (9001, closer), (9002, sink), (9003, closer), (9004, sink), (9005, closer)):
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(1024)
     threading.Thread(target=fn, args=(s,), daemon=True).start()
@@ -103,21 +103,21 @@ def setup_cost(nm, n: int = 15) -> None:
     print(f"  netns+attach (fresh process) {statistics.median(a for a, _ in fresh) * 1000:7.1f} ms  (incl. imports)")
 
 
-def run_cost(n: int = 7) -> None:
-    def med(args: list[str]) -> float:
+def run_cost(n: int = 12) -> None:
+    def once(args: list[str]) -> float:
+        t = time.perf_counter()
         subprocess.run([WHARF, *args], capture_output=True)
-        out = []
-        for _ in range(n):
-            t = time.perf_counter()
-            subprocess.run([WHARF, *args], capture_output=True)
-            out.append(time.perf_counter() - t)
-        return statistics.median(out)
+        return time.perf_counter() - t
 
     if subprocess.run([WHARF, "image", "bootstrap", "busybox"], capture_output=True).returncode != 0:
         print("  (no busybox image: skipped)")
         return
-    bridge = med(["run", "--rm", "busybox", "true"])
-    none = med(["run", "--rm", "--network", "none", "busybox", "true"])
+    bridge_args = ["run", "--rm", "busybox", "true"]
+    none_args = ["run", "--rm", "--network", "none", "busybox", "true"]
+    once(bridge_args)
+    pairs = [(once(bridge_args), once(none_args)) for _ in range(n)]  # alternated: load drifts equally
+    bridge = statistics.median(b for b, _ in pairs)
+    none = statistics.median(x for _, x in pairs)
     print(f"  run --rm busybox true        {bridge:7.3f} s  (docker {DOCKER_RUN} s: {bridge / DOCKER_RUN:.2f}x)")
     print(f"  ... --network none           {none:7.3f} s  -> the network adds {(bridge - none) * 1000:.0f} ms")
 
@@ -153,9 +153,11 @@ def main() -> int:
         print("published ports (TCP, one stream of 512 MB; connect+close rate)")
         direct = measure("direct to the container", ep.ip_address, 9000, 9001)
         results = {}
-        for mode in ("dnat", "proxy"):
+        # each path gets its own server ports: conntrack's TIME_WAIT entries of one path must not
+        # collide with the NAT tuples of the next
+        for mode, sink, closer in (("dnat", 9002, 9003), ("proxy", 9004, 9005)):
             os.environ["WHARF_USERLAND_PROXY"] = "1" if mode == "proxy" else ""
-            ports = nm.publish(cid, [PortBinding(9000), PortBinding(9001)], ep.ip_address)
+            ports = nm.publish(cid, [PortBinding(sink), PortBinding(closer)], ep.ip_address)
             results[mode] = measure(f"127.0.0.1 via {mode}", "127.0.0.1", ports[0].host_port, ports[1].host_port)
             rec = nm.store.endpoint(cid)  # unpublish, keep the endpoint
             if rec.get("proxy_pid"):
