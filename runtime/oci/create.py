@@ -27,8 +27,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
 
     The init gets stdio 0-2 of the caller (and fds 3..3+preserve_fds-1), nothing else.
     """
+    root = os.path.abspath(root)
     d = st.container_dir(root, cid)
     bundle = os.path.abspath(bundle)
+    pid_file = os.path.abspath(pid_file) if pid_file else None
+    console_socket = os.path.abspath(console_socket) if console_socket else None
     spec = load_spec(os.path.join(bundle, "config.json"))
     rootfs = os.path.join(bundle, spec["root"]["path"])
     if not os.path.isdir(rootfs):
@@ -48,6 +51,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     except FileExistsError:
         raise Conflict(f"container {cid!r} already exists", where=root,
                        hint=f"pick another id or `delete {cid}` first") from None
+    os.chdir(bundle)  # as runc: relative mount sources resolve against the bundle
     from runtime.linux.cgroups import open_cgroup, prime_migration
 
     primer = prime_migration()

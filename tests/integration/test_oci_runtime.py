@@ -356,3 +356,13 @@ def test_pause_resume_ps(rt, tmp_path, busybox_rootfs):
     assert rt.state(cid)["status"] == "running"
     assert str(pid) in rt("ps", cid).stdout.split()
     rt("delete", "--force", cid)
+
+
+def test_relative_bind_source_resolves_against_the_bundle(rt, tmp_path, busybox_rootfs):
+    b = tmp_path / "bundle-rel"
+    spec = write_bundle(b, busybox_rootfs, ["cat", "/data/hello"])
+    (b / "data").mkdir()
+    (b / "data" / "hello").write_text("from the bundle\n")
+    spec["mounts"].append({"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro"]})
+    (b / "config.json").write_text(json.dumps(spec))
+    assert rt.run(b).stdout == "from the bundle\n"
