@@ -24,8 +24,8 @@ class _Changes:
             self.paths = {str(p.absolute()) for p in paths}
 
     def dispatch(self, event: Any) -> None:  # watchdog handler protocol
-        if event.is_directory:
-            return
+        if event.is_directory or event.event_type not in ("modified", "created", "moved", "deleted", "closed"):
+            return  # "opened"/"closed_no_write": our own reads of the files
         with self.lock:
             hit = {getattr(event, "src_path", ""), getattr(event, "dest_path", "")} & self.paths
         if hit:
@@ -84,6 +84,11 @@ def watch(engine: Any, opts: Any, *, prune: bool = False, interval: float = 10.0
         con.print(f"{why}: {the_plan.summary()} -> {state} in {time.monotonic() - t0:.2f}s")
 
     observer.start()
+    import signal
+
+    previous = None
+    if threading.current_thread() is threading.main_thread():  # SIGTERM stops as cleanly as Ctrl-C
+        previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         if load():
             converge("start")
@@ -105,5 +110,7 @@ def watch(engine: Any, opts: Any, *, prune: bool = False, interval: float = 10.0
     finally:
         observer.stop()
         observer.join(timeout=2)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
     con.print("watch stopped; the stack keeps running")
     return 0
