@@ -236,3 +236,37 @@ def test_apply_noop_drift_down_without_networks(base_engine, tmp_path: Path) -> 
         r = wharf("down", "-f", str(f), "-v", "-t", "1")
     assert r.returncode == 0, r.stderr
     assert project_objects(engine, name)[0] == [] and project_objects(engine, name)[2] == []
+
+
+def test_watch_applies_on_save_and_stops_on_ctrl_c(base_engine, tmp_path: Path) -> None:
+    engine = base_engine
+    name = "wa" + secrets.token_hex(3)
+    f = tmp_path / "compose.yaml"
+    spec = (f"name: {name}\nservices:\n  clock:\n    image: busybox:latest\n    network_mode: none\n"
+            "    env_file: msg.env\n    command: [sleep, '100000']\n    stop_grace_period: 1s\n")
+    f.write_text(spec)
+    (tmp_path / "msg.env").write_text("MESSAGE=one\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "watch", "-f", str(f), "--interval", "1"],
+                         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+    def env_of() -> list[str]:
+        cs = [c for c in project_objects(engine, name)[0] if c.state.running and c.name == f"{name}-clock-1"]
+        return cs[0].spec.env if cs else []
+
+    try:
+        until(lambda: "MESSAGE=one" in env_of(), 60, "first apply")
+        (tmp_path / "msg.env").write_text("MESSAGE=two\n")
+        until(lambda: "MESSAGE=two" in env_of(), 30, "re-apply after the env file was saved")
+        f.write_text(spec + "    ports: ['bad:port']\n")
+        time.sleep(1.5)
+        assert "MESSAGE=two" in env_of()  # the invalid edit left the stack alone
+        engine.containers.stop(f"{name}-clock-1", timeout=0)
+        until(lambda: "MESSAGE=two" in env_of(), 30, "drift healed by --interval")
+    finally:
+        p.send_signal(signal.SIGINT)
+        out, _ = p.communicate(timeout=30)
+        f.write_text(spec)
+        wharf("down", "-f", str(f), "-t", "0")
+    assert "invalid spec" in out and "watch stopped" in out, out
+    assert project_objects(engine, name)[0] == []
