@@ -176,6 +176,8 @@ def _recv(conn: socket.socket, n: int) -> bytes:
 
 
 def main(argv: list[str]) -> int:
+    import dnslib  # noqa: F401 - loaded before we report ready, so the first answer is not slow
+
     state_dir = Path(argv[1])
     Server(state_dir).serve()
     for name in ("dns.loaded",):

@@ -22,7 +22,7 @@ def port_table(container_id: str) -> str:
     return f"{PORT_TABLE_PREFIX}{container_id[:16]}"
 
 
-def network_rules(bridge: str, subnet: str, internal: bool) -> str:
+def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "") -> str:
     br = f'"{bridge}"'
     forward = [f"iifname {br} oifname {br} accept"]
     if internal:  # no way in or out except the bridge itself
@@ -34,6 +34,10 @@ def network_rules(bridge: str, subnet: str, internal: bool) -> str:
         f"oifname {br} iifgroup {WHARF_GROUP} drop",
     ]
     body = ["chain forward {", "type filter hook forward priority filter; policy accept;", *forward, "}"]
+    if gateway:  # the embedded DNS on the gateway answers the bridge (and the host), nobody else
+        body += ["chain input {", "type filter hook input priority filter; policy accept;",
+                 f'ip daddr {gateway} iifname != {{ {br}, "lo" }} meta l4proto {{ tcp, udp }} th dport 53 drop',
+                 "}"]
     if not internal:
         body += ["chain postrouting {", "type nat hook postrouting priority srcnat; policy accept;",
                  f"ip saddr {subnet} oifname != {br} masquerade", "}"]
@@ -41,8 +45,9 @@ def network_rules(bridge: str, subnet: str, internal: bool) -> str:
 
 
 def apply_network(net: dict[str, Any]) -> None:
-    nft.replace_table(network_table(net["id"]), network_rules(net["bridge"], net["subnet"], net["internal"]),
-                      f"network {net['name']}")
+    rules = network_rules(net["bridge"], net["subnet"], net["internal"],
+                          "" if net.get("default") else net["gateway"])
+    nft.replace_table(network_table(net["id"]), rules, f"network {net['name']}")
 
 
 def remove_network(net_id: str) -> None:

@@ -88,6 +88,9 @@ def test_nft_rule_text():
     text = firewall.network_rules("whbr1", "10.3.0.0/16", internal=False)
     assert 'ip saddr 10.3.0.0/16 oifname != "whbr1" masquerade' in text
     assert f"oifgroup {firewall.WHARF_GROUP} drop" in text
+    assert "dport 53" not in text
+    dns_only = firewall.network_rules("whbr1", "10.3.0.0/16", internal=False, gateway="10.3.0.1")
+    assert 'ip daddr 10.3.0.1 iifname != { "whbr1", "lo" }' in dns_only
     internal = firewall.network_rules("whbr1", "10.3.0.0/16", internal=True)
     assert "masquerade" not in internal and 'iifname "whbr1" drop' in internal
     ports = firewall.port_rules([{"protocol": "udp", "host_port": 5000, "container_port": 53, "host_ip": "127.0.0.1"}],
