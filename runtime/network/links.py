@@ -30,6 +30,16 @@ def is_wharf_bridge(name: str) -> bool:
         return False
 
 
+def owner(name: str) -> str:
+    """The Wharf state dir that created bridge `name` (kept in its ifalias), or ""."""
+    try:
+        with open(f"/sys/class/net/{name}/ifalias") as f:
+            alias = f.read().strip()
+    except OSError:
+        return ""
+    return alias[len("wharf:"):] if alias.startswith("wharf:") else ""
+
+
 def host_subnets(ipr: Any) -> list[IPv4Network]:
     """IPv4 subnets the host already routes or has addresses in (default routes excluded); ipr: pyroute2."""
     nets: list[IPv4Network] = []
@@ -55,8 +65,9 @@ def _fail(what: str, e: OSError) -> RuntimeFailure:
     return RuntimeFailure(f"{what}: {e.strerror or e}")
 
 
-def ensure_bridge(nl: Netlink, name: str, gateway: str, prefix: int, mtu: int | None) -> None:
-    """Create bridge `name` (idempotent) in Wharf's link group with the gateway address, up."""
+def ensure_bridge(nl: Netlink, name: str, gateway: str, prefix: int, mtu: int | None, owner: str) -> None:
+    """Create bridge `name` (idempotent) in Wharf's link group with the gateway address, up; `owner`
+    (the state dir) goes into its ifalias."""
     from runtime.network import rtnl
 
     idx = nl.index(name)
@@ -71,7 +82,7 @@ def ensure_bridge(nl: Netlink, name: str, gateway: str, prefix: int, mtu: int | 
             raise RuntimeFailure(f"bridge {name} vanished while it was being created")
     # a fixed MAC: otherwise the bridge takes the lowest MAC of its ports and changes it when a port
     # leaves, and the other containers' ARP entries for the gateway go stale for seconds
-    nl.set_link(idx, group=WHARF_GROUP, mac=mac_for(IPv4Address(gateway)))
+    nl.set_link(idx, group=WHARF_GROUP, mac=mac_for(IPv4Address(gateway)), alias=f"wharf:{owner}")
     try:
         nl.add_address(idx, gateway, prefix)
     except OSError as e:

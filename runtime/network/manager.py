@@ -116,6 +116,10 @@ class NetworkManager:
             if existing and not (rec["default"] and links.is_wharf_bridge(rec["bridge"])):
                 raise Conflict(f"device {rec['bridge']} already exists on the host",
                                hint=f"pick another bridge name with -o {OPT_BRIDGE}=NAME")
+            other = links.owner(rec["bridge"]) if existing else ""
+            if other and other != str(self.store.dir) and os.path.isdir(other):
+                raise Conflict(f"bridge {rec['bridge']} belongs to the Wharf state in {other}",
+                               hint="set WHARF_BRIDGE to another device name for this WHARF_ROOT")
             ours = [(n["name"], IPv4Network(n["subnet"])) for n in self.store.networks() if n.get("subnet")]
             ipr = rtnl.iproute()
             try:
@@ -156,7 +160,7 @@ class NetworkManager:
         rtnl.sysctl_write("net.ipv4.ip_forward", "1")
         with Netlink() as nl:
             links.ensure_bridge(nl, rec["bridge"], rec["gateway"], IPv4Network(rec["subnet"]).prefixlen,
-                                rec.get("mtu"))
+                                rec.get("mtu"), str(self.store.dir))
 
     def _teardown_host(self, rec: dict[str, Any]) -> None:
         from runtime.network import firewall, links

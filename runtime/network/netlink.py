@@ -18,7 +18,8 @@ NETLINK_ROUTE = 0
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK, RTM_NEWADDR, RTM_NEWROUTE = 16, 17, 18, 20, 24
 NLM_F_REQUEST, NLM_F_ACK, NLM_F_EXCL, NLM_F_CREATE = 0x1, 0x4, 0x200, 0x400
 NLMSG_ERROR, NLMSG_DONE = 2, 3
-IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_GROUP, IFLA_NET_NS_FD = 1, 3, 4, 10, 18, 27, 28
+IFLA_ADDRESS, IFLA_IFNAME, IFLA_MTU, IFLA_MASTER, IFLA_LINKINFO, IFLA_IFALIAS, IFLA_GROUP, IFLA_NET_NS_FD = \
+    1, 3, 4, 10, 18, 20, 27, 28
 IFLA_INFO_KIND, IFLA_INFO_DATA, VETH_INFO_PEER = 1, 2, 1
 IFA_ADDRESS, IFA_LOCAL = 1, 2
 RTA_OIF, RTA_GATEWAY = 4, 5
@@ -118,8 +119,11 @@ class Netlink:
         self._request(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL, _ifinfo() + attrs)
 
     def set_link(self, index: int, *, up: bool | None = None, master: int | None = None,
-                 ifname: str | None = None, mac: str | None = None, group: int | None = None) -> None:
+                 ifname: str | None = None, mac: str | None = None, group: int | None = None,
+                 alias: str | None = None) -> None:
         attrs = b""
+        if alias is not None:
+            attrs += _attr(IFLA_IFALIAS, alias.encode())
         if master is not None:
             attrs += _u32(IFLA_MASTER, master)
         if ifname is not None:

@@ -398,6 +398,20 @@ def test_default_bridge(nm, tmp_path):
     with pytest.raises(Conflict, match="pre-defined"):
         nm.remove("bridge")
     nm.release(a)
+    # another live WHARF_ROOT must not share this default bridge (its IPAM would hand out the same addresses)
+    from runtime.network.manager import NetworkManager
+
+    with pytest.raises(Conflict, match="belongs to the Wharf state"):
+        NetworkManager(tmp_path / "other-root").ensure_default()
+    # ... while a leftover of a state dir that is gone is adopted (same subnet)
+    gone = NetworkManager(tmp_path / "other-root")
+    import shutil
+
+    shutil.rmtree(nm.store.dir)
+    try:
+        assert gone.ensure_default().subnet == d.subnet
+    finally:
+        gone.teardown()
 
 
 def test_bad_input_leaves_nothing_behind(nm):
