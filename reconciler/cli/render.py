@@ -138,6 +138,7 @@ def print_status(rows: list[dict[str, Any]], project: str) -> None:
         t.add_column(col)
     for r in rows:
         style = {"running": "green", "completed": "cyan", "degraded": "red", "orphan": "yellow"}[r["state"]]
-        t.add_row(r["service"], f"{r['running']}/{r['desired']}", f"[{style}]{r['state']}[/]", r["health"] or "-",
+        count = len(r["exit_codes"]) if r["state"] == "completed" else r["running"]
+        t.add_row(r["service"], f"{count}/{r['desired']}", f"[{style}]{r['state']}[/]", r["health"] or "-",
                   ", ".join(r["ports"]) or "-")
     console().print(t)
