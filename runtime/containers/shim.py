@@ -24,7 +24,6 @@ if __package__ in (None, ""):  # run as a script with -S: make `runtime` importa
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
 
 from runtime.containers import stream  # noqa: E402
-from runtime.containers.health import HealthChecker  # noqa: E402
 from runtime.containers.lean import Locked, append_line, atomic_write_json, loads, read_json  # noqa: E402
 from runtime.containers.logs import LogWriter, rfc3339  # noqa: E402
 
@@ -83,7 +82,11 @@ class Shim:
         self.stdin_w = -1
         self.exited: int | None = None
         self.log = LogWriter(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
-        self.health = HealthChecker(cfg["healthcheck"], self) if cfg.get("healthcheck") else None
+        self.health = None
+        if cfg.get("healthcheck"):  # imported only when needed: every module costs memory per container
+            from runtime.containers.health import HealthChecker
+
+            self.health = HealthChecker(cfg["healthcheck"], self)
         self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
         for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
