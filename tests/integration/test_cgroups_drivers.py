@@ -83,9 +83,12 @@ def test_freeze_thaw_pids_stats(cg_path):
         assert not cg.frozen()
         st = cg.stats()
         assert st.pids_current >= 1
+        cg.kill()
+        assert p.wait(timeout=10) == -9
     finally:
-        p.kill()
-        p.wait()
+        if p.poll() is None:
+            p.kill()
+            p.wait()
     cg.destroy()
     assert not cg.exists()
 

@@ -132,6 +132,21 @@ class V1Manager:
                 return procs(d)
         return []
 
+    def kill(self) -> None:
+        """SIGKILL every process; frozen first, so that none can fork while the list is walked."""
+        frozen = bool(self._dir("freezer")) and os.path.isdir(self.dirs["freezer"])
+        if frozen:
+            self.freeze()
+        try:
+            for pid in self.pids():
+                try:
+                    os.kill(pid, 9)
+                except ProcessLookupError:
+                    pass
+        finally:
+            if frozen:
+                self.thaw()
+
     def exists(self) -> bool:
         return any(os.path.isdir(d) for d in self.dirs.values())
 
