@@ -303,3 +303,20 @@ def test_run_pulls_a_missing_image_from_a_named_registry(bb, tmp_path):
         assert p.returncode == 125 and b"unable to find image" in p.stderr  # never Docker Hub
     finally:
         srv.stop()
+
+
+def test_caps_privileged_limits_and_stop_signal(bb):
+    eff = out("run", "--rm", "--network", "none", "--cap-drop", "ALL", bb, "grep", "CapEff", "/proc/self/status")
+    assert eff.split()[1] == "0000000000000000"
+    eff = out("run", "--rm", "--network", "none", "--cap-add", "NET_ADMIN", bb, "grep", "CapEff", "/proc/self/status")
+    assert int(eff.split()[1], 16) & (1 << 12)  # CAP_NET_ADMIN
+    eff = out("run", "--rm", "--network", "none", "--privileged", bb, "grep", "CapEff", "/proc/self/status")
+    assert int(eff.split()[1], 16) & (1 << 21)  # CAP_SYS_ADMIN
+    cid = detached("--pids-limit", "50", "--cpuset-cpus", "0", "--cpus", "0.5", "--stop-signal", "SIGUSR1",
+                   "--stop-timeout", "1", bb, "sh", "-c", "trap 'exit 7' USR1; while true; do sleep 0.1; done")
+    assert Path(f"/sys/fs/cgroup/pids/wharf/{cid}/pids.max").read_text().strip() == "50"
+    assert Path(f"/sys/fs/cgroup/cpuset/wharf/{cid}/cpuset.cpus").read_text().strip() == "0"
+    assert Path(f"/sys/fs/cgroup/cpu/wharf/{cid}/cpu.cfs_quota_us").read_text().strip() == "50000"
+    time.sleep(0.3)
+    wharf("stop", cid)
+    assert state(cid)["ExitCode"] == 7  # the stop signal reached the trap, no SIGKILL needed
