@@ -23,6 +23,7 @@ from runtime.engine import (
 from . import labels as L
 
 DEFAULT_NETWORK = "default"
+POLICY_RANK = {"never": 0, "missing": 1, "if_not_present": 1, "build": 2, "always": 3}
 
 
 @dataclass
@@ -221,6 +222,7 @@ def build_desired(project: Any, file_digests: dict[str, str] | None = None,
         img.services.append(sname)
         if svc.build is not None and img.build is None:
             img.build = svc.build.model_dump()
+        if POLICY_RANK[svc.pull_policy] > POLICY_RANK[img.pull_policy]:  # shared image: the most eager wins
             img.pull_policy = svc.pull_policy
         net_keys: list[str] = []
         endpoints: dict[str, EndpointSpec] = {}

@@ -214,3 +214,22 @@ def test_depends_on_restart_true(tmp_path: Path) -> None:
     assert lines(p) == ["-/+ recreate container:db:1 (because: env FOO changed)",
                         "~ restart container:web:1 (dependency db recreated)"]
     assert p.operations[1].depends_on == ("container:db:1",)
+
+
+def test_x_wharf_images_and_pull_policies(tmp_path: Path) -> None:
+    text = BASE + "x-wharf:\n  images:\n    - image: tool\n    - image: local/built\n      build: ./ctx\n"
+    d = desired_of(tmp_path, text)
+    obs = converged(d)
+    obs.images["tool:latest"] = None
+    obs.images["local/built:latest"] = None
+    assert lines(plan(d, obs)) == ["> build image:local/built:latest (not present)",
+                                   "> pull image:tool:latest (not present)"]
+    never = desired_of(tmp_path, BASE.replace("image: busybox\n    command: [\"true\"]",
+                                              "image: absent\n    pull_policy: never\n    command: [\"true\"]"))
+    from runtime.errors import InvalidArgument
+
+    with pytest.raises(InvalidArgument, match="absent:latest is not present and pull_policy is 'never'"):
+        plan(never, Observed.empty("p"))
+    always = desired_of(tmp_path, BASE.replace("image: busybox\n    command: [\"true\"]",
+                                               "image: busybox\n    pull_policy: always\n    command: [\"true\"]"))
+    assert lines(plan(always, converged(always))) == ["> pull image:busybox:latest (pull_policy: always)"]
