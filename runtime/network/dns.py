@@ -22,24 +22,21 @@ TTL = 600
 
 
 class Records:
-    """dns.json, re-read whenever it changes on disk."""
+    """dns.json, read for every query: it is small, and a stat stamp (inode, mtime, size) can miss a
+    rewrite within one timer tick that reuses the inode and keeps the size."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.stamp: tuple[int, int, int] | None = None
         self.data: dict[str, Any] = {}
 
     def get(self) -> dict[str, Any]:
         try:
-            st = os.stat(self.path)
+            with open(self.path, "rb") as f:
+                self.data = json.load(f)
         except FileNotFoundError:
-            return {}
-        stamp = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if stamp != self.stamp:
-            with contextlib.suppress(OSError, ValueError):
-                with open(self.path, "rb") as f:
-                    self.data = json.load(f)
-                self.stamp = stamp
+            self.data = {}
+        except (OSError, ValueError):
+            pass  # keep the last good copy
         return self.data
 
 
