@@ -298,8 +298,40 @@ def _linux(v: _V, lx: dict, spec: dict) -> None:
             v.str_(f"linux.{key}[{i}]", pth, absolute=True)
     for k, val in v.obj("linux.sysctl", lx.get("sysctl", {})).items():
         v.str_(f"linux.sysctl.{k}", val)
+        need = _sysctl_namespace(k)
+        if need is None:
+            v.fail(f"linux.sysctl.{k}", "is not a namespaced sysctl: setting it would change the host")
+        joined = [n["path"] for n in lx.get("namespaces", []) if n.get("type") == need and n.get("path")]
+        if need not in kinds or (joined and _is_own_namespace(joined[0], need)):
+            v.fail(f"linux.sysctl.{k}", f"needs a \"{need}\" namespace of the container's own in "
+                                        "linux.namespaces (else it would change the host's)")
     if "seccomp" in lx:
         _seccomp(v, v.obj("linux.seccomp", lx["seccomp"]))
+
+
+_IPC_SYSCTLS = ("kernel.msgmax", "kernel.msgmnb", "kernel.msgmni", "kernel.sem", "kernel.shmall",
+                "kernel.shmmax", "kernel.shmmni", "kernel.shm_rmid_forced")
+
+
+def _sysctl_namespace(key: str) -> str | None:
+    """The namespace a sysctl belongs to (as runc's validator decides), None if it is global."""
+    if key in _IPC_SYSCTLS or key.startswith("fs.mqueue."):
+        return "ipc"
+    if key.startswith("net."):
+        return "network"
+    if key in ("kernel.hostname", "kernel.domainname"):
+        return "uts"
+    return None
+
+
+def _is_own_namespace(path: str, kind: str) -> bool:
+    """Whether the namespace file `path` is the runtime's own (the host's) namespace."""
+    name = {"network": "net"}.get(kind, kind)
+    try:
+        a, b = os.stat(path), os.stat(f"/proc/self/ns/{name}")
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
 
 
 def _seccomp(v: _V, sc: dict) -> None:

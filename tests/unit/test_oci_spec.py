@@ -96,3 +96,16 @@ def test_parse_signal():
     assert parse_signal("KILL") == parse_signal("SIGKILL") == parse_signal("9") == 9
     with pytest.raises(InvalidArgument, match="unknown signal"):
         parse_signal("SIGNOPE")
+
+
+def test_sysctls_must_belong_to_a_namespace_of_the_container():
+    s = default_spec(["sh"])
+    s["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1", "kernel.shmmax": "1000", "fs.mqueue.msg_max": "20"}
+    validate(s)
+    s["linux"]["sysctl"] = {"vm.overcommit_memory": "1"}
+    assert "not a namespaced sysctl" in _err(s)
+    s["linux"]["sysctl"] = {"net.ipv4.ip_forward": "1"}
+    s["linux"]["namespaces"] = [n for n in s["linux"]["namespaces"] if n["type"] != "network"]
+    assert _err(s).startswith("config.json: linux.sysctl.net.ipv4.ip_forward: needs a \"network\" namespace")
+    s["linux"]["namespaces"].append({"type": "network", "path": "/proc/self/ns/net"})  # the host's own
+    assert "needs a \"network\" namespace" in _err(s)
