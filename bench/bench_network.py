@@ -157,19 +157,8 @@ def main() -> int:
         # collide with the NAT tuples of the next
         for mode, sink, closer in (("dnat", 9002, 9003), ("proxy", 9004, 9005)):
             os.environ["WHARF_USERLAND_PROXY"] = "1" if mode == "proxy" else ""
-            ports = nm.publish(cid, [PortBinding(sink), PortBinding(closer)], ep.ip_address)
+            ports = nm.publish(cid, [PortBinding(sink), PortBinding(closer)], ep.ip_address)  # replaces the last
             results[mode] = measure(f"127.0.0.1 via {mode}", "127.0.0.1", ports[0].host_port, ports[1].host_port)
-            rec = nm.store.endpoint(cid)  # unpublish, keep the endpoint
-            if rec.get("proxy_pid"):
-                from runtime.network.ports import stop_proxy
-
-                stop_proxy(rec["proxy_pid"])
-            else:
-                from runtime.network.firewall import remove_ports
-
-                remove_ports(cid)
-            rec.update(ports=[], proxy_pid=None)
-            nm.store.save_endpoint(rec)
         d, p = results["dnat"], results["proxy"]
         print(f"  DNAT / proxy: throughput {d['mbs'] / p['mbs']:.2f}x, connection rate {d['rate'] / p['rate']:.2f}x;"
               f" DNAT / direct: {d['mbs'] / direct['mbs']:.2f}x, {d['rate'] / direct['rate']:.2f}x")

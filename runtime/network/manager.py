@@ -361,13 +361,13 @@ class NetworkManager:
             subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
             proxy = userland_proxy()
             with self.store.host_lock():
+                self._unpublish(rec)  # publishing again replaces what was published before
                 resolved, socks = ports_mod.resolve(ports, container_id, keep=proxy)
-                rec["ports"] = ports_mod.as_dicts(resolved)
-                rec["ports_ip"] = ip
-                self.store.save_endpoint(rec)
+                rec.update(ports=ports_mod.as_dicts(resolved), ports_ip=ip, proxy=proxy)
+                self.store.save_endpoint(rec)  # intent first (a crash leaves something release() finds)
                 try:
                     if proxy:
-                        rec["proxy_pid"] = ports_mod.spawn_proxy(socks, resolved, ip)
+                        rec["proxy_pid"] = ports_mod.spawn_proxy(socks, resolved, ip, container_id)
                         self.store.save_endpoint(rec)
                     else:
                         firewall.apply_ports(container_id, rec["ports"], ip, subnet)
@@ -380,20 +380,27 @@ class NetworkManager:
                         s.close()
         return resolved
 
+    @staticmethod
+    def _unpublish(rec: dict[str, Any]) -> None:
+        """Remove the published ports of an endpoint record (DNAT table or proxy process)."""
+        from runtime.network import firewall
+        from runtime.network import ports as ports_mod
+
+        if rec.get("proxy"):
+            ports_mod.stop_proxy(rec.get("proxy_pid"), rec["id"])
+        elif rec.get("ports") or rec.get("ports_ip"):
+            firewall.remove_ports(rec["id"])
+        rec.update(ports=[], proxy=False, proxy_pid=None)
+
     def release(self, container_id: str) -> None:
-        from runtime.network import firewall, links
+        from runtime.network import links
         from runtime.network.netlink import Netlink
 
         user_net = False
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if rec is not None:
-                if rec.get("proxy_pid"):
-                    from runtime.network import ports as ports_mod
-
-                    ports_mod.stop_proxy(rec["proxy_pid"])
-                elif rec.get("ports") or rec.get("ports_ip"):
-                    firewall.remove_ports(container_id)
+                self._unpublish(rec)
                 if any(links.exists(ep["veth"]) for ep in rec["networks"].values()):
                     with Netlink() as nl:
                         for ep in rec["networks"].values():

@@ -99,8 +99,9 @@ def as_dicts(bindings: list[PortBinding]) -> list[dict[str, Any]]:
              "host_port": b.host_port} for b in bindings]
 
 
-def spawn_proxy(socks: list[socket.socket], bindings: list[PortBinding], container_ip: str) -> int:
-    """Start the userland proxy on the already bound sockets; return its pid."""
+def spawn_proxy(socks: list[socket.socket], bindings: list[PortBinding], container_ip: str, owner: str) -> int:
+    """Start the userland proxy on the already bound sockets; return its pid. `owner` (the container
+    id) is in its argv, so a proxy whose pid was never recorded (crash) is still found."""
     import json
     import os
     import subprocess
@@ -111,15 +112,19 @@ def spawn_proxy(socks: list[socket.socket], bindings: list[PortBinding], contain
             for s, b in zip(socks, bindings, strict=True)]
     root = str(Path(__file__).resolve().parents[2])
     env = {**os.environ, "PYTHONPATH": root + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen([sys.executable, "-m", "runtime.network.proxy", json.dumps(spec)],
+    proc = subprocess.Popen([sys.executable, "-m", "runtime.network.proxy", json.dumps(spec), owner],
                             pass_fds=[s.fileno() for s in socks], stdin=subprocess.DEVNULL,
                             stdout=subprocess.DEVNULL, start_new_session=True, env=env, cwd="/")
     return proc.pid
 
 
-def stop_proxy(pid: int) -> None:
+def stop_proxy(pid: int | None, owner: str) -> None:
+    """Stop the proxy of container `owner` (by pid, or found by its argv when the pid was not recorded)."""
     import signal
 
     from runtime.network import procs
 
-    procs.stop(pid, b"runtime.network.proxy", signal.SIGKILL)
+    module = b"runtime.network.proxy"
+    pids = [pid] if pid else procs.find(module, owner.encode())
+    for p in pids:
+        procs.stop(p, module, signal.SIGKILL)

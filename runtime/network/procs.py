@@ -16,6 +16,17 @@ def cmdline(pid: int) -> list[bytes]:
         return []
 
 
+def find(module: bytes, arg: bytes) -> list[int]:
+    """Pids of `python -m <module> ...` processes with `arg` among their arguments."""
+    out = []
+    for name in os.listdir("/proc"):
+        if name.isdigit():
+            cmd = cmdline(int(name))
+            if module in cmd and arg in cmd:
+                out.append(int(name))
+    return out
+
+
 def alive(pid: int) -> bool:
     """Whether pid runs (reaping it when it is our own exited child)."""
     with contextlib.suppress(ChildProcessError):

@@ -1,4 +1,4 @@
-"""Userland port proxy (like docker-proxy): `python -m runtime.network.proxy SPEC_JSON`.
+"""Userland port proxy (like docker-proxy): `python -m runtime.network.proxy SPEC_JSON CONTAINER_ID`.
 
 The alternative to DNAT for published ports (WHARF_USERLAND_PROXY=1). The publisher binds the
 host sockets itself (so a taken port is a synchronous Conflict) and hands them over as inherited

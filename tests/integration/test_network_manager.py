@@ -233,6 +233,14 @@ def test_random_ports_are_free_and_conflicts_are_refused(nm, port_mode):
     # random ports for b do not collide with a's
     more = nm.publish(b, [PortBinding(80) for _ in range(5)], eb.ip_address)
     assert not {p.host_port for p in more} & {p.host_port for p in got}
+    # publishing again replaces: the old ports are free, the new ones taken
+    again = nm.publish(a, [PortBinding(80, host_port=got[0].host_port)], ea.ip_address)
+    assert again[0].host_port == got[0].host_port
+    if port_mode == "proxy":
+        with socket.socket() as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind(("0.0.0.0", got[1].host_port))
+            s.listen()
     nm.release(a)
     nm.release(b)
 
@@ -461,6 +469,27 @@ def test_list_filters_and_prune(nm):
     assert nm.prune() == [gone.name]
     assert [n.name for n in nm.list()] == [keep.name]
     nm.release(a)
+
+
+def test_proxy_whose_pid_was_never_recorded_is_found(nm, monkeypatch):
+    """A crash between starting the proxy and recording its pid: release() still stops it."""
+    from runtime.network import ports as ports_mod
+    from runtime.network import procs
+
+    monkeypatch.setenv("WHARF_USERLAND_PROXY", "1")
+    net = nm.create(NetworkSpec(name="x" + secrets.token_hex(3)))
+    a, _, ea = endpoint(nm, net.name, "a")
+    port = nm.publish(a, [PortBinding(80)], ea.ip_address)[0].host_port
+    rec = nm.store.endpoint(a)
+    pid = rec.pop("proxy_pid")
+    nm.store.save_endpoint(rec)
+    assert procs.find(b"runtime.network.proxy", a.encode()) == [pid]
+    nm.release(a)
+    assert not procs.alive(pid) and ports_mod.firewall.port_table(a) not in _tables()
+    with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", port))
+        s.listen()
 
 
 CRASHER = r"""
