@@ -19,10 +19,12 @@ def start(root: str, cid: str) -> None:
     fd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     try:
         # the init is blocked opening the fifo for writing; it writes one byte, runs the
-        # startContainer hooks and execs, which closes its end: wait for the byte, then for EOF.
+        # startContainer hooks and execs, which closes its end. Wait for the byte and, when
+        # poststart hooks must see the process running, for that EOF too.
         # (A reader that never had a writer does not poll readable: select() waits for the init.)
         import select
 
+        wait_exec = bool((s.get("hooks") or {}).get("poststart"))
         got = False
         while True:
             ready, _, _ = select.select([fd], [], [], 0.05)
@@ -33,6 +35,8 @@ def start(root: str, cid: str) -> None:
                     continue
                 if data:
                     got = True
+                    if not wait_exec:
+                        break
                     continue
                 if got:
                     break
