@@ -2,7 +2,8 @@
 
 Each stage is a state (image config + layer list + cache key) that every instruction
 turns into the next: metadata instructions change the config only (history gets
-`empty_layer`), RUN runs a container and commits its upper dir (run_step.py),
+`empty_layer`), RUN runs a container and commits its upper dir (run_step.py) in the
+background while the next RUN already runs on top of that upper dir (state.PendingCommit),
 COPY/ADD/WORKDIR write a layer tar straight into the content store (copy_step.py).
 Images are only written when a step needs a rootfs and at the end; tags are set only
 after every step succeeded. Like Docker's (non-BuildKit) builder, every stage up to the
