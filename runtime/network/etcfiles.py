@@ -42,7 +42,8 @@ def hosts(hostname: str, networks: dict[str, EndpointInfo], extra_hosts: list[st
     return out
 
 
-def resolv_conf(dns_gateway: str | None, dns: list[str], dns_search: list[str]) -> bytes:
+def resolv_conf(dns_gateway: str | None, dns: list[str], dns_search: list[str],
+                dns_options: list[str] | None = None) -> bytes:
     """User networks: the embedded DNS server on the gateway first; default bridge: the host's servers."""
     host_servers, host_other = host_nameservers(_read("/etc/resolv.conf"))
     lines = []
@@ -50,14 +51,17 @@ def resolv_conf(dns_gateway: str | None, dns: list[str], dns_search: list[str]) 
         lines.append(f"nameserver {dns_gateway}")
         lines += [f"nameserver {d}" for d in dns]
         lines += [f"search {' '.join(dns_search)}"] if dns_search else []
-        lines.append("options ndots:0")
+        lines.append("options " + " ".join(["ndots:0", *(dns_options or [])]))
     else:
         lines += [f"nameserver {d}" for d in dns] or host_servers
         if dns_search:
             lines.append(f"search {' '.join(dns_search)}")
         else:
             lines += [ln for ln in host_other if ln.startswith("search")]
-        lines += [ln for ln in host_other if ln.startswith("options")]
+        if dns_options:
+            lines.append("options " + " ".join(dns_options))
+        else:
+            lines += [ln for ln in host_other if ln.startswith("options")]
     return ("\n".join(lines) + "\n").encode()
 
 

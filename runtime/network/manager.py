@@ -413,12 +413,13 @@ class NetworkManager:
             self._sync_dns()
 
     def container_files(self, container_id: str, hostname: str, networks: dict[str, EndpointInfo],
-                        dns: list[str], dns_search: list[str], extra_hosts: list[str]) -> dict[str, bytes]:
+                        dns: list[str], dns_search: list[str], extra_hosts: list[str],
+                        dns_options: list[str] | None = None) -> dict[str, bytes]:
         defaults = {n["name"] for n in self.store.networks() if n["default"]} | {DEFAULT_NAME}
         gateway = next((ep.gateway for name, ep in networks.items()
                         if name not in defaults and ep.network not in defaults and ep.gateway), None)
         return {"/etc/hosts": etcfiles.hosts(hostname, networks, extra_hosts),
-                "/etc/resolv.conf": etcfiles.resolv_conf(gateway, dns, dns_search),
+                "/etc/resolv.conf": etcfiles.resolv_conf(gateway, dns, dns_search, dns_options or []),
                 "/etc/hostname": etcfiles.hostname_file(hostname)}
 
     # ------------------------------------------------------------ helpers

@@ -82,6 +82,8 @@ def test_etc_files(tmp_path, monkeypatch):
         ["nameserver 10.0.0.2"], ["search a.b", "options x"])
     assert etcfiles.resolv_conf("10.9.0.1", [], ["s.test"]) == \
         b"nameserver 10.9.0.1\nsearch s.test\noptions ndots:0\n"
+    assert etcfiles.resolv_conf(None, ["10.0.0.53"], [], ["timeout:1"]) == \
+        b"nameserver 10.0.0.53\noptions timeout:1\n"
 
 
 def test_nft_rule_text():
