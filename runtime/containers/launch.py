@@ -13,12 +13,12 @@ from typing import Any
 from runtime.containers import bundle, imagesrc, netsetup
 from runtime.containers.codec import mount_from_dict, to_dict
 from runtime.containers.events import events_path
+from runtime.containers.lean import dumps, write_regenerated
 from runtime.containers.store import ContainerStore
 from runtime.containers.users import resolve_user
 from runtime.engine import ContainerSpec
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
 from runtime.linux import mount as mnt
-from runtime.util.fs import atomic_write_json
 
 SHIM = str(Path(__file__).with_name("shim.py"))
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/dumb-init")
@@ -94,7 +94,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
                               etc_files=net.etc_files, netns=net.netns, share_uts=net.share_uts,
                               init_binary=init)
     cfg = bundle.oci_config(spec, inp)
-    atomic_write_json(store.dir(cid) / "bundle" / "config.json", cfg)
+    write_regenerated(str(store.dir(cid) / "bundle" / "config.json"), dumps(cfg))
     shim_cfg = {
         "id": cid, "name": rec["name"], "image": rec["image"], "dir": str(store.dir(cid)),
         "run_dir": str(store.run_dir(cid)), "bundle": str(store.dir(cid) / "bundle"),
@@ -116,7 +116,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
     if hc and hc.test and hc.test[0] != "NONE":
         shim_cfg["healthcheck"] = {**to_dict(hc), "env": env, "uid": uid, "gid": gid, "groups": groups,
                                    "cwd": cwd, "cgroup": f"/wharf/{cid}"}
-    atomic_write_json(store.dir(cid) / "shim.json", shim_cfg)
+    write_regenerated(str(store.dir(cid) / "shim.json"), dumps(shim_cfg))
     return rec
 
 

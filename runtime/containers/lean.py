@@ -60,6 +60,15 @@ def atomic_write_json(path: str, obj: object) -> None:
     os.replace(tmp, path)
 
 
+def write_regenerated(path: str, data: bytes | str) -> None:
+    """Temp file + rename, without fsync: for files every start writes anew (bundle config,
+    shim config, /etc/hosts & co.), where a crash only means the next start rewrites them."""
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}")
+    with open(tmp, "wb") as f:
+        f.write(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
 class Locked:
     """flock on a lock file for a `with` block (the same lock runtime.util.fs.file_lock takes)."""
 

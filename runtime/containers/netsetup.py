@@ -9,10 +9,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from runtime.containers.codec import to_dict
+from runtime.containers.lean import write_regenerated
 from runtime.containers.store import ContainerStore
 from runtime.engine import ContainerSpec, EndpointSpec, PortBinding
 from runtime.errors import Conflict, InvalidArgument
-from runtime.util.fs import atomic_write
 
 ETC = ("/etc/hosts", "/etc/resolv.conf", "/etc/hostname")
 
@@ -78,7 +78,7 @@ def _write_files(store: ContainerStore, cid: str, files: dict[str, bytes]) -> di
     for dest in ETC:
         if dest in files:
             path = store.dir(cid) / os.path.basename(dest)
-            atomic_write(path, files[dest])
+            write_regenerated(str(path), files[dest])
             out[dest] = str(path)
     return out
 
