@@ -54,10 +54,11 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     os.chdir(bundle)  # as runc: relative mount sources resolve against the bundle
     from runtime.linux.cgroups import open_cgroup, prime_migration
 
-    primer = prime_migration()
+    primer = 0
     cg = None
     init_pid = 0
     try:
+        primer = prime_migration()
         fifo_fd = _make_exec_fifo(d, lx)
         cg_path = lx.get("cgroupsPath") or f"/wharf/{cid}"
         cg = open_cgroup(cg_path)
@@ -103,7 +104,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
             raise
         raise RuntimeFailure(str(e.strerror or e)) from None
     finally:
-        os.waitpid(primer, 0)
+        if primer:
+            os.waitpid(primer, 0)
 
 
 def _make_exec_fifo(d: str, lx: dict) -> int:
