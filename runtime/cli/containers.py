@@ -470,9 +470,15 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         from runtime.containers.procs import stats_table
 
         cs = _local().containers
+        ids = containers or [i.id for i in cs.list(all=all)]
+        before, t0 = {c: cs.stats(c)["CPUNanos"] for c in ids}, _t.monotonic()
         while True:
-            ids = containers or [i.id for i in cs.list(all=all)]
+            _t.sleep(0.5 if no_stream else 1)  # CPU % needs two samples, as docker's does
             rows = [cs.stats(c) for c in ids]
+            now = _t.monotonic()
+            for c, r in zip(ids, rows, strict=True):
+                r["CPUPerc"] = round(100.0 * (r["CPUNanos"] - before.get(c, 0)) / ((now - t0) * 1e9), 2)
+            before, t0 = {c: r["CPUNanos"] for c, r in zip(ids, rows, strict=True)}, now
             if format == "json":
                 for r in rows:
                     typer.echo(json.dumps(r))
@@ -480,7 +486,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                 typer.echo(stats_table(rows))
             if no_stream:
                 return
-            _t.sleep(1)
+            if not containers:
+                ids = [i.id for i in cs.list(all=all)]
 
     @app.command()
     def update(containers: list[str], memory: str = typer.Option(None, "-m", "--memory"),

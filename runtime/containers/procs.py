@@ -83,8 +83,8 @@ def _size(n: float) -> str:
 def stats_table(rows: list[dict[str, Any]]) -> str:
     from runtime.containers.views import table
 
-    view = [{"ID": r["ID"], "Name": r["Name"], "CPU": f"{r['CPUNanos'] / 1e9:.2f}s",
+    view = [{"ID": r["ID"], "Name": r["Name"], "CPU": f"{r.get('CPUPerc', 0.0):.2f}%",
              "Mem": f"{_size(r['MemUsage'])} / {_size(r['MemLimit'])}", "MemPerc": f"{r['MemPerc']:.2f}%",
-             "PIDs": str(r["PIDs"])} for r in rows]
-    return table(view, [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU TIME", "CPU"),
-                        ("MEM USAGE / LIMIT", "Mem"), ("MEM %", "MemPerc"), ("PIDS", "PIDs")])
+             "IO": f"{_size(r['BlockRead'])} / {_size(r['BlockWrite'])}", "PIDs": str(r["PIDs"])} for r in rows]
+    return table(view, [("CONTAINER ID", "ID"), ("NAME", "Name"), ("CPU %", "CPU"), ("MEM USAGE / LIMIT", "Mem"),
+                        ("MEM %", "MemPerc"), ("BLOCK I/O", "IO"), ("PIDS", "PIDs")])

@@ -129,7 +129,8 @@ def test_pause_unpause_top_stats_update_rename(bb):
     wharf("unpause", "pz")
     assert state("pz")["Status"] == "running"
     st = json.loads(out("stats", "--no-stream", "--format", "json", "pz").splitlines()[0])
-    assert st["MemUsage"] > 0 and st["MemLimit"] == 64 << 20 and st["PIDs"] >= 1
+    assert st["MemUsage"] > 0 and st["MemLimit"] == 64 << 20 and st["PIDs"] >= 1 and st["CPUPerc"] >= 0
+    assert "CPU %" in out("stats", "--no-stream", "pz")
     wharf("update", "-m", "128m", "--restart", "always", "pz")
     doc = json.loads(out("inspect", "pz"))[0]
     assert doc["HostConfig"]["Memory"] == 128 << 20 and doc["HostConfig"]["RestartPolicy"]["Name"] == "always"
