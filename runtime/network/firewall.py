@@ -6,6 +6,7 @@ table, so they go away with one `delete table`, and concurrent Wharf processes n
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from runtime.network import nft
@@ -52,6 +53,16 @@ def apply_network(net: dict[str, Any]) -> None:
 
 def remove_network(net_id: str) -> None:
     nft.delete_table(network_table(net_id))
+
+
+def remove_tables_of_bridge(bridge: str) -> None:
+    """Delete every Wharf network table with rules on `bridge` (a leftover whose state is gone)."""
+    needle = f'"{bridge}"'
+    for item in nft.list_ruleset():
+        rule = item.get("rule")
+        if rule and rule.get("table", "").startswith("wharf_n") and needle in json.dumps(rule):
+            nft.delete_table(rule["table"])
+            return remove_tables_of_bridge(bridge)
 
 
 def port_comment(proto: str, host_port: int, host_ip: str) -> str:

@@ -128,6 +128,9 @@ class NetworkManager:
             finally:
                 ipr.close()
             if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
+                from runtime.network import firewall
+
+                firewall.remove_tables_of_bridge(rec["bridge"])  # the old owner's rules
                 subnet = adopted
             elif user_subnet:
                 subnet = IPv4Network(rec["subnet"])

@@ -418,6 +418,9 @@ def test_default_bridge(nm, tmp_path):
     shutil.rmtree(nm.store.dir)
     try:
         assert gone.ensure_default().subnet == d.subnet
+        from runtime.network.firewall import network_table
+
+        assert network_table(d.id) not in _tables()  # the dead owner's rules went with it
     finally:
         gone.teardown()
 
