@@ -5,6 +5,7 @@
     wharf-runtime [--root DIR] kill [--all] ID [SIGNAL]     (or --signal SIGNAL)
     wharf-runtime [--root DIR] delete [--force] ID
     wharf-runtime [--root DIR] run [--bundle B] [--pid-file F] [--detach] ID
+    wharf-runtime [--root DIR] update [-r resources.json|-] [--memory N] [--pids-limit N] ... ID
     wharf-runtime spec [--bundle B]  |  wharf-runtime [--root DIR] list [--format table|json] [-q]
 
 Hand-parsed (no argparse/typer) and stdlib-only so that `python -S` runs it: the path from
@@ -32,8 +33,18 @@ _VALUED = {"": {"--root", "--log", "--log-format", "--criu", "--rootless"},
            "run": {"--bundle", "-b", "--pid-file", "--console-socket", "--preserve-fds"},
            "kill": {"--signal", "-s"}, "spec": {"--bundle", "-b"}, "list": {"--format", "-f"},
            "ps": {"--format", "-f"}, "delete": set(), "start": set(), "state": set(),
-           "pause": set(), "resume": set()}
-_ALIASES = {"-b": "--bundle", "-s": "--signal", "-a": "--all", "-d": "--detach", "-q": "--quiet"}
+           "pause": set(), "resume": set(),
+           "update": {"--resources", "-r", "--memory", "--memory-swap", "--memory-reservation", "--cpu-shares",
+                      "--cpu-quota", "--cpu-period", "--cpuset-cpus", "--cpuset-mems", "--pids-limit",
+                      "--blkio-weight"}}
+# runc's `update` flags -> (linux.resources section, key, value type)
+_UPDATE_FLAGS = {"--memory": ("memory", "limit", int), "--memory-swap": ("memory", "swap", int),
+                 "--memory-reservation": ("memory", "reservation", int), "--cpu-shares": ("cpu", "shares", int),
+                 "--cpu-quota": ("cpu", "quota", int), "--cpu-period": ("cpu", "period", int),
+                 "--cpuset-cpus": ("cpu", "cpus", str), "--cpuset-mems": ("cpu", "mems", str),
+                 "--pids-limit": ("pids", "limit", int), "--blkio-weight": ("blockIO", "weight", int)}
+_ALIASES = {"-b": "--bundle", "-s": "--signal", "-a": "--all", "-d": "--detach", "-q": "--quiet",
+            "-r": "--resources"}
 _F = {"delete": "--force", "list": "--format", "ps": "--format"}  # -f differs per command
 
 
@@ -155,6 +166,8 @@ def _run(argv: list[str]) -> int:
         lifecycle.pause(root, _one_id(cmd, pos))
     elif cmd == "resume":
         lifecycle.resume(root, _one_id(cmd, pos))
+    elif cmd == "update":
+        _update(root, _one_id(cmd, pos), flags)
     elif cmd == "ps":
         from runtime.linux.cgroups import open_cgroup
         from runtime.oci import state
@@ -203,6 +216,43 @@ def _run_container(root: str, cid: str, bundle: str, flags: dict) -> int:
             break
     lifecycle.delete(root, cid, force=True)
     return code
+
+
+def _update(root: str, cid: str, flags: dict) -> None:
+    """Change the resources of a created/running container (runc update's flags, or -r JSON)."""
+    from runtime.linux.cgroups import open_cgroup
+    from runtime.oci import fastjson, state
+
+    s = state.load(root, cid)
+    if state.status(s) == "stopped":
+        from runtime.errors import Conflict
+
+        raise Conflict(f"container {cid!r} is stopped: nothing to update")
+    res: dict = {}
+    if flags.get("--resources"):
+        src = flags["--resources"]
+        try:
+            data = sys.stdin.buffer.read() if src == "-" else open(src, "rb").read()
+            res = fastjson.loads(data)  # type: ignore[assignment]
+        except (OSError, ValueError) as e:
+            raise InvalidArgument(f"--resources {src}: {e}") from None
+        if not isinstance(res, dict):
+            raise InvalidArgument(f"--resources {src}: must be a linux.resources JSON object")
+    for flag, (section, key, kind) in _UPDATE_FLAGS.items():
+        if flag in flags:
+            try:
+                res.setdefault(section, {})[key] = kind(flags[flag])
+            except ValueError:
+                raise InvalidArgument(f"{flag}: {flags[flag]!r} is not a number") from None
+    from runtime.oci.spec import validate_resources
+
+    validate_resources(res)
+    try:
+        open_cgroup(s["cgroup"]).apply(res)
+    except (OSError, ValueError) as e:
+        from runtime.errors import RuntimeFailure
+
+        raise RuntimeFailure(f"linux.resources: {e}") from None
 
 
 def _spec(flags: dict) -> int:

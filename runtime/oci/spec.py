@@ -278,19 +278,7 @@ def _linux(v: _V, lx: dict, spec: dict) -> None:
                 v.int_(f"{f}.{k}", d.get(k))
     if "cgroupsPath" in lx:
         v.str_("linux.cgroupsPath", lx["cgroupsPath"])
-    res = v.obj("linux.resources", lx.get("resources", {}))
-    for i, r in enumerate(v.lst("linux.resources.devices", res.get("devices", []))):
-        f = f"linux.resources.devices[{i}]"
-        v.obj(f, r)
-        v.typ(f + ".allow", r.get("allow"), bool, "a boolean")
-        if r.get("type", "a") not in ("a", "b", "c"):
-            v.fail(f + ".type", f"must be a, b or c, not {r.get('type')!r}")
-        if set(r.get("access") or "") - set("rwm"):
-            v.fail(f + ".access", f"must be letters of \"rwm\", not {r.get('access')!r}")
-    for key in ("memory", "cpu", "pids", "blockIO"):
-        for k, val in v.obj(f"linux.resources.{key}", res.get(key, {})).items():
-            if k not in ("cpus", "mems") and not isinstance(val, (list, bool)):
-                v.int_(f"linux.resources.{key}.{k}", val)
+    _resources(v, v.obj("linux.resources", lx.get("resources", {})))
     if lx.get("rootfsPropagation", "") not in PROPAGATIONS:
         v.fail("linux.rootfsPropagation", f"unknown propagation {lx['rootfsPropagation']!r}")
     for key in ("maskedPaths", "readonlyPaths"):
@@ -332,6 +320,27 @@ def _is_own_namespace(path: str, kind: str) -> bool:
     except OSError:
         return False
     return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def validate_resources(res: object, where: str = "update") -> None:
+    """Check an OCI linux.resources object (create, and `update -r`)."""
+    v = _V(where)
+    _resources(v, v.obj("linux.resources", res))
+
+
+def _resources(v: _V, res: dict) -> None:
+    for i, r in enumerate(v.lst("linux.resources.devices", res.get("devices", []))):
+        f = f"linux.resources.devices[{i}]"
+        v.obj(f, r)
+        v.typ(f + ".allow", r.get("allow"), bool, "a boolean")
+        if r.get("type", "a") not in ("a", "b", "c"):
+            v.fail(f + ".type", f"must be a, b or c, not {r.get('type')!r}")
+        if set(r.get("access") or "") - set("rwm"):
+            v.fail(f + ".access", f"must be letters of \"rwm\", not {r.get('access')!r}")
+    for key in ("memory", "cpu", "pids", "blockIO"):
+        for k, val in v.obj(f"linux.resources.{key}", res.get(key, {})).items():
+            if k not in ("cpus", "mems") and not isinstance(val, (list, bool)):
+                v.int_(f"linux.resources.{key}.{k}", val)
 
 
 def _seccomp(v: _V, sc: dict) -> None:

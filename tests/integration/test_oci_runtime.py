@@ -366,3 +366,23 @@ def test_relative_bind_source_resolves_against_the_bundle(rt, tmp_path, busybox_
     spec["mounts"].append({"destination": "/data", "type": "bind", "source": "data", "options": ["rbind", "ro"]})
     (b / "config.json").write_text(json.dumps(spec))
     assert rt.run(b).stdout == "from the bundle\n"
+
+
+def test_update_changes_resources_of_a_running_container(rt, tmp_path, busybox_rootfs):
+    from runtime.linux.cgroups import open_cgroup
+
+    cg_path = f"/wharf/{uuid.uuid4().hex[:10]}"
+    b = bundle(tmp_path, busybox_rootfs, "sleep 30", {"linux": {"cgroupsPath": cg_path,
+                                                                "resources": {"pids": {"limit": 50}}}})
+    cid = new_id()
+    rt("run", "--detach", "--bundle", str(b), cid, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+       capture_output=False)
+    rt("update", "--memory", str(64 << 20), "--memory-swap", str(128 << 20), "--pids-limit", "7", cid)
+    st = open_cgroup(cg_path).stats()
+    assert (st.memory_limit, st.pids_limit) == (64 << 20, 7)
+    rt("update", "-r", "-", cid, input='{"pids": {"limit": 9}}')
+    assert open_cgroup(cg_path).stats().pids_limit == 9
+    if rt.name == "builtin":
+        p = rt("update", "-r", "-", cid, input='{"memory": {"limit": "lots"}}', check=False)
+        assert p.returncode == 1 and "linux.resources.memory.limit: must be an integer" in p.stderr
+    rt("delete", "--force", cid)
