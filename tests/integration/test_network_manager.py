@@ -7,6 +7,7 @@ wget via nsenter), no container engine needed. Traffic goes only to 127.0.0.1 an
 from __future__ import annotations
 
 import os
+import random
 import secrets
 import socket
 import subprocess
@@ -279,8 +280,9 @@ def outside():
         taken = links.host_subnets(ipr)
     finally:
         ipr.close()
-    subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/30") for x in range(200, 250) for y in range(256))
-                  if not any(n.overlaps(t) for t in taken))
+    subnet = next(n for n in (ipam.IPv4Network(f"10.{random.randrange(200, 250)}.{random.randrange(256)}.0/30")
+                              for _ in range(1000))
+                  if not any(n.overlaps(t) for t in taken))  # random: tests run in parallel
     host_ip, far_ip = (str(h) for h in subnet.hosts())
     nl = Netlink()
     try:
@@ -348,8 +350,9 @@ def test_static_ip_ip_range_gateway_and_options(nm):
         taken = links.host_subnets(ipr) + [ipam.IPv4Network(n.subnet) for n in nm.list()]
     finally:
         ipr.close()
-    subnet = next(n for n in (ipam.IPv4Network(f"10.{x}.{y}.0/24") for x in range(100, 200) for y in range(256))
-                  if not any(n.overlaps(t) for t in taken))
+    subnet = next(n for n in (ipam.IPv4Network(f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24")
+                              for _ in range(1000))
+                  if not any(n.overlaps(t) for t in taken))  # random: tests run in parallel
     base = str(subnet.network_address)[:-1]
     br = "whs" + secrets.token_hex(4)
     net = nm.create(NetworkSpec(name=name, subnet=str(subnet), gateway=base + "254", ip_range=base + "128/25",
