@@ -10,9 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
-import secrets
-import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -21,21 +18,8 @@ from runtime.engine import EndpointInfo, EndpointSpec, NetworkInfo, NetworkSpec,
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
+from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, default_bridge, new_record
 from runtime.network.store import NetStore
-
-DEFAULT_NAME = "bridge"
-OPT_BRIDGE = "com.docker.network.bridge.name"
-OPT_MTU = "com.docker.network.driver.mtu"
-_NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
-_IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
-
-
-def default_bridge() -> str:
-    return os.environ.get("WHARF_BRIDGE", "wharf0")
-
-
-def _now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
 
 def userland_proxy() -> bool:
@@ -54,7 +38,7 @@ class NetworkManager:
     # ------------------------------------------------------------ networks
 
     def create(self, spec: NetworkSpec) -> NetworkInfo:
-        rec = self._validate(spec)
+        rec = new_record(spec)
         with self.store.lock():
             if any(n["name"] == spec.name for n in self.store.networks()):
                 raise Conflict(f"network with name {spec.name} already exists",
@@ -63,50 +47,6 @@ class NetworkManager:
         if not rec["default"]:
             self._sync_dns()
         return self._info(rec, self.store.endpoints())
-
-    def _validate(self, spec: NetworkSpec) -> dict[str, Any]:
-        if not _NAME_RE.match(spec.name or ""):
-            raise InvalidArgument(f"invalid network name {spec.name!r}",
-                                  hint="use letters, digits, '_', '.', '-' (starting with a letter or digit)")
-        if spec.driver not in ("bridge", ""):
-            raise InvalidArgument(f"network driver {spec.driver!r} is not supported", hint="use --driver bridge")
-        known = {OPT_BRIDGE, OPT_MTU, "com.docker.network.bridge.enable_ip_masquerade",
-                 "com.docker.network.bridge.enable_icc", "com.docker.network.bridge.host_binding_ipv4"}
-        for key in spec.options:
-            if key not in known:
-                raise InvalidArgument(f"unknown network option {key!r}",
-                                      hint=f"supported: {OPT_BRIDGE}, {OPT_MTU}")
-        bridge = spec.options.get(OPT_BRIDGE, "")
-        if bridge and not _IFNAME_RE.match(bridge):
-            raise InvalidArgument(f"invalid bridge name {bridge!r} in -o {OPT_BRIDGE}",
-                                  hint="at most 15 letters, digits, '_', '.', '-'")
-        mtu = None
-        if OPT_MTU in spec.options:
-            try:
-                mtu = int(spec.options[OPT_MTU])
-            except ValueError:
-                mtu = -1
-            if not 68 <= mtu <= 65535:
-                raise InvalidArgument(f"invalid MTU {spec.options[OPT_MTU]!r} in -o {OPT_MTU}",
-                                      hint="use a number between 68 and 65535")
-        subnet = ipam.parse_subnet(spec.subnet) if spec.subnet else None
-        if (spec.gateway or spec.ip_range) and subnet is None:
-            raise InvalidArgument("--gateway and --ip-range need --subnet")
-        if subnet is not None and spec.gateway:
-            gw = ipam.parse_address(spec.gateway, "--gateway")
-            if gw not in subnet or gw in (subnet.network_address, subnet.broadcast_address):
-                raise InvalidArgument(f"gateway {gw} is not a host address of subnet {subnet}")
-        if subnet is not None and spec.ip_range:
-            rng = ipam.parse_subnet(spec.ip_range, "--ip-range")
-            if not rng.subnet_of(subnet):
-                raise InvalidArgument(f"--ip-range {rng} is not inside --subnet {subnet}")
-        net_id = secrets.token_hex(32)
-        return {
-            "id": net_id, "name": spec.name, "driver": "bridge", "subnet": str(subnet) if subnet else "",
-            "gateway": spec.gateway or "", "ip_range": spec.ip_range or "", "internal": bool(spec.internal),
-            "labels": dict(spec.labels), "options": dict(spec.options), "mtu": mtu,
-            "bridge": bridge or ("whbr" + net_id[:10]), "created": _now(), "default": spec.name == DEFAULT_NAME,
-        }
 
     def _create_locked(self, rec: dict[str, Any], user_subnet: str | None) -> dict[str, Any]:
         from runtime.network import links, rtnl
@@ -189,7 +129,7 @@ class NetworkManager:
                     break
             else:
                 spec = NetworkSpec(name=DEFAULT_NAME, options={OPT_BRIDGE: default_bridge()})
-                rec = self._create_locked(self._validate(spec), None)
+                rec = self._create_locked(new_record(spec), None)
                 return self._info(rec, self.store.endpoints())
         self._ensure_host(rec)
         return self._info(rec, self.store.endpoints())
