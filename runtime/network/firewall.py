@@ -23,7 +23,7 @@ def port_table(container_id: str) -> str:
     return f"{PORT_TABLE_PREFIX}{container_id[:16]}"
 
 
-def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "") -> str:
+def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "", masquerade: bool = True) -> str:
     br = f'"{bridge}"'
     forward = [f"iifname {br} oifname {br} accept"]
     if internal:  # no way in or out except the bridge itself
@@ -39,15 +39,16 @@ def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "") -
         body += ["chain input {", "type filter hook input priority filter; policy accept;",
                  f'ip daddr {gateway} iifname != {{ {br}, "lo" }} meta l4proto {{ tcp, udp }} th dport 53 drop',
                  "}"]
-    if not internal:
+    if masquerade and not internal:
         body += ["chain postrouting {", "type nat hook postrouting priority srcnat; policy accept;",
                  f"ip saddr {subnet} oifname != {br} masquerade", "}"]
     return "\n".join(body)
 
 
 def apply_network(net: dict[str, Any]) -> None:
+    masq = net.get("options", {}).get("com.docker.network.bridge.enable_ip_masquerade", "true")
     rules = network_rules(net["bridge"], net["subnet"], net["internal"],
-                          "" if net.get("default") else net["gateway"])
+                          "" if net.get("default") else net["gateway"], masq.lower() not in ("false", "0"))
     nft.replace_table(network_table(net["id"]), rules, f"network {net['name']}")
 
 

@@ -18,7 +18,7 @@ from runtime.engine import EndpointInfo, EndpointSpec, NetworkInfo, NetworkSpec,
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
-from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, default_bridge, new_record
+from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, OPT_HOST_IP, default_bridge, new_record
 from runtime.network.store import NetStore
 
 
@@ -302,6 +302,10 @@ class NetworkManager:
                 raise NotFound(f"container {container_id[:12]} has no endpoint with address {ip}",
                                hint="attach it to a network before publishing ports")
             subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
+            net = next((n for n in self.store.networks() if n["name"] == ep["network"]), {})
+            host_ip = net.get("options", {}).get(OPT_HOST_IP, "")
+            if host_ip:  # the network's default host IP for bindings that name none
+                ports = [PortBinding(p.container_port, p.protocol, p.host_ip or host_ip, p.host_port) for p in ports]
             proxy = userland_proxy()
             with self.store.host_lock():
                 self._unpublish(rec)  # publishing again replaces what was published before

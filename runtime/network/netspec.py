@@ -15,6 +15,9 @@ from runtime.network import ipam
 DEFAULT_NAME = "bridge"
 OPT_BRIDGE = "com.docker.network.bridge.name"
 OPT_MTU = "com.docker.network.driver.mtu"
+OPT_MASQ = "com.docker.network.bridge.enable_ip_masquerade"
+OPT_ICC = "com.docker.network.bridge.enable_icc"
+OPT_HOST_IP = "com.docker.network.bridge.host_binding_ipv4"  # default host IP of published ports
 _NAME_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
 _IFNAME_RE = re.compile(r"^[a-zA-Z0-9_.-]{1,15}$")
 
@@ -35,12 +38,17 @@ def new_record(spec: NetworkSpec) -> dict[str, Any]:
                               hint="use letters, digits, '_', '.', '-' (starting with a letter or digit)")
     if spec.driver not in ("bridge", ""):
         raise InvalidArgument(f"network driver {spec.driver!r} is not supported", hint="use --driver bridge")
-    known = {OPT_BRIDGE, OPT_MTU, "com.docker.network.bridge.enable_ip_masquerade",
-             "com.docker.network.bridge.enable_icc", "com.docker.network.bridge.host_binding_ipv4"}
-    for key in spec.options:
+    known = (OPT_BRIDGE, OPT_MTU, OPT_MASQ, OPT_ICC, OPT_HOST_IP)
+    for key, value in spec.options.items():
         if key not in known:
-            raise InvalidArgument(f"unknown network option {key!r}",
-                                  hint=f"supported: {OPT_BRIDGE}, {OPT_MTU}")
+            raise InvalidArgument(f"unknown network option {key!r}", hint=f"supported: {', '.join(known)}")
+        if key in (OPT_MASQ, OPT_ICC) and value.lower() not in ("true", "false", "1", "0"):
+            raise InvalidArgument(f"invalid value {value!r} for -o {key}", hint="use true or false")
+    if spec.options.get(OPT_ICC, "true").lower() in ("false", "0"):
+        raise InvalidArgument(f"-o {OPT_ICC}=false is not supported",
+                              hint="containers on one bridge always reach each other; use separate networks")
+    if OPT_HOST_IP in spec.options:
+        ipam.parse_address(spec.options[OPT_HOST_IP], f"-o {OPT_HOST_IP}")
     bridge = spec.options.get(OPT_BRIDGE, "")
     if bridge and not _IFNAME_RE.match(bridge):
         raise InvalidArgument(f"invalid bridge name {bridge!r} in -o {OPT_BRIDGE}",

@@ -372,6 +372,12 @@ def test_static_ip_ip_range_gateway_and_options(nm):
     assert len(nm.inspect(name).containers) == 2  # the failed ones left nothing
     with pytest.raises(Conflict, match="already connected"):
         nm.attach(a, pa, name, EndpointSpec(), "a", "a")
+    # -o host_binding_ipv4: the host IP of published ports that name none
+    lo = nm.create(NetworkSpec(name="h" + secrets.token_hex(3),
+                               options={"com.docker.network.bridge.host_binding_ipv4": "127.0.0.1"}))
+    h, _, eh = endpoint(nm, lo.name, "h")
+    assert nm.publish(h, [PortBinding(80)], eh.ip_address)[0].host_ip == "127.0.0.1"
+    nm.release(h)
     nm.release(a)
     nm.release(b)
     for leftover in nm.store.endpoints():

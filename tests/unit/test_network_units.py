@@ -93,8 +93,23 @@ def test_nft_rule_text():
     assert "dport 53" not in text
     dns_only = firewall.network_rules("whbr1", "10.3.0.0/16", internal=False, gateway="10.3.0.1")
     assert 'ip daddr 10.3.0.1 iifname != { "whbr1", "lo" }' in dns_only
+    assert "masquerade" not in firewall.network_rules("whbr1", "10.3.0.0/16", internal=False, masquerade=False)
     internal = firewall.network_rules("whbr1", "10.3.0.0/16", internal=True)
     assert "masquerade" not in internal and 'iifname "whbr1" drop' in internal
     ports = firewall.port_rules([{"protocol": "udp", "host_port": 5000, "container_port": 53, "host_ip": "127.0.0.1"}],
                                 "10.3.0.2", "10.3.0.0/16")
     assert 'ip daddr 127.0.0.1 udp dport 5000 dnat to 10.3.0.2:53 comment "udp:5000:127.0.0.1"' in ports
+
+
+@pytest.mark.parametrize("options,msg", [({"com.docker.network.bridge.enable_icc": "false"}, "not supported"),
+                                         ({"com.docker.network.bridge.enable_ip_masquerade": "maybe"}, "true or false"),
+                                         ({"com.docker.network.bridge.host_binding_ipv4": "nope"}, "invalid IPv4"),
+                                         ({"com.docker.network.whatever": "1"}, "unknown network option")])
+def test_network_options_are_checked(options, msg):
+    from runtime.engine import NetworkSpec
+    from runtime.network.netspec import new_record
+
+    with pytest.raises(InvalidArgument, match=msg):
+        new_record(NetworkSpec(name="n", options=options))
+    rec = new_record(NetworkSpec(name="n", options={"com.docker.network.bridge.enable_ip_masquerade": "false"}))
+    assert rec["bridge"].startswith("whbr") and len(rec["bridge"]) <= 15
