@@ -341,6 +341,28 @@ def test_twenty_parallel_attaches_get_distinct_addresses(nm):
     assert nm.inspect(net.name).containers == {}
 
 
+ATTACHER = r"""
+import sys
+from runtime.engine import EndpointSpec
+from runtime.network.manager import NetworkManager
+nm = NetworkManager()
+c = sys.argv[1]
+print(nm.attach(c, nm.create_netns(c), sys.argv[2], EndpointSpec(), c[:8], c[:8]).ip_address)
+"""
+
+
+def test_twenty_parallel_processes_get_distinct_addresses(nm):
+    net = nm.create(NetworkSpec(name="pp" + secrets.token_hex(3)))
+    ids = [cid() for _ in range(20)]
+    procs = [subprocess.Popen([sys.executable, "-c", ATTACHER, c, net.name], stdout=subprocess.PIPE, text=True)
+             for c in ids]
+    ips = [p.communicate(timeout=120)[0].strip() for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    assert len(set(ips)) == 20 and all(ips)
+    for c in ids:
+        nm.release(c)
+
+
 def test_static_ip_ip_range_gateway_and_options(nm):
     name = "s" + secrets.token_hex(3)
     from runtime.network import ipam, links, rtnl
