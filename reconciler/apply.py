@@ -5,7 +5,6 @@ operation skips what depends on it and nothing else; the result says what failed
 from __future__ import annotations
 
 import dataclasses
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
@@ -64,7 +63,6 @@ class Executor:
         self.workers = max(1, workers)
         self.stop_timeout = stop_timeout  # overrides the services' stop_grace_period (down -t)
         self.deadline = 0.0
-        self._start_lock = threading.Lock()
 
     # ------------------------------------------------------------ the graph
 
@@ -187,11 +185,7 @@ class Executor:
         return self.engine.containers.create(spec).id
 
     def _start(self, cid: str) -> None:
-        # One start at a time: the embedded engine's start spawns a supervisor through a pipe made
-        # inheritable for the spawn, so concurrent starts in one process can leak each other's pipe
-        # and wait forever (runtime/containers/launch.py spawn_shim). Creates and stops stay parallel.
-        with self._start_lock:
-            self.engine.containers.start(cid)
+        self.engine.containers.start(cid)
 
     def _op_create(self, op: Operation) -> None:
         svc = self._svc(op)
@@ -234,8 +228,7 @@ class Executor:
     def _op_restart(self, op: Operation) -> None:
         svc = self._svc(op)
         self.wait_dependencies(svc)
-        with self._start_lock:
-            self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
+        self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
 
     def _op_rename(self, op: Operation) -> None:
         self.engine.containers.rename(op.target, self._svc(op).container_name_for(self.d.project, op.replica))

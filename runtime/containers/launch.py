@@ -133,20 +133,31 @@ def _mkdir_in_root(rootfs: Path, path: str) -> None:
     os.makedirs(target, exist_ok=True)
 
 
+SHIM_STATUS_FD = 3
+
+
 def spawn_shim(store: ContainerStore, cid: str, wait_attach: bool) -> None:
     """Start the detached shim and wait until the container runs (or is created, with wait_attach)."""
     from runtime import paths
 
+    # The pipe stays close-on-exec here and is dup2'ed to fd 3 only in the shim, so shims spawned
+    # at the same time from other threads never inherit each other's write end (which would
+    # keep f.read() below from ever seeing EOF).
     r, w = os.pipe()
-    os.set_inheritable(w, True)
+    if w == SHIM_STATUS_FD:
+        w2 = os.dup(w)
+        os.close(w)
+        w = w2
     env = dict(os.environ)
     env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(paths.run_dir())
-    argv = [sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(w), "1" if wait_attach else "0"]
+    argv = [sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(SHIM_STATUS_FD),
+            "1" if wait_attach else "0"]
     null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:  # posix_spawn (vfork) is much cheaper than subprocess for a big CLI process
         pid = os.posix_spawn(sys.executable, argv, env, setsid=True,
                              file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                                           (os.POSIX_SPAWN_DUP2, null, 2)])
+                                           (os.POSIX_SPAWN_DUP2, null, 2),
+                                           (os.POSIX_SPAWN_DUP2, w, SHIM_STATUS_FD)])
     finally:
         os.close(null)
         os.close(w)

@@ -95,6 +95,7 @@ def _helper(target_pid: int, argv: list[str], env: list[str], cgroup: str, uid: 
     import socket  # noqa: F401
     import struct  # noqa: F401
     import termios  # noqa: F401
+    import warnings  # noqa: F401 - os.execvpe -> get_exec_path imports it; -S shims lack it
 
     import runtime.oci.console  # noqa: F401
     from runtime.linux import ns
