@@ -165,9 +165,7 @@ def test_none_host_and_container_modes(net_env, bb):
     assert [ln.split(":")[1].strip() for ln in links.splitlines()] == ["lo"]
     host = out("run", "--rm", "--network", "host", bb, "ip", "-o", "link")
     assert "eth0" in host or len(host.splitlines()) > 1
-    # runc: the built-in runtime leaves lo down in a fresh netns (reported to runtime-low)
-    out("run", "-d", "--runtime", "runc", "--name", "srv", "--network", "none", bb,
-        "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/etc")
-    o = out("run", "--rm", "--runtime", "runc", "--network", "container:srv", bb, "sh", "-c",
+    out("run", "-d", "--name", "srv", "--network", "none", bb, "httpd", "-f", "-p", "127.0.0.1:8080", "-h", "/etc")
+    o = out("run", "--rm", "--network", "container:srv", bb, "sh", "-c",
             RETRY.format(cmd="wget -qO- http://127.0.0.1:8080/group"))
     assert "root:" in o
