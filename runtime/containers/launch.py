@@ -40,6 +40,13 @@ def runtime_argv(name: str) -> list[str]:
         raise InvalidArgument(str(e.message), hint=e.hint) from None
 
 
+def is_builtin(name: str) -> bool:
+    """The built-in runtime: the shim runs its create/start/delete in a forked child, no exec."""
+    from runtime.oci.runtimes import CLI
+
+    return runtime_argv(name)[-1:] == [CLI]
+
+
 def runtime_root(name: str) -> str:
     from runtime import paths
 
@@ -99,6 +106,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
         "id": cid, "name": rec["name"], "image": rec["image"], "dir": str(store.dir(cid)),
         "run_dir": str(store.run_dir(cid)), "bundle": str(store.dir(cid) / "bundle"),
         "runtime_argv": runtime_argv(rec["runtime"]), "runtime_root": runtime_root(rec["runtime"]),
+        "runtime_builtin": is_builtin(rec["runtime"]),
         "log_path": str(store.log_path(cid)), "tty": spec.tty, "stdin_open": spec.stdin_open,
         "stdin_once": spec.stdin_once, "tty_size": tty_size, "restart": to_dict(spec.restart),
         "cgroup": f"/wharf/{cid}", "cleanup_argv": _cleanup_argv(spec, net.needs_release, cid),

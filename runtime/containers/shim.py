@@ -119,10 +119,15 @@ class Shim:
         argv = [*self.cfg["runtime_argv"], "--root", self.cfg["runtime_root"], *args]
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = stdio or (null, null, null)
-        actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
-                   (os.POSIX_SPAWN_DUP2, fds[2], 2)]
         try:
-            pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+            if self.cfg.get("runtime_builtin"):
+                pid = os.fork()
+                if pid == 0:
+                    _builtin_runtime(argv[-len(args) - 2:], fds)
+            else:
+                actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
+                           (os.POSIX_SPAWN_DUP2, fds[2], 2)]
+                pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
         finally:
             os.close(null)
         return pid, self._wait(pid)
@@ -547,6 +552,29 @@ class Shim:
         if argv:
             os.execv(argv[0], argv)
         return code
+
+
+def _builtin_runtime(args: list[str], fds: tuple[int, int, int]) -> None:
+    """In a forked child of the shim: the built-in runtime's command line (runtime.oci.cli.main),
+    without exec'ing a new interpreter. Its imports stay in the child: the shim stays small."""
+    rc = 1
+    try:
+        signal.set_wakeup_fd(-1)
+        for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+            signal.signal(sig, signal.SIG_DFL)
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        os.closerange(3, 1 << 16)  # the shim's listener, pipes and the engine's status fd stay out
+        from runtime.oci.cli import main as runtime_main
+
+        rc = runtime_main(args)
+        sys.stdout.flush()
+    except BaseException as e:  # noqa: BLE001 - never return into the shim's code
+        try:
+            os.write(2, f"wharf-runtime: {e!r}\n".encode())
+        except OSError:
+            pass
+    os._exit(rc)
 
 
 def _accept(listener: socket.socket) -> socket.socket:
