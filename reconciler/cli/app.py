@@ -92,6 +92,10 @@ def main(argv: list[str] | None = None) -> None:
         from runtime.cli.fast import dispatch
 
         rv = dispatch(args)
+        if rv is None:  # diff/apply/up/down with simple flags: no typer, cached project
+            from reconciler.cli.fast import dispatch as dispatch_stack
+
+            rv = dispatch_stack(args)
     except WharfError as e:
         print(f"wharf: error: {e}", file=sys.stderr)
         sys.exit(e.exit_code)

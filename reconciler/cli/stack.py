@@ -7,12 +7,13 @@
 from __future__ import annotations
 
 import json
-import sys
 from typing import Any
 
 import typer
 
+from . import verbs
 from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT, ProjectOptions
+from .project import load_target
 
 PRUNE = typer.Option(False, "--prune", help="Remove project-labelled objects that are no longer in the spec.")
 TIMEOUT = typer.Option(300.0, "--timeout", help="Seconds to wait for dependencies and --wait.")
@@ -22,9 +23,7 @@ PROGRESS = typer.Option("auto", "--progress", help="auto, rich or plain")
 
 
 def _target(opts: ProjectOptions) -> Any:
-    from reconciler.reconcile import Target
-
-    return Target.from_loaded(opts.load())
+    return load_target(opts)
 
 
 def _engine() -> Any:
@@ -33,52 +32,9 @@ def _engine() -> Any:
     return connect()
 
 
-def _reporter(kind: str) -> Any:
-    from .render import LineReporter, ProgressReporter
-
-    if kind == "plain" or (kind == "auto" and not sys.stdout.isatty()):
-        import contextlib
-
-        return contextlib.nullcontext(LineReporter())
-    return ProgressReporter()
-
-
 def run_apply(opts: ProjectOptions, plan_file: str | None, prune: bool, timeout: float, wait: bool,
               parallel: int, progress: str) -> int:
-    from reconciler import reconcile as R
-
-    from .render import console, print_plan
-
-    engine = _engine()
-    saved = None
-    if plan_file:
-        saved, target = R.load_plan(plan_file)
-    else:
-        target = _target(opts)
-    out = console()
-    with _reporter(progress) as reporter:
-        the_plan, result = R.apply(engine, target, prune=prune, timeout=timeout, wait=False, reporter=reporter,
-                                   workers=parallel, saved=saved)
-    for w in the_plan.warnings:
-        out.print(f"[yellow]warning:[/] {w}")
-    if the_plan.empty:
-        print_plan(the_plan, out) if not the_plan.warnings else out.print(
-            f"[green]Project {the_plan.project} is up to date: nothing to do.[/]")
-    if not result.ok:
-        from runtime.errors import RuntimeFailure
-
-        raise RuntimeFailure(f"apply of project {the_plan.project} did not complete "
-                             f"({len(result.done)} done, {len(result.failed)} failed, {len(result.skipped)} "
-                             f"skipped):\n  {result.error_summary()}",
-                             hint="fix the cause and run apply again: it continues from where it stopped")
-    if wait:
-        from reconciler.apply import Executor, wait_converged
-
-        with out.status("waiting for services to be running/healthy..."):
-            wait_converged(Executor(engine, target.desired, target.project_dir, timeout))
-    if not the_plan.empty:
-        out.print(f"[green]Project {the_plan.project}: applied {len(result.done)} operation(s).[/]")
-    return 0
+    return verbs.run_apply(opts, lambda: _engine(), _target, plan_file, prune, timeout, wait, parallel, progress)
 
 
 def register(app) -> None:
@@ -108,26 +64,8 @@ def register(app) -> None:
         out: str = typer.Option(None, "--out", "-o", help="Save the plan to apply it later: wharf apply FILE."),
     ) -> None:
         """Show what apply would do (exit 0: nothing to do, 2: changes, 1: error)."""
-        from reconciler import reconcile as R
-
         opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
-        target = _target(opts)
-        the_plan, _ = R.diff(_engine(), target, prune)
-        if out:
-            R.save_plan(out, the_plan, target)
-        if format == "json":
-            typer.echo(json.dumps(the_plan.to_dict(), indent=2))
-        elif format == "text":
-            from .render import print_plan
-
-            print_plan(the_plan)
-            if out:
-                typer.echo(f"Saved the plan to {out}; apply it with: wharf apply {out}")
-        else:
-            from runtime.errors import InvalidArgument
-
-            raise InvalidArgument(f"unknown format {format!r}", hint="use text or json")
-        raise typer.Exit(0 if the_plan.empty else 2)
+        raise typer.Exit(verbs.run_diff(opts, lambda: _engine(), _target, prune, format, out))
 
     @app.command("apply")
     def apply_cmd(
@@ -163,30 +101,8 @@ def register(app) -> None:
         parallel: int = PARALLEL, progress: str = PROGRESS,
     ) -> None:
         """Stop and remove the project's containers and networks (-v: volumes too)."""
-        from reconciler import reconcile as R
-        from reconciler.desired import Desired
-        from reconciler.spec.loader import find_files
-        from runtime.errors import RuntimeFailure, WharfError
-
-        from .render import console
-
-        if not files and project_name:
-            try:
-                find_files(None)
-            except WharfError:  # `down -p NAME` without a compose file: everything labelled with NAME
-                files = []
-        if files == [] and project_name:
-            desired, remove_orphans = Desired(project_name, {}, {}, {}, {}, []), True
-        else:
-            desired = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported,
-                                             env_file)).desired
-        with _reporter(progress) as reporter:
-            result = R.down(_engine(), desired, volumes=volumes, remove_orphans=remove_orphans,
-                            timeout=timeout, reporter=reporter, workers=parallel)
-        if not result.ok:
-            raise RuntimeFailure(f"down of project {desired.project} did not complete:\n  "
-                                 + result.error_summary())
-        console().print(f"Project {desired.project}: removed {len(result.done)} object(s).")
+        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
+        verbs.run_down(opts, lambda: _engine(), _target, volumes, remove_orphans, timeout, parallel, progress)
 
     def status(files, project_name, profile, ignore_unsupported, env_file, format) -> None:
         from .render import print_status, status_rows

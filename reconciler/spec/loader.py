@@ -18,13 +18,11 @@ from typing import Any
 from runtime.errors import InvalidArgument
 
 from .envfile import parse_env_text, read_env_file
+from .files import find_files
 from .interpolate import interpolate
 from .merge import merge, merge_files, normalize_service
 from .yamlmarks import MDict, MList, load_yaml
 
-DEFAULT_FILES = ("compose.yaml", "compose.yml", "docker-compose.yaml", "docker-compose.yml")
-OVERRIDE_FILES = ("compose.override.yaml", "compose.override.yml", "docker-compose.override.yaml",
-                  "docker-compose.override.yml")
 PROFILES_VAR = "WHARF_PROFILES"
 PROJECT_VAR = "WHARF_PROJECT_NAME"
 
@@ -59,20 +57,6 @@ class LoadedProject:
     watched: set[Path] = field(default_factory=set)  # every file whose change changes the project
     file_digests: dict[str, str] = field(default_factory=dict)  # config/secret name -> sha256 of content
     raw: Any = None
-
-
-def find_files(files: list[str] | None, cwd: Path | None = None) -> list[Path]:
-    if files:
-        return [Path(f).expanduser().absolute() for f in files]
-    here = (cwd or Path.cwd()).absolute()
-    for d in (here, *here.parents):
-        for name in DEFAULT_FILES:
-            if (d / name).is_file():
-                out = [d / name]
-                out += [d / o for o in OVERRIDE_FILES if (d / o).is_file()][:1]
-                return out
-    raise InvalidArgument("no compose file found (compose.yaml, docker-compose.yml)",
-                          hint="pass one with -f FILE")
 
 
 def normalize_name(name: str) -> str:
