@@ -7,7 +7,6 @@ from __future__ import annotations
 import dataclasses
 import time
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -67,6 +66,8 @@ class Executor:
     # ------------------------------------------------------------ the graph
 
     def run(self, plan: Plan) -> ApplyResult:
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait  # not on a no-op's path
+
         self.deadline = time.monotonic() + self.timeout
         ops = list(plan.operations)
         result = ApplyResult()
@@ -84,7 +85,7 @@ class Executor:
                 last_of_replica[key] = i
         state: dict[int, str] = {}  # pending | running | done | failed | skipped
         errors: dict[int, str] = {}
-        futures: dict[Future, int] = {}
+        futures: dict[Any, int] = {}
         with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="wharf-apply") as pool:
             while True:
                 for i, op in enumerate(ops):
