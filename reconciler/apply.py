@@ -243,7 +243,8 @@ class Executor:
         svc = self.d.services.get(op.service)
         timeout = self.stop_timeout if self.stop_timeout is not None else svc.stop_timeout if svc else None
         try:
-            self.engine.containers.stop(op.target, timeout=timeout)
+            if timeout != 0:  # with 0, remove(force) kills at once: no SIGTERM, no second wait
+                self.engine.containers.stop(op.target, timeout=timeout)
             self.engine.containers.remove(op.target, force=True)
         except NotFound:
             pass
