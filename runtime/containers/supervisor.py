@@ -78,6 +78,7 @@ class Shim:
         self.outs: dict[int, int] = {}  # fd -> stream
         self.stdin_w = -1
         self.exited: int | None = None
+        self.deleting = 0  # pid of the runtime's `delete` still running
         self.log = LogWriter(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
         self.health = None
         if cfg.get("healthcheck"):  # imported only when needed: every module costs memory per container
@@ -113,6 +114,11 @@ class Shim:
 
     # ------------------------------------------------------------ runtime calls
     def runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> tuple[int, int]:
+        pid = self.spawn_runtime(*args, stdio=stdio)
+        return pid, self._wait(pid)
+
+    def spawn_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> int:
+        """Start `<runtime> --root R ARGS...` (the built-in one as a forked child); returns its pid."""
         argv = [*self.cfg["runtime_argv"], "--root", self.cfg["runtime_root"], *args]
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = stdio or (null, null, null)
@@ -127,7 +133,7 @@ class Shim:
                 pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
         finally:
             os.close(null)
-        return pid, self._wait(pid)
+        return pid
 
     def _wait(self, pid: int) -> int:
         while True:
@@ -296,7 +302,8 @@ class Shim:
                 first = False
                 code = self.loop()
                 oom = self.oom_killed()
-                self.runtime("delete", "--force", self.id)
+                # the runtime's delete (cgroup removal) runs while the exit is recorded and told
+                self.deleting = self.spawn_runtime("delete", "--force", self.id)
                 if oom:
                     self.event("oom")
                 self.update(status="exited", pid=0, exit_code=code, oom_killed=oom,
@@ -308,12 +315,18 @@ class Shim:
             self.notify_exit(code)
             if not self.should_restart(code, restarts):
                 return self.finish(code)
+            self.wait_deleted()
             self.update(status="restarting", restart_count=restarts + 1)
             if not self.sleep_serving(backoff):
                 self.update(status="exited")
                 return self.finish(code)
             backoff = min(backoff * 2, BACKOFF_MAX)
             self.exited = None
+
+    def wait_deleted(self) -> None:
+        if self.deleting:
+            self._wait(self.deleting)
+            self.deleting = 0
 
     def should_restart(self, code: int, restarts: int) -> bool:
         st = read_json(self.state_path, {}) or {}
@@ -543,6 +556,7 @@ class Shim:
             os.unlink("attach.sock")
         except FileNotFoundError:
             pass
+        self.wait_deleted()
         argv = self.cfg.get("cleanup_argv")
         if getattr(self, "removed_by_client", False):
             argv = None  # the attached `run --rm` destroys it (network included); `ps` repairs if it died
