@@ -1,4 +1,4 @@
-"""Options shared by the reconciler's verbs (-f, -p, --profile, ...) and project loading."""
+"""typer options shared by the reconciler's verbs (-f, -p, --profile, ...); ProjectOptions is in project.py."""
 
 from __future__ import annotations
 
