@@ -98,6 +98,8 @@ def put(k: str, target: Any, watched: set[Path], warnings: list[str], since: flo
                 return
         except OSError:
             pass
+    if not paths.root().is_dir():  # never the one to create the engine's state dir
+        return
     d = cache_dir()
     entry = {"format": FORMAT, "files": {str(p): _digest(str(p)) for p in sorted(watched)},
              "target": target, "warnings": list(warnings)}

@@ -35,6 +35,7 @@ def test_parse_leaves_the_rest_to_typer(args: list[str]) -> None:
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("WHARF_ROOT", str(tmp_path / "root"))
+    (tmp_path / "root").mkdir()
     monkeypatch.delenv("A_VAR", raising=False)
     monkeypatch.chdir(tmp_path)
     f = tmp_path / "compose.yaml"
@@ -92,3 +93,10 @@ def test_broken_entry_is_a_miss(project, tmp_path: Path) -> None:
     for p in (tmp_path / "root" / "reconciler" / "cache").glob("*.pickle"):
         p.write_bytes(b"not a pickle")
     assert env_of(project()) == ["A=x"] and len(project.loads) == 2
+
+
+def test_no_cache_without_the_engine_state_dir(project, tmp_path: Path) -> None:
+    (tmp_path / "root").rmdir()
+    project()
+    project()
+    assert len(project.loads) == 2 and not (tmp_path / "root").exists()
