@@ -293,9 +293,6 @@ def _logs(args: list[str]) -> int | None:
 
 def run_container(cs, spec, detach: bool) -> int:
     """`run` after flag parsing (typer and fast path): create, start, attach or print the id."""
-    from runtime.containers import attach, stream
-    from runtime.containers.store import wait_pid_exit
-
     try:
         if spec.image and not spec.rootfs:
             from runtime.containers.imagesrc import pull_if_missing
@@ -306,6 +303,8 @@ def run_container(cs, spec, detach: bool) -> int:
         raise _run_error(e) from None
     tty_size = None
     if spec.tty:
+        from runtime.containers import attach
+
         tty_size = attach.terminal_size(0) or attach.terminal_size(1)
     try:
         cs.start(info.id, wait_attach=not detach, tty_size=tty_size)
@@ -316,6 +315,9 @@ def run_container(cs, spec, detach: bool) -> int:
     if detach:
         print(info.id)
         return 0
+    from runtime.containers import attach, stream  # not on the `run -d` path (socket, signal, json)
+    from runtime.containers.store import wait_pid_exit
+
     sock = stream.connect(cs.store.run_dir(info.id) / "attach.sock",
                           {"op": "attach", "stdin": spec.stdin_open, "start": True, "remove": spec.auto_remove})
     with sock:

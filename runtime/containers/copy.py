@@ -6,10 +6,12 @@ import io
 import os
 import shutil
 import stat
-import tarfile
-from typing import BinaryIO
+from typing import TYPE_CHECKING, BinaryIO
 
 from runtime.errors import InvalidArgument, NotFound
+
+if TYPE_CHECKING:
+    import tarfile
 
 
 def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
@@ -42,6 +44,8 @@ def tar_from(root: str, src: str, out: BinaryIO) -> None:
     host = resolve_in_root(root, src, follow_last=not src.endswith("/"))
     if not os.path.lexists(host):
         raise NotFound(f"could not find the file {src} in container")
+    import tarfile  # lazily: `run` imports this module for resolve_in_root only
+
     with tarfile.open(fileobj=out, mode="w|") as tar:
         if src.endswith("/.") and os.path.isdir(host):
             for name in sorted(os.listdir(host)):
@@ -65,6 +69,8 @@ def copy_out(root: str, src: str, dest: str) -> None:
             raise NotFound(f"destination directory {target} does not exist")
     if contents and not os.path.exists(dest):
         os.makedirs(dest)
+    import tarfile  # lazily: `run` imports this module for resolve_in_root only
+
     with tarfile.open(fileobj=buf, mode="r:") as tar:
         members = tar.getmembers()
         if not contents and not os.path.isdir(dest) and members:
@@ -79,6 +85,8 @@ def copy_in(root: str, src_tar: BinaryIO, dest: str) -> None:
     host = resolve_in_root(root, dest)
     if not os.path.isdir(host):
         raise NotFound(f"could not find the directory {dest} in container")
+    import tarfile  # lazily: `run` imports this module for resolve_in_root only
+
     with tarfile.open(fileobj=src_tar, mode="r|*") as tar:
         tar.extractall(host, filter="tar")
 
@@ -115,6 +123,8 @@ def export(root: str, out: BinaryIO) -> None:
         if stat.S_ISDIR(st.st_mode) and st.st_dev == dev:  # a mount point: its directory only
             for name in sorted(os.listdir(path)):
                 add(tar, os.path.join(path, name), f"{arc}/{name}")
+
+    import tarfile  # lazily: `run` imports this module for resolve_in_root only
 
     with tarfile.open(fileobj=out, mode="w|") as tar:
         for name in sorted(os.listdir(root)):
