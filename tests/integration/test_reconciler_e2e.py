@@ -43,25 +43,23 @@ def until(cond, timeout: float = 30.0, what: str = "condition") -> None:
 
 
 @pytest.fixture
-def base_engine(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
-    """The engine with busybox bootstrapped (networks not required)."""
-    monkeypatch.setenv("WHARF_BRIDGE", "wh" + secrets.token_hex(3))
-    r = wharf("image", "bootstrap", "busybox")
-    if r.returncode != 0:
-        pytest.skip(f"the engine cannot bootstrap busybox yet: {r.stderr.strip()[:200]}")
+def base_engine(wharf_root: Path, wharf_net):
+    """The embedded engine with busybox bootstrapped; afterwards every container of the private root is
+    removed and `wharf_net` tears down its bridges, veths, netns, nft tables and DNS daemon."""
+    wharf("image", "bootstrap", "busybox", check=True)
     from reconciler.engine_guard import connect
 
-    return connect()
+    e = connect()
+    yield e
+    for c in e.containers.list(all=True):
+        try:
+            e.containers.remove(c.id, force=True, volumes=True)
+        except Exception:  # already gone: best effort, the test's own assertions have run
+            pass
 
 
 @pytest.fixture
 def engine(base_engine):
-    from reconciler.engine_guard import UNAVAILABLE
-
-    try:
-        base_engine.networks.list()
-    except UNAVAILABLE as exc:
-        pytest.skip(f"the engine has no networks yet: {exc}")
     return base_engine
 
 
