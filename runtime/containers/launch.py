@@ -142,43 +142,82 @@ def _mkdir_in_root(rootfs: Path, path: str) -> None:
 
 
 SHIM_STATUS_FD = 3
+SHIM_GO_FD = 4
 
 
-def spawn_shim(store: ContainerStore, cid: str, wait_attach: bool) -> None:
-    """Start the detached shim and wait until the container runs (or is created, with wait_attach)."""
-    from runtime import paths
+class ShimStart:
+    """A shim spawned before its bundle is ready, so that its interpreter starts while `prepare` runs.
 
-    # The pipe stays close-on-exec here and is dup2'ed to fd 3 only in the shim, so shims spawned
-    # at the same time from other threads never inherit each other's write end (which would
-    # keep f.read() below from ever seeing EOF).
-    r, w = os.pipe()
-    if w == SHIM_STATUS_FD:
-        w2 = os.dup(w)
-        os.close(w)
-        w = w2
-    env = dict(os.environ)
-    env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(paths.run_dir())
-    argv = [sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(SHIM_STATUS_FD),
-            "1" if wait_attach else "0"]
-    null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-    try:  # posix_spawn (vfork) is much cheaper than subprocess for a big CLI process
-        pid = os.posix_spawn(sys.executable, argv, env, setsid=True,
-                             file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                                           (os.POSIX_SPAWN_DUP2, null, 2),
-                                           (os.POSIX_SPAWN_DUP2, w, SHIM_STATUS_FD)])
-    finally:
-        os.close(null)
-        os.close(w)
-    os.waitpid(pid, 0)  # the shim's first process exits once it has daemonized
-    with os.fdopen(r, "rb") as f:
-        msg = f.read().decode(errors="replace")
-    if msg == "ok":
-        return
-    if msg.startswith("error:"):
-        _, code, text = msg.split(":", 2)
-        raise RuntimeFailure(f"failed to start container {cid[:12]}: {text}", exit_code=int(code))
-    raise RuntimeFailure(f"the supervisor of container {cid[:12]} died while starting it",
-                         hint=f"see {store.dir(cid)}")
+    It imports its code, then blocks on the go pipe: `go()` lets it read shim.json and start the
+    container (and waits until it runs, or is created with wait_attach); `cancel()` (prepare
+    failed) closes the pipe, and the shim exits without touching anything.
+    """
+
+    def __init__(self, store: ContainerStore, cid: str, wait_attach: bool) -> None:
+        from runtime import paths
+
+        self.store, self.cid = store, cid
+        # Both pipes stay close-on-exec here and are dup2'ed to fds 3 and 4 only in the shim, so
+        # shims spawned at the same time from other threads never inherit each other's ends
+        # (which would keep the status read below from ever seeing EOF).
+        r, w = os.pipe()
+        go_r, self.go_w = os.pipe()
+        w, go_r = _above(w, SHIM_GO_FD), _above(go_r, SHIM_GO_FD)
+        env = dict(os.environ)
+        env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(paths.run_dir())
+        argv = [sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(SHIM_STATUS_FD),
+                "1" if wait_attach else "0", str(SHIM_GO_FD)]
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        try:  # posix_spawn (vfork) is much cheaper than subprocess for a big CLI process
+            self.pid = os.posix_spawn(sys.executable, argv, env, setsid=True,
+                                      file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
+                                                    (os.POSIX_SPAWN_DUP2, null, 2),
+                                                    (os.POSIX_SPAWN_DUP2, w, SHIM_STATUS_FD),
+                                                    (os.POSIX_SPAWN_DUP2, go_r, SHIM_GO_FD)])
+        except BaseException:
+            for fd in (r, self.go_w):
+                os.close(fd)
+            raise
+        finally:
+            for fd in (null, w, go_r):
+                os.close(fd)
+        self.status_r = r
+
+    def cancel(self) -> None:
+        os.close(self.go_w)
+        os.close(self.status_r)
+        os.waitpid(self.pid, 0)
+
+    def go(self) -> None:
+        """Let the shim start the container; raises when it could not."""
+        try:
+            os.write(self.go_w, b"1")
+        except OSError:  # the shim is already gone: its status pipe says so below
+            pass
+        finally:
+            os.close(self.go_w)
+        os.waitpid(self.pid, 0)  # the shim's first process exits once it has daemonized
+        with os.fdopen(self.status_r, "rb") as f:
+            msg = f.read().decode(errors="replace")
+        cid = self.cid
+        if msg == "ok":
+            return
+        if msg.startswith("error:"):
+            _, code, text = msg.split(":", 2)
+            raise RuntimeFailure(f"failed to start container {cid[:12]}: {text}", exit_code=int(code))
+        raise RuntimeFailure(f"the supervisor of container {cid[:12]} died while starting it",
+                             hint=f"see {self.store.dir(cid)}")
+
+
+def _above(fd: int, low: int) -> int:
+    """`fd` moved above `low` (close-on-exec): a POSIX_SPAWN_DUP2 onto itself would keep the flag."""
+    if fd > low:
+        return fd
+    import fcntl
+
+    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low + 1)
+    os.close(fd)
+    return moved
 
 
 def attach_socket(store: ContainerStore, cid: str) -> str:

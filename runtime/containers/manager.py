@@ -177,10 +177,12 @@ class LocalContainers(ContainerOperations):
             spec = spec_from_dict(rec["spec"])
             st.update(stop_requested=False, status=st.get("status", "created"), error="", restart_count=0)
             self.store.save_state(cid, st)
+            shim = launch.ShimStart(self.store, cid, wait_attach)  # its interpreter starts meanwhile
             try:
                 rec = launch.prepare(self.store, rec, spec, tty_size)
                 self.store.save(cid, rec)
             except BaseException as e:
+                shim.cancel()
                 self._teardown(rec, spec)
                 if isinstance(e, WharfError):
                     e.exit_code = 125 if e.exit_code == 1 else e.exit_code
@@ -188,7 +190,7 @@ class LocalContainers(ContainerOperations):
                     self.store.save_state(cid, st)
                 raise
         try:
-            launch.spawn_shim(self.store, cid, wait_attach)
+            shim.go()
         except WharfError:
             self._teardown(rec, spec)
             raise

@@ -605,11 +605,19 @@ def daemonize() -> None:
 
 
 def main(argv: list[str]) -> int:
+    """argv: shim.py CONTAINER_DIR READY_FD WAIT_ATTACH [GO_FD]. With GO_FD the engine spawned the
+    shim while it still prepares the bundle: one byte on GO_FD means go, EOF alone means cancelled."""
     cdir, ready_fd, wait_attach = argv[1], int(argv[2]), argv[3] == "1"
-    cfg = read_json(os.path.join(cdir, "shim.json"))
-    daemonize()
     from runtime.linux.prctl import set_child_subreaper
 
+    if len(argv) > 4:
+        go_fd = int(argv[4])
+        go = os.read(go_fd, 1)
+        os.close(go_fd)
+        if not go:
+            return 0
+    cfg = read_json(os.path.join(cdir, "shim.json"))
+    daemonize()
     set_child_subreaper()
     os.makedirs(cfg["run_dir"], exist_ok=True)
     os.chdir(cfg["run_dir"])
