@@ -1,7 +1,63 @@
-"""`wharf` verbs for serve (docker-like). Filled in by its issue."""
+"""`wharf serve`: the Docker Engine API daemon (runtime/api), with dockerd's flags."""
 
 from __future__ import annotations
 
+import typer
 
-def register(app) -> None:
-    """Add this module's verbs to the `wharf` typer app."""
+
+def register(app: typer.Typer) -> None:
+    @app.command(context_settings={"help_option_names": ["--help"]})
+    def serve(
+        ctx: typer.Context,
+        host: list[str] = typer.Option([], "-H", "--host",
+                                       help="Socket(s) to listen on: unix:///path or tcp://ADDR:PORT "
+                                            "(default unix:///run/wharf/wharf.sock)"),
+        tls: bool = typer.Option(False, "--tls", help="Use TLS (implied by --tlsverify)"),
+        tlsverify: bool = typer.Option(False, "--tlsverify", help="Use TLS and require client certificates "
+                                                                   "signed by --tlscacert"),
+        tlscacert: str = typer.Option("", "--tlscacert", help="CA that signs trusted client certificates"),
+        tlscert: str = typer.Option("", "--tlscert", help="Server certificate (PEM)"),
+        tlskey: str = typer.Option("", "--tlskey", help="Server key (PEM)"),
+        group: str = typer.Option("", "-G", "--group", help="Group owning the unix socket(s) (mode 0660)"),
+        data_root: str = typer.Option("", "--data-root", help="Root of persistent state (sets WHARF_ROOT)"),
+        exec_root: str = typer.Option("", "--exec-root", help="Root of volatile state (sets WHARF_RUN)"),
+        pidfile: str = typer.Option("", "-p", "--pidfile", help="Write the daemon's pid here"),
+        debug: bool = typer.Option(False, "-D", "--debug", help="Log every request"),
+        bip: str = typer.Option("", "--bip", help="Address/prefix of the default bridge"),
+        fixed_cidr: str = typer.Option("", "--fixed-cidr", help="Allocate container IPs from this range"),
+        mtu: int = typer.Option(0, "--mtu", help="MTU of container interfaces"),
+        dns: list[str] = typer.Option([], "--dns", help="Default DNS server for containers"),
+        icc: bool = typer.Option(True, "--icc/--no-icc", help="Allow traffic between containers"),
+        ip: str = typer.Option("", "--ip", help="Default host address for published ports"),
+        ip_masq: bool = typer.Option(True, "--ip-masq/--no-ip-masq", help="Masquerade container traffic"),
+        insecure_registry: list[str] = typer.Option([], "--insecure-registry", help="Registry reached over "
+                                                                                    "plain HTTP / unverified TLS"),
+        registry_mirror: list[str] = typer.Option([], "--registry-mirror", help="Mirror for Docker Hub pulls"),
+        default_runtime: str = typer.Option("", "--default-runtime", help="OCI runtime: builtin, runc, crun"),
+        live_restore: bool = typer.Option(True, "--live-restore/--no-live-restore",
+                                          help="Start containers with restart policies whose supervisor is gone"),
+        config_file: str = typer.Option("", "--config-file", help="daemon.json-style options "
+                                                                  "(default /etc/wharf/daemon.json if present)"),
+    ) -> None:
+        """Serve the Docker Engine API (docker CLI, docker-py, docker-compose, `wharf --host`)."""
+        import os
+
+        from runtime.api.daemon import Options, load_config, run
+
+        opts = Options(hosts=list(host), tls=tls or tlsverify, tlsverify=tlsverify, tlscacert=tlscacert,
+                       tlscert=tlscert, tlskey=tlskey, group=group, data_root=data_root, exec_root=exec_root,
+                       pidfile=pidfile, debug=debug, bip=bip, fixed_cidr=fixed_cidr, mtu=mtu, dns=list(dns),
+                       icc=icc, ip=ip, ip_masq=ip_masq, insecure_registries=list(insecure_registry),
+                       registry_mirrors=list(registry_mirror), default_runtime=default_runtime,
+                       restore=live_restore)
+        path = config_file or ("/etc/wharf/daemon.json" if os.path.exists("/etc/wharf/daemon.json") else "")
+        if path:
+            from click.core import ParameterSource
+
+            names = {"host": "hosts", "insecure_registry": "insecure_registries",
+                     "registry_mirror": "registry_mirrors", "live_restore": "restore"}
+            explicit = {names.get(p, p) for p in ctx.params
+                        if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE}
+            load_config(path, opts, explicit)
+            opts.tls = opts.tls or opts.tlsverify
+        raise typer.Exit(run(opts))

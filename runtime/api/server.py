@@ -1,0 +1,242 @@
+"""The daemon's HTTP server: threaded, keep-alive, over unix sockets, TCP and TLS.
+
+One thread per connection (socketserver.ThreadingMixIn over http.server). Each request
+is matched by the router, the route's answer is written (JSON, bytes, chunked stream,
+or nothing after a hijack), and WharfError becomes Docker's {"message": ...} with its
+http_status. Nothing a client sends or does (bad JSON, huge bodies, hanging up in the
+middle of a stream) takes the daemon down.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import socketserver
+import ssl
+import sys
+import traceback
+from http.server import BaseHTTPRequestHandler
+from typing import Any
+
+from runtime.api.http import HIJACKED, Reply, Request, Stream
+from runtime.api.router import API_VERSION, Router
+from runtime.errors import WharfError
+
+log = logging.getLogger("wharf.api")
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_version = "Wharf"
+    sys_version = ""
+    timeout = 600  # an idle keep-alive connection is closed after this long
+    hijacked = False
+
+    # the server sets these on the class it makes per listener
+    router: Router
+    engine: Any
+
+    def setup(self) -> None:
+        if isinstance(self.request, ssl.SSLSocket):
+            self.request.settimeout(30)
+            try:
+                self.request.do_handshake()
+            except (ssl.SSLError, OSError) as e:
+                log.info("TLS handshake refused: %s", e)
+                raise ConnectionAbortedError(str(e)) from None
+            self.request.settimeout(None)
+        super().setup()
+
+    def address_string(self) -> str:
+        return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
+        log.debug("%s %s", self.address_string(), format % args)
+
+    def handle_one_request(self) -> None:
+        try:
+            super().handle_one_request()
+        except (ConnectionError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+
+    def __getattr__(self, name: str):
+        if name.startswith("do_"):
+            return self.dispatch
+        raise AttributeError(name)
+
+    # ------------------------------------------------------------ dispatch
+    def dispatch(self) -> None:
+        path, _, query = self.path.partition("?")
+        req = None
+        try:
+            fn, params, version = self.router.match(self.command, path)
+            req = Request(self, self.command, path, query, params, version)
+            result = fn(self.engine, req)
+        except WharfError as e:
+            self._error(e.http_status, e.message + (f" ({e.hint})" if e.hint else ""), req)
+            return
+        except (ConnectionError, BrokenPipeError):
+            self.close_connection = True
+            return
+        except Exception as e:  # noqa: BLE001 - a bug must answer 500, not kill the connection thread
+            log.error("%s %s failed:\n%s", self.command, self.path, traceback.format_exc())
+            self._error(500, f"internal error: {type(e).__name__}: {e}", req)
+            return
+        if result is HIJACKED or self.hijacked:
+            self.close_connection = True
+            return
+        try:
+            self._finish_body(req)
+            self._write(result)
+        except (ConnectionError, BrokenPipeError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+
+    def _finish_body(self, req: Request | None) -> None:
+        if req is not None and not req.body.done:
+            try:
+                if not req.body.drain():
+                    self.close_connection = True
+            except WharfError:
+                self.close_connection = True
+
+    def _error(self, status: int, message: str, req: Request | None) -> None:
+        log.debug("%s %s -> %s %s", self.command, self.path, status, message)
+        if self.hijacked:
+            return
+        if req is None:
+            self.close_connection = True  # the body was not understood: do not try to skip it
+        self._finish_body(req)
+        try:
+            self._send(status, json.dumps({"message": message}).encode() + b"\n", "application/json")
+        except (ConnectionError, BrokenPipeError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+
+    def _common_headers(self) -> None:
+        self.send_header("Api-Version", API_VERSION)
+        self.send_header("Docker-Experimental", "false")
+        self.send_header("Ostype", "linux")
+        self.send_header("Server", f"Wharf/{_version()} (linux)")
+
+    def send_response(self, code: int, message: str | None = None) -> None:
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self._common_headers()
+
+    def _send(self, status: int, body: bytes, ctype: str, headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        if status != 204 and status != 304:
+            self.send_header("Content-Type", ctype)
+            self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.command != "HEAD" and status not in (204, 304):
+            self.wfile.write(body)
+
+    def _write(self, result: Any) -> None:
+        if result is None:
+            self._send(204, b"", "")
+        elif isinstance(result, Reply):
+            body = result.body
+            if not isinstance(body, bytes | bytearray):
+                body = b"" if body is None and result.status == 204 else json.dumps(body).encode() + b"\n"
+            self._send(result.status, bytes(body), result.content_type, result.headers)
+        elif isinstance(result, Stream):
+            self._stream(result)
+        else:
+            self._send(200, json.dumps(result).encode() + b"\n", "application/json")
+
+    def _stream(self, s: Stream) -> None:
+        self.send_response(s.status)
+        self.send_header("Content-Type", s.content_type)
+        for k, v in s.headers.items():
+            self.send_header(k, v)
+        if self.command == "HEAD":
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+            _close(s.chunks)
+            return
+        self.send_header("Transfer-Encoding", "chunked")
+        self.end_headers()
+        self.wfile.flush()
+        it = iter(s.chunks)
+        try:
+            for chunk in it:
+                if chunk:
+                    self.wfile.write(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+                    self.wfile.flush()
+        except WharfError as e:  # an error after the headers: report it in-band (as dockerd does)
+            msg = json.dumps({"error": e.message, "errorDetail": {"message": e.message}}).encode() + b"\n"
+            self.wfile.write(b"%x\r\n%s\r\n" % (len(msg), msg))
+        except (ConnectionError, BrokenPipeError, TimeoutError, ssl.SSLError):
+            self.close_connection = True
+            return
+        except Exception:  # noqa: BLE001 - a bug mid-stream: end the connection, keep the daemon
+            log.error("stream %s failed:\n%s", self.path, traceback.format_exc())
+            self.close_connection = True
+            return
+        finally:
+            _close(it)
+        self.wfile.write(b"0\r\n\r\n")
+        self.wfile.flush()
+
+
+def _close(it: Any) -> None:
+    close = getattr(it, "close", None)
+    if close:
+        close()
+
+
+def _version() -> str:
+    from runtime import __version__
+
+    return __version__
+
+
+# ---------------------------------------------------------------- listeners
+
+
+class _Threaded(socketserver.ThreadingMixIn):
+    daemon_threads = True
+    block_on_close = False
+    allow_reuse_address = True
+    request_queue_size = 128
+
+
+class UnixServer(_Threaded, socketserver.UnixStreamServer):
+    def server_bind(self) -> None:
+        try:
+            os.unlink(self.server_address)
+        except FileNotFoundError:
+            pass
+        old = os.umask(0o117)  # never world-accessible, not even for an instant
+        try:
+            super().server_bind()
+        finally:
+            os.umask(old)
+
+
+class TCPServer(_Threaded, socketserver.TCPServer):
+    ssl_context: ssl.SSLContext | None = None
+
+    def get_request(self):
+        sock, addr = super().get_request()
+        if self.ssl_context is not None:
+            sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+        return sock, addr
+
+
+class TCP6Server(TCPServer):
+    address_family = socket.AF_INET6
+
+
+def make_handler(router: Router, engine: Any) -> type[Handler]:
+    return type("BoundHandler", (Handler,), {"router": router, "engine": engine})
+
+
+def debug_logging(enabled: bool) -> None:
+    logging.basicConfig(stream=sys.stderr, level=logging.INFO,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    log.setLevel(logging.DEBUG if enabled else logging.INFO)
