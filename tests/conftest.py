@@ -79,3 +79,42 @@ def wharf_net(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
     from runtime.network.manager import NetworkManager
 
     NetworkManager().teardown()
+
+
+@pytest.fixture
+def wharf_daemon(busybox_image, wharf_net, tmp_path: Path):
+    """`wharf serve` on a private unix socket (WHARF_ROOT of wharf_root, busybox:latest in it);
+    yields the socket path; the daemon is stopped (SIGTERM to its pid) afterwards."""
+    import signal
+    import sys
+    import time
+
+    sock = tmp_path / "api.sock"
+    pidfile = tmp_path / "api.pid"
+    log = open(tmp_path / "api.log", "wb")  # noqa: SIM115 - closed below
+    proc = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "serve", "-H", f"unix://{sock}",
+                             "-p", str(pidfile), "-D"], stdout=log, stderr=subprocess.STDOUT,
+                            stdin=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while not sock.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("wharf serve did not start: " + (tmp_path / "api.log").read_text())
+            time.sleep(0.02)
+        yield sock
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+        from runtime.local_engine import LocalEngine
+
+        cs = LocalEngine().containers
+        for c in cs.list(all=True):  # what a failed test left behind
+            try:
+                cs.remove(c.id, force=True, volumes=True)
+            except Exception:  # noqa: BLE001 - best effort cleanup
+                pass

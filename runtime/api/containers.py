@@ -11,7 +11,7 @@ from typing import Any
 from runtime.api import attach, container_json
 from runtime.api.http import HIJACKED, Reply, Request, Stream
 from runtime.api.router import router
-from runtime.api.system import SETTINGS, client_gone_probe
+from runtime.api.system import SETTINGS, client_gone_probe, client_hung_up_probe
 from runtime.api.tarstream import produce, spool_tar
 from runtime.containers import stream as frames
 from runtime.errors import Conflict, InvalidArgument, NotFound
@@ -257,7 +257,7 @@ def attach_route(engine, req: Request):
     if not req.qbool("stream"):
         return HIJACKED
     request = {"op": "attach", "stdin": want_stdin, "stream": want_out}
-    gone = client_gone_probe(req) if not want_stdin else (lambda: False)
+    gone = client_hung_up_probe(client)
     if status in RUNNING:
         shim = attach.connect_running(engine, cid, request)
     else:

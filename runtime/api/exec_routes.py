@@ -79,7 +79,7 @@ def create(engine, req: Request) -> Reply:
     cmd = _strlist(body, "Cmd", "body") or []
     if not cmd:
         raise InvalidArgument("exec needs Cmd (a non-empty array of strings)")
-    st = cs.inspect(cid).state.status
+    st = cs.store.load_state(cid).get("status")
     if st != "running":
         raise Conflict(f"container {cid[:12]} is {'paused' if st == 'paused' else 'not running'}")
     _forget_old()
@@ -149,25 +149,36 @@ def start(engine, req: Request):
 
 
 def _run_pipes(cs, e: ExecInstance, req: Request):
+    import socket
+
+    # stdin is a socketpair: shutdown() ends it for the command even though the exec helper
+    # (a fork of this daemon) holds a copy of our end
+    ours_in, theirs_in = socket.socketpair() if e.stdin else (None, None)
     own: list[int] = []
-    ours: dict[int, int] = {}
     try:
-        in_r, in_w = os.pipe2(os.O_CLOEXEC) if e.stdin else (os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC), -1)
-        own += [in_r] + ([in_w] if in_w >= 0 else [])
+        in_fd = theirs_in.fileno() if theirs_in else os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
+        if theirs_in is None:
+            own.append(in_fd)
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
-        own += [out_r, out_w, err_r, err_w]
-        e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(in_r, out_w, err_w))
-    except BaseException:
+        own += [out_w, err_w]
+        try:
+            e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(in_fd, out_w, err_w))
+        except BaseException:
+            os.close(out_r)
+            os.close(err_r)
+            if ours_in:
+                ours_in.close()
+            raise
+    finally:
         for fd in own:
             os.close(fd)
-        raise
-    for fd in (in_r, out_w, err_w):
-        os.close(fd)
+        if theirs_in:
+            theirs_in.close()
     e.running = True
     ours = {out_r: frames.STDOUT, err_r: frames.STDERR}
     client, reader = req.hijack("application/vnd.docker.multiplexed-stream")
-    stdin_thread = _stdin_pump(reader, in_w) if in_w >= 0 else None
+    stdin_thread = _stdin_pump(reader, ours_in) if ours_in else None
     try:
         while ours:
             ready, _, _ = select.select(list(ours), [], [])
@@ -189,6 +200,8 @@ def _run_pipes(cs, e: ExecInstance, req: Request):
         _hangup(client)
         if stdin_thread:
             stdin_thread.join(5)
+        if ours_in:
+            ours_in.close()
     return HIJACKED
 
 
@@ -205,7 +218,7 @@ def _run_tty(cs, e: ExecInstance, req: Request):
     e.master = master
     e.running = True
     client, reader = req.hijack()
-    stdin_thread = _stdin_pump(reader, master, close=False) if e.stdin else None
+    stdin_thread = _stdin_pump(reader, master) if e.stdin else None
     try:
         while True:
             try:
@@ -227,19 +240,25 @@ def _run_tty(cs, e: ExecInstance, req: Request):
     return HIJACKED
 
 
-def _stdin_pump(reader, fd: int, close: bool = True) -> threading.Thread:
+def _stdin_pump(reader, dest) -> threading.Thread:
+    """Client bytes -> dest (a socket: shut down for writing at the end; or a pty master fd)."""
+    import socket
+
     def run() -> None:
         try:
             while data := reader.read1(65536):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fd, view):]
+                if isinstance(dest, socket.socket):
+                    dest.sendall(data)
+                else:
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(dest, view):]
         except (OSError, ValueError):
             pass
         finally:
-            if close:
+            if isinstance(dest, socket.socket):
                 try:
-                    os.close(fd)
+                    dest.shutdown(socket.SHUT_WR)
                 except OSError:
                     pass
 

@@ -133,6 +133,22 @@ def client_gone_probe(req: Request):
     return gone
 
 
+def client_hung_up_probe(conn):
+    """For hijacked connections, where a half-close (end of stdin) is normal: True only when
+    the peer closed both ways (POLLHUP) or the socket failed."""
+    import select
+
+    def gone() -> bool:
+        try:
+            p = select.poll()
+            p.register(conn, select.POLLHUP | select.POLLERR)
+            return any(ev & (select.POLLHUP | select.POLLERR | select.POLLNVAL) for _, ev in p.poll(0))
+        except (OSError, ValueError):
+            return True
+
+    return gone
+
+
 @router.route("GET", r"/system/df")
 def system_df(engine, req: Request) -> dict[str, Any]:
     from runtime.api import image_json

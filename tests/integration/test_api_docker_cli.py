@@ -1,0 +1,151 @@
+"""The official docker CLI against `wharf serve` (DOCKER_HOST=unix://<private socket>)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import pytest
+
+pytestmark = [pytest.mark.root, pytest.mark.network]
+
+DOCKER = shutil.which("docker")
+
+
+@pytest.fixture
+def docker(wharf_daemon, tmp_path):
+    if DOCKER is None:
+        pytest.skip("the docker CLI is not installed (apt-get install docker.io)")
+    env = {**os.environ, "DOCKER_HOST": f"unix://{wharf_daemon}", "DOCKER_CONFIG": str(tmp_path / "dcfg"),
+           "DOCKER_BUILDKIT": "0"}
+
+    def run(*args: str, input: bytes | None = None, check: bool = True, timeout: float = 60):
+        p = subprocess.run([DOCKER, *args], env=env, input=input, capture_output=True, timeout=timeout)
+        if check and p.returncode != 0:
+            raise AssertionError(f"docker {' '.join(args)} -> {p.returncode}: {p.stderr.decode()}")
+        return p
+
+    run.env = env
+    return run
+
+
+def test_version_info_ps_images(docker):
+    v = json.loads(docker("version", "--format", "{{json .}}").stdout)
+    assert v["Server"]["ApiVersion"] == "1.41"
+    assert "Containers:" in docker("info").stdout.decode()
+    assert docker("ps", "-a").stdout.decode().startswith("CONTAINER ID")
+    assert "busybox" in docker("images").stdout.decode()
+
+
+def test_run_rm_attached_output_and_exit_code(docker):
+    p = docker("run", "--rm", "busybox", "sh", "-c", "echo out; echo err >&2; exit 3", check=False)
+    assert p.returncode == 3
+    assert p.stdout == b"out\n" and p.stderr == b"err\n"
+    assert docker("ps", "-aq").stdout.strip() == b""  # --rm removed it
+
+
+def test_run_with_stdin(docker):
+    p = docker("run", "--rm", "-i", "busybox", "tr", "a-z", "A-Z", input=b"hello\n")
+    assert p.stdout == b"HELLO\n"
+
+
+def test_detached_logs_exec_cp_stop_rm(docker, tmp_path):
+    cid = docker("run", "-d", "--name", "apid", "-l", "k=v", "busybox", "sh", "-c",
+                 "echo started; exec sleep 60").stdout.decode().strip()
+    logs = docker("logs", "apid").stdout
+    assert logs in (b"", b"started\n")
+    out = docker("exec", "apid", "sh", "-c", "echo in-exec; exit 5", check=False)
+    assert out.returncode == 5 and out.stdout == b"in-exec\n"
+    assert docker("exec", "-i", "apid", "cat", input=b"piped").stdout == b"piped"
+    src = tmp_path / "f.txt"
+    src.write_text("copied")
+    docker("cp", str(src), "apid:/tmp/")
+    assert docker("exec", "apid", "cat", "/tmp/f.txt").stdout == b"copied"
+    docker("cp", "apid:/tmp/f.txt", str(tmp_path / "back.txt"))
+    assert (tmp_path / "back.txt").read_text() == "copied"
+    info = json.loads(docker("inspect", "apid").stdout)[0]
+    assert info["Id"] == cid and info["State"]["Running"] and info["Config"]["Labels"] == {"k": "v"}
+    assert docker("ps", "--filter", "label=k=v", "-q").stdout.decode().strip() == cid[:12]
+    docker("stop", "-t", "1", "apid")
+    assert json.loads(docker("inspect", "apid").stdout)[0]["State"]["Status"] == "exited"
+    docker("rm", "apid")
+    p = docker("inspect", "apid", check=False)
+    assert p.returncode == 1 and b"No such" in p.stderr or b"no such" in p.stderr
+
+
+def test_logs_follow_ends_with_the_container(docker):
+    docker("run", "-d", "--name", "apif", "busybox", "sh", "-c", "for i in 1 2 3; do echo $i; sleep 0.2; done")
+    p = docker("logs", "-f", "apif", timeout=30)
+    assert p.stdout == b"1\n2\n3\n"
+    docker("rm", "-f", "apif")
+
+
+def test_volume_and_events(docker):
+    import time
+
+    since = str(int(time.time()) - 1)
+    docker("volume", "create", "apivol")
+    assert "apivol" in docker("volume", "ls", "-q").stdout.decode().split()
+    docker("run", "--rm", "-v", "apivol:/data", "busybox", "sh", "-c", "echo x > /data/f")
+    docker("volume", "rm", "apivol")
+    ev = docker("events", "--since", since, "--until", str(int(time.time()) + 1), "--format", "{{json .}}",
+                "--filter", "type=container")
+    actions = [json.loads(line)["Action"] for line in ev.stdout.decode().splitlines()]
+    assert "create" in actions and "start" in actions and "die" in actions
+
+
+def test_build(docker, tmp_path):
+    ctx = tmp_path / "ctx"
+    ctx.mkdir()
+    (ctx / "hello.txt").write_text("hi from the context\n")
+    (ctx / "Dockerfile").write_text("FROM busybox\nCOPY hello.txt /hello.txt\nCMD [\"cat\", \"/hello.txt\"]\n")
+    p = docker("build", "-t", "apibuilt:1", str(ctx), timeout=120)
+    assert b"Successfully tagged apibuilt:1" in p.stdout
+    assert docker("run", "--rm", "apibuilt:1").stdout == b"hi from the context\n"
+
+
+def test_network_create_connect_rm(docker):
+    docker("network", "create", "apinet")
+    assert "apinet" in docker("network", "ls", "--format", "{{.Name}}").stdout.decode().split()
+    docker("run", "-d", "--name", "apin", "busybox", "sleep", "30")
+    docker("network", "connect", "apinet", "apin")
+    nets = json.loads(docker("inspect", "apin").stdout)[0]["NetworkSettings"]["Networks"]
+    assert "apinet" in nets
+    docker("rm", "-f", "apin")
+    docker("network", "rm", "apinet")
+
+
+def test_run_it_through_a_pty(docker):
+    import pty
+    import select
+    import time
+
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(DOCKER, [DOCKER, "run", "--rm", "-it", "busybox", "sh"], docker.env)
+    out = b""
+
+    def read_until(marker: bytes, timeout: float = 20) -> None:
+        nonlocal out
+        deadline = time.monotonic() + timeout
+        while marker not in out and time.monotonic() < deadline:
+            r, _, _ = select.select([fd], [], [], 0.2)
+            if r:
+                try:
+                    out += os.read(fd, 4096)
+                except OSError:
+                    return
+
+    try:
+        read_until(b"#")
+        os.write(fd, b"tty; echo mark-$((6*7))\r")
+        read_until(b"mark-42")
+        assert b"/dev/pts/" in out and b"mark-42" in out
+        os.write(fd, b"exit 7\r")
+        read_until(b"\x00never", timeout=10)
+    finally:
+        _, status = os.waitpid(pid, 0)
+        os.close(fd)
+    assert os.waitstatus_to_exitcode(status) == 7
