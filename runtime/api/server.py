@@ -105,9 +105,8 @@ class Handler(BaseHTTPRequestHandler):
         log.debug("%s %s -> %s %s", self.command, self.path, status, message)
         if self.hijacked:
             return
-        if req is None:
-            self.close_connection = True  # the body was not understood: do not try to skip it
-        self._finish_body(req)
+        if req is None or not req.body.done:
+            self.close_connection = True  # the body was not (fully) read: do not try to skip it
         try:
             self._send(status, json.dumps({"message": message}).encode() + b"\n", "application/json")
         except (ConnectionError, BrokenPipeError, TimeoutError, ssl.SSLError):
