@@ -175,7 +175,8 @@ class LocalContainers(ContainerOperations):
                 wait_pid_exit(st["shim_pid"], 10)
             rec = self.store.load(cid)
             spec = spec_from_dict(rec["spec"])
-            st.update(stop_requested=False, status=st.get("status", "created"), error="", restart_count=0)
+            st.update(stop_requested=False, removing=False, status=st.get("status", "created"), error="",
+                      restart_count=0)
             self.store.save_state(cid, st)
             shim = launch.ShimStart(self.store, cid, wait_attach)  # its interpreter starts meanwhile
             try:
@@ -202,8 +203,13 @@ class LocalContainers(ContainerOperations):
         except WharfError:
             pass
 
-    def _request_stop(self, cid: str) -> dict[str, Any]:
-        st = self.store.update_state(cid, stop_requested=True)
+    def _request_stop(self, cid: str, removing: bool = False) -> dict[str, Any]:
+        """removing=True: the caller destroys the container next (network included), so the shim
+        skips its own cleanup command (it would release the network a second time)."""
+        changes: dict[str, Any] = {"stop_requested": True}
+        if removing:
+            changes["removing"] = True
+        st = self.store.update_state(cid, **changes)
         if st.get("status") == "restarting" and st.get("shim_pid"):
             try:
                 os.kill(st["shim_pid"], signals.SIGUSR1)
@@ -268,7 +274,7 @@ class LocalContainers(ContainerOperations):
             if not force:
                 raise Conflict(f"you cannot remove a {st['status']} container {cid[:12]}",
                                hint="stop the container before removing it, or use `rm -f`")
-            self._request_stop(cid)
+            self._request_stop(cid, removing=True)
             if st.get("pid"):
                 self._signal(cid, st, signals.SIGKILL)
                 if st.get("status") == "paused":

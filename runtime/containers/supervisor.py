@@ -560,6 +560,8 @@ class Shim:
         argv = self.cfg.get("cleanup_argv")
         if getattr(self, "removed_by_client", False):
             argv = None  # the attached `run --rm` destroys it (network included); `ps` repairs if it died
+        elif argv and (read_json(self.state_path, {}) or {}).get("removing"):
+            argv = None  # `rm -f` destroys it (network included) as soon as this process ends
         if argv:
             os.execv(argv[0], argv)
         return code
