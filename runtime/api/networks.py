@@ -104,7 +104,38 @@ def connect(engine, req: Request) -> None:
     ipam = _obj(ep, "IPAMConfig", "EndpointConfig")
     endpoint = EndpointSpec(aliases=_strlist(ep, "Aliases", "EndpointConfig") or [],
                             ipv4_address=ipam.get("IPv4Address") or None)
-    engine.networks.connect(req.params["id"], container, endpoint)
+    if not _set_planned(engine, req.params["id"], container, endpoint):
+        engine.networks.connect(req.params["id"], container, endpoint)
+
+
+def _set_planned(engine, network: str, container: str, endpoint: EndpointSpec | None) -> bool:
+    """Docker lets clients (docker-compose v1) connect/disconnect a container that is not running:
+    the change applies at its next start. LocalNetworks only attaches running containers, so for
+    those the endpoint is recorded in the container's spec instead. False: it is running."""
+    import dataclasses
+
+    from runtime.containers.store import shim_alive
+
+    cs = engine.containers
+    cid = cs.store.resolve(container)
+    name = engine.networks.inspect(network).name
+    with cs.store.lock(cid):
+        st = cs.store.load_state(cid)
+        if st.get("status") in ("running", "paused", "restarting") and shim_alive(st):
+            return False
+        rec = cs.store.load(cid)
+        spec = rec["spec"]
+        nets = spec.setdefault("networks", {})
+        if endpoint is None:
+            nets.pop(name, None)
+            if spec.get("network_mode") == name:
+                spec["network_mode"] = next(iter(nets), "none")
+        else:
+            nets[name] = dataclasses.asdict(endpoint)
+            if spec.get("network_mode") in ("", "bridge", "default") and "bridge" not in nets and name != "bridge":
+                spec["network_mode"] = name
+        cs.store.save(cid, rec)
+    return True
 
 
 @router.route("POST", r"/networks/(?P<id>[^/]+)/disconnect")
@@ -115,7 +146,8 @@ def disconnect(engine, req: Request) -> None:
     container = _get(body, "Container", str, "body", "")
     if not container:
         raise InvalidArgument("network disconnect needs Container")
-    engine.networks.disconnect(req.params["id"], container, force=_get(body, "Force", bool, "body", False))
+    if not _set_planned(engine, req.params["id"], container, None):
+        engine.networks.disconnect(req.params["id"], container, force=_get(body, "Force", bool, "body", False))
 
 
 @router.route("POST", r"/networks/prune")
