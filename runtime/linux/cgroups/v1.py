@@ -45,6 +45,7 @@ def _own(controller: str) -> str:
 class V1Manager:
     def __init__(self, path: str, with_unified: bool = False) -> None:
         self.path = path
+        self.created = False  # by this object: add() then skips a second pass of mkdirs
         self.dirs: dict[str, str] = {}
         for ctrl, point in hierarchies().items():
             if ctrl == "unified" and not with_unified:
@@ -60,9 +61,11 @@ class V1Manager:
             makedirs(d)
             if ctrl == "cpuset":
                 cpuset.inherit_v1(d)
+        self.created = True
 
     def add(self, pid: int) -> None:
-        self.create()
+        if not self.created:
+            self.create()
         for d in self.dirs.values():
             write(d, "cgroup.procs", pid)
 
