@@ -14,6 +14,7 @@ import os
 import socket
 import struct
 import tarfile
+import threading
 from collections.abc import Iterator
 from typing import Any
 from urllib.parse import quote, urlencode, urlparse
@@ -76,7 +77,7 @@ class Client:
             self.target = (u.hostname or "127.0.0.1", u.port or 2375)
         else:
             raise InvalidArgument(f"unsupported engine address {host!r}", hint="use unix:///path or tcp://HOST:PORT")
-        self._conn: http.client.HTTPConnection | None = None
+        self._local = threading.local()  # one keep-alive connection per thread (the reconciler is parallel)
 
     def _new(self, timeout: float | None = None) -> http.client.HTTPConnection:
         if self.scheme == "unix":
@@ -105,7 +106,7 @@ class Client:
         if body is not None and not isinstance(body, bytes | bytearray) and not hasattr(body, "read"):
             data = json.dumps(body).encode()
             hdrs["Content-Type"] = "application/json"
-        conn = self._new() if stream else (self._conn or self._new())
+        conn = self._new() if stream else (getattr(self._local, "conn", None) or self._new())
         for attempt in (0, 1):
             try:
                 conn.request(method, url, body=data, headers=hdrs)
@@ -120,7 +121,7 @@ class Client:
                 conn.close()
                 raise RuntimeFailure(f"cannot reach the engine at {self.host}: {e}") from None
         if not stream:
-            self._conn = conn
+            self._local.conn = conn
         if resp.status >= 400:
             err = resp.read()
             if stream:

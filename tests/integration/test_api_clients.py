@@ -186,3 +186,50 @@ def test_tls_requires_a_client_certificate_signed_by_the_ca(wharf_root, tmp_path
     finally:
         proc.send_signal(signal.SIGTERM)
         proc.wait(10)
+
+
+STACK = """\
+name: {name}
+services:
+  web:
+    image: busybox:latest
+    command: ["sh", "-c", "mkdir -p /s && echo hi > /s/index.html && exec httpd -f -p 80 -h /s"]
+    networks: [back]
+    volumes: [data:/data]
+    stop_grace_period: 1s
+  worker:
+    image: busybox:latest
+    command: ["sleep", "100000"]
+    deploy: {{replicas: 2}}
+    stop_grace_period: 1s
+networks:
+  back: {{}}
+volumes:
+  data: {{}}
+"""
+
+
+def test_reconciler_through_remote_engine(wharf_daemon, tmp_path):
+    """`wharf --host` apply/diff/down of a stack through the daemon gives what the embedded engine has."""
+    from runtime.local_engine import LocalEngine
+
+    name = "rem" + os.urandom(3).hex()
+    f = tmp_path / "compose.yaml"
+    f.write_text(STACK.format(name=name))
+
+    def wharf(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "reconciler.cli.app", "--host", f"unix://{wharf_daemon}", *args],
+                              capture_output=True, text=True, timeout=120)
+
+    r = wharf("apply", "-f", str(f), "--progress", "plain")
+    assert r.returncode == 0, r.stdout + r.stderr
+    local = LocalEngine()
+    flt = {"label": [f"io.wharf.project={name}"]}
+    names = sorted(c.name for c in local.containers.list(all=True, filters=flt))
+    assert names == [f"{name}-web-1", f"{name}-worker-1", f"{name}-worker-2"]
+    assert all(c.state.status == "running" for c in local.containers.list(filters=flt))
+    assert [v.name for v in local.volumes.list(filters=flt)] == [f"{name}_data"]
+    assert wharf("diff", "-f", str(f)).returncode == 0  # converged: nothing to do
+    r = wharf("down", "-f", str(f))
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert local.containers.list(all=True, filters=flt) == []
