@@ -116,11 +116,7 @@ def create(engine, req: Request) -> Stream:
     def work(report):
         return engine.images.pull(ref, platform=platform, progress=report)
 
-    def finish(img) -> list[dict[str, Any]]:
-        return [{"status": f"Digest: {img.repo_digests[0].partition('@')[2]}"} if img.repo_digests else {},
-                {"status": f"Status: Downloaded newer image for {ref}"}]
-
-    return Stream(progress.run(work, lambda img: [m for m in finish(img) if m]))
+    return Stream(progress.run(work))  # the registry client reports Digest/Status itself
 
 
 def _import(engine, req: Request, src: str) -> Stream:

@@ -149,3 +149,36 @@ def test_run_it_through_a_pty(docker):
         _, status = os.waitpid(pid, 0)
         os.close(fd)
     assert os.waitstatus_to_exitcode(status) == 7
+
+
+def test_push_and_pull_with_a_loopback_registry(docker, tmp_path):
+    import signal
+    import socket
+    import sys
+    import time
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    reg = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "registry", "serve", "--addr",
+                            f"127.0.0.1:{port}", "--root", str(tmp_path / "reg")],
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and reg.poll() is None
+                time.sleep(0.05)
+        ref = f"127.0.0.1:{port}/apibb:1"
+        docker("tag", "busybox", ref)
+        assert b"digest: sha256:" in docker("push", ref).stdout
+        docker("rmi", ref)
+        docker("rmi", "busybox")
+        assert b"Downloaded newer image" in docker("pull", ref).stdout
+        assert docker("run", "--rm", ref, "echo", "pulled").stdout == b"pulled\n"
+    finally:
+        reg.send_signal(signal.SIGTERM)
+        reg.wait(10)
