@@ -52,12 +52,10 @@ def register(app: typer.Typer) -> None:
                        restore=live_restore)
         path = config_file or ("/etc/wharf/daemon.json" if os.path.exists("/etc/wharf/daemon.json") else "")
         if path:
-            from click.core import ParameterSource
-
             names = {"host": "hosts", "insecure_registry": "insecure_registries",
                      "registry_mirror": "registry_mirrors", "live_restore": "restore"}
             explicit = {names.get(p, p) for p in ctx.params
-                        if ctx.get_parameter_source(p) == ParameterSource.COMMANDLINE}
+                        if getattr(ctx.get_parameter_source(p), "name", "") == "COMMANDLINE"}
             load_config(path, opts, explicit)
             opts.tls = opts.tls or opts.tlsverify
         raise typer.Exit(run(opts))
