@@ -182,3 +182,25 @@ def test_push_and_pull_with_a_loopback_registry(docker, tmp_path):
     finally:
         reg.send_signal(signal.SIGTERM)
         reg.wait(10)
+
+
+def test_top_stats_pause_rename_diff_export_prune(docker, tmp_path):
+    docker("run", "-d", "--name", "apim", "--network", "none", "busybox", "sh", "-c", "touch /made; exec sleep 60")
+    assert b"sleep 60" in docker("top", "apim").stdout
+    stats = json.loads(docker("stats", "--no-stream", "--format", "{{json .}}", "apim").stdout)
+    assert stats["Name"] == "apim"
+    docker("pause", "apim")
+    assert json.loads(docker("inspect", "apim").stdout)[0]["State"]["Paused"] is True
+    docker("unpause", "apim")
+    docker("rename", "apim", "apim2")
+    assert b"A /made" in docker("diff", "apim2").stdout
+    docker("export", "-o", str(tmp_path / "fs.tar"), "apim2")
+    import tarfile
+
+    with tarfile.open(tmp_path / "fs.tar") as tar:
+        assert "made" in tar.getnames()
+    docker("rm", "-f", "apim2")
+    docker("create", "--name", "apiprune", "busybox")
+    out = docker("container", "prune", "-f").stdout
+    assert b"Deleted Containers" in out
+    assert docker("ps", "-aq").stdout.strip() == b""
