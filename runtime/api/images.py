@@ -39,7 +39,12 @@ def inspect(engine, req: Request) -> dict[str, Any]:
     from runtime.images.views import inspect as inspect_view
 
     store = _store(engine)
-    return inspect_view(store, store.resolve(req.params["name"]))
+    d = inspect_view(store, store.resolve(req.params["name"]))
+    zero = "0001-01-01T00:00:00Z"  # Go clients parse these as times: never send ""
+    d["Created"] = d.get("Created") or zero
+    meta = d.setdefault("Metadata", {})
+    meta["LastTagTime"] = meta.get("LastTagTime") or zero
+    return d
 
 
 @router.route("GET", NAME + r"/history")

@@ -204,3 +204,15 @@ def test_top_stats_pause_rename_diff_export_prune(docker, tmp_path):
     out = docker("container", "prune", "-f").stdout
     assert b"Deleted Containers" in out
     assert docker("ps", "-aq").stdout.strip() == b""
+
+
+def test_image_save_load_history_and_start_attach(docker, tmp_path):
+    docker("save", "-o", str(tmp_path / "bb.tar"), "busybox")
+    docker("rmi", "busybox")
+    assert b"Loaded image" in docker("load", "-i", str(tmp_path / "bb.tar")).stdout
+    assert b"busybox" in docker("history", "busybox").stdout
+    assert json.loads(docker("image", "inspect", "busybox").stdout)[0]["Config"]["Cmd"] == ["sh"]
+    docker("create", "--name", "apia", "--network", "none", "busybox", "sh", "-c", "echo attached; exit 4")
+    p = docker("start", "-a", "apia", check=False)
+    assert p.returncode == 4 and p.stdout == b"attached\n"
+    docker("rm", "apia")
