@@ -151,8 +151,8 @@ def client_hung_up_probe(conn):
 
 @router.route("GET", r"/system/df")
 def system_df(engine, req: Request) -> dict[str, Any]:
-    from runtime.api import image_json
     from runtime.containers.sysinfo import disk_usage
+    from runtime.images.views import summary
 
     du = disk_usage(engine)
     sizes = {c["Id"]: c["SizeRw"] for c in du["Containers"]}
@@ -162,7 +162,8 @@ def system_df(engine, req: Request) -> dict[str, Any]:
     for c in containers:
         c["SizeRw"] = sizes.get(c["Id"], 0)
         c["SizeRootFs"] = 0
-    images = [image_json.summary(i) for i in engine.images.list()]
+    store = engine.images.store
+    images = [summary(store, i) for i in store.list()]
     for i in images:
         i["Containers"] = sum(1 for c in containers if c["ImageID"] == i["Id"])
     vols = []

@@ -216,3 +216,25 @@ def test_image_save_load_history_and_start_attach(docker, tmp_path):
     p = docker("start", "-a", "apia", check=False)
     assert p.returncode == 4 and p.stdout == b"attached\n"
     docker("rm", "apia")
+
+
+def test_system_df_prunes_logs_tail_and_attach(docker):
+    assert b"Images" in docker("system", "df").stdout
+    docker("volume", "create", "apiprv")
+    docker("volume", "prune", "-f")
+    assert b"apiprv" not in docker("volume", "ls", "-q").stdout
+    docker("network", "create", "apiprn")
+    docker("network", "prune", "-f")
+    assert b"apiprn" not in docker("network", "ls").stdout
+    docker("image", "prune", "-f")
+    docker("run", "-d", "--name", "apil", "--network", "none", "-i", "busybox", "sh", "-c",
+           "echo a; echo b; echo c; exec cat")
+    import time
+
+    deadline = time.monotonic() + 10
+    while docker("logs", "apil").stdout != b"a\nb\nc\n" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert docker("logs", "--tail", "1", "apil").stdout == b"c\n"
+    p = docker("attach", "apil", input=b"echoed\n", check=False, timeout=30)
+    assert b"echoed" in p.stdout
+    docker("rm", "-f", "apil")
