@@ -238,3 +238,23 @@ def test_system_df_prunes_logs_tail_and_attach(docker):
     p = docker("attach", "apil", input=b"echoed\n", check=False, timeout=30)
     assert b"echoed" in p.stdout
     docker("rm", "-f", "apil")
+
+
+def test_published_port(docker):
+    import time
+    import urllib.request
+
+    docker("run", "-d", "--name", "apip", "-p", "127.0.0.1::80", "busybox", "sh", "-c",
+           "mkdir -p /w && echo served > /w/index.html && exec httpd -f -p 80 -h /w")
+    port = docker("port", "apip", "80/tcp").stdout.decode().strip().rsplit(":", 1)[1]
+    deadline = time.monotonic() + 15
+    body = b""
+    while time.monotonic() < deadline:
+        try:
+            body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2).read()
+            break
+        except OSError:
+            time.sleep(0.1)
+    assert body == b"served\n"
+    assert f"127.0.0.1:{port}->80/tcp" in docker("ps", "--format", "{{.Ports}}").stdout.decode()
+    docker("rm", "-f", "apip")
