@@ -203,6 +203,13 @@ class _Threaded(socketserver.ThreadingMixIn):
     allow_reuse_address = True
     request_queue_size = 128
 
+    def handle_error(self, request, client_address) -> None:
+        exc = sys.exc_info()[1]
+        if isinstance(exc, ConnectionError | ssl.SSLError | TimeoutError):
+            log.debug("connection dropped: %s", exc)  # refused TLS clients, hang-ups: not daemon errors
+        else:
+            log.error("connection failed:\n%s", traceback.format_exc())
+
 
 class UnixServer(_Threaded, socketserver.UnixStreamServer):
     def server_bind(self) -> None:
