@@ -21,6 +21,20 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(skip)
 
 
+def pytest_sessionfinish(session, exitstatus):
+    """Once every worker is done (the xdist controller, or a plain run): remove the shared, now empty
+    /wharf parent cgroups the containers of the tests lived in (rmdir fails while one is in use)."""
+    if os.geteuid() != 0 or hasattr(session.config, "workerinput"):
+        return
+    import glob
+
+    for parent in glob.glob("/sys/fs/cgroup/*/wharf") + glob.glob("/sys/fs/cgroup/unified/wharf"):
+        try:
+            os.rmdir(parent)
+        except OSError:
+            pass
+
+
 def make_busybox_rootfs(dest: Path) -> Path:
     """A minimal rootfs: static busybox, one symlink per applet, /etc/passwd and /etc/group."""
     if not os.path.exists(BUSYBOX):
