@@ -1,4 +1,5 @@
-"""Lean handlers for hot verbs (no typer/rich/pydantic): `wharf ps`, `logs`, `stop`, `rm`, `start`.
+"""Lean handlers for hot verbs (no typer/rich/pydantic): `wharf ps`, `logs`, `stop`, `rm`, `start`,
+`run`, `pull -q`.
 
 reconciler/cli/app.py's main() calls `dispatch(args)` first; it returns None when the flags
 are not simple ones it knows, and the typer app handles the command as usual.
@@ -399,4 +400,20 @@ def dispatch(args: list[str]) -> int | None:
         return _logs(rest)
     if verb == "run":
         return _run(rest)
+    if verb == "pull":
+        return _pull_quiet(rest)
     return None
+
+
+def _pull_quiet(rest: list[str]) -> int | None:
+    """`wharf pull -q NAME`: no progress to draw, so no typer/rich start-up before the download."""
+    flags = [a for a in rest if a.startswith("-")]
+    names = [a for a in rest if not a.startswith("-")]
+    if len(names) != 1 or not flags or any(f not in ("-q", "--quiet") for f in flags):
+        return None
+    from runtime.engine import connect
+    from runtime.images.reference import familiar
+
+    connect().images.pull(names[0])
+    print(familiar(names[0]))
+    return 0
