@@ -104,6 +104,8 @@ class BodyReader:
 
     def drain(self, limit: int = 64 * 1024 * 1024) -> bool:
         """Read what is left (so the connection can be reused); False when too much was left."""
+        if not self.chunked and self.left > limit:
+            return False  # not worth reading: the connection is closed instead
         total = 0
         while not self.done:
             data = self.read(65536)
@@ -193,6 +195,8 @@ class Request:
 
     # ------------------------------------------------------------ body
     def read_body(self, limit: int = MAX_JSON_BODY) -> bytes:
+        if not self.body.chunked and self.body.left > limit:  # refused on the declared length, unread
+            raise PayloadTooLarge(f"request body of {self.body.left} bytes is larger than {limit} bytes")
         data = self.body.read(limit + 1) if not self.body.chunked else self._read_chunked(limit)
         if len(data) > limit:
             raise PayloadTooLarge(f"request body larger than {limit} bytes")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import tarfile
 import tempfile
 from typing import Any
 
@@ -214,34 +213,25 @@ def build(engine, req: Request) -> Stream:
     no_cache = req.qbool("nocache")
     pull = req.qbool("pull")
     quiet = req.qbool("q")
-    ctx_dir = tempfile.mkdtemp(prefix="wharf-build-")
-    try:
-        with spool_tar(req.body) as tmp, tarfile.open(fileobj=tmp, mode="r:*") as tar:
-            tar.extractall(ctx_dir, filter="tar")
-    except BaseException:
-        _rmtree(ctx_dir)
-        raise
+    from runtime.build.context import BuildContext
+
+    with spool_tar(req.body) as tmp:  # the builder's own safe unpacking: no member escapes the context
+        ctx = BuildContext.from_tar(tmp)
 
     def work(report):
-        from pathlib import Path
-
         from runtime.build.builder import build as run_build
 
         try:
-            return run_build(_store(engine), Path(ctx_dir), dockerfile=dockerfile, tags=tags, build_args=build_args,
+            return run_build(_store(engine), ctx, dockerfile=dockerfile, tags=tags, build_args=build_args,
                              target=target, labels=labels, no_cache=no_cache, pull=pull,
                              progress=(lambda _m: None) if quiet else report)
         finally:
-            _rmtree(ctx_dir)
+            ctx.close()
 
     def finish(img) -> list[dict[str, Any]]:
+        # the builder's progress already ended with "Successfully built/tagged"
         out: list[dict[str, Any]] = [{"aux": {"ID": img.id}}]
-        if quiet:
-            return out + [{"stream": img.id + "\n"}]
-        out.append({"stream": f"Successfully built {img.id.removeprefix('sha256:')[:12]}\n"})
-        out += [{"stream": f"Successfully tagged {t if ':' in t.rsplit('/', 1)[-1] else t + ':latest'}\n"}
-                for t in tags]
-        return out
+        return out + [{"stream": img.id + "\n"}] if quiet else out
 
     return Stream(progress.run(work, finish))
 
@@ -250,9 +240,3 @@ def _str_map(v: Any, what: str) -> dict[str, str]:
     if not isinstance(v, dict):
         raise InvalidArgument(f"{what} must be a JSON object of strings")
     return {str(k): "" if x is None else str(x) for k, x in v.items()}
-
-
-def _rmtree(path: str) -> None:
-    import shutil
-
-    shutil.rmtree(path, ignore_errors=True)
