@@ -10,30 +10,10 @@ import _json
 import fcntl
 import os
 
+from runtime.oci.fastjson import loads  # the one C-scanner JSON reader
 
-class _ScanContext:
-    strict = True
-    object_hook = None
-    object_pairs_hook = None
-    parse_float = float
-    parse_int = int
-    memo: dict = {}
-
-    @staticmethod
-    def parse_constant(name: str) -> float:
-        return {"NaN": float("nan"), "Infinity": float("inf"), "-Infinity": float("-inf")}[name]
-
-
-_scan = _json.make_scanner(_ScanContext())
 _encode = _json.make_encoder(None, None, _json.encode_basestring_ascii, None, ": ", ", ", True, False, True)
 encode_string = _json.encode_basestring  # str -> JSON string literal (non-ASCII kept)
-
-
-def loads(data: bytes | str) -> object:
-    text = data.decode() if isinstance(data, bytes) else data
-    start = len(text) - len(text.lstrip())
-    obj, _end = _scan(text, start)
-    return obj
 
 
 def dumps(obj: object) -> str:
