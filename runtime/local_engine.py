@@ -110,7 +110,7 @@ class LocalImages:
         return _image_info(self.store.resolve(ref))
 
     def list(self, all: bool = False, filters: Filters | None = None):
-        from runtime.containers.filters import match_labels
+        from runtime.util.labels import match_labels
 
         out = [_image_info(i) for i in self.store.list()]
         if filters and filters.get("label"):

@@ -11,6 +11,8 @@ import os
 import time
 from collections.abc import Callable, Iterator
 
+from runtime.util.labels import match_labels
+
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # the shim imports this module: keep typing and runtime.engine out of its memory
     from runtime.engine import Event, Filters
@@ -52,11 +54,8 @@ def _match(ev: Event, filters: Filters | None) -> bool:
             if ev.type != key or not any(w in (ev.id, ev.attributes.get("name")) or ev.id.startswith(w)
                                          for w in wanted):
                 return False
-        if key == "label":
-            for w in wanted:
-                k, sep, v = w.partition("=")
-                if k not in ev.attributes or (sep and ev.attributes[k] != v):
-                    return False
+        if key == "label" and not match_labels(ev.attributes, wanted):
+            return False
     return True
 
 

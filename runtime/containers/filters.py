@@ -3,21 +3,13 @@
 from __future__ import annotations
 
 from runtime.errors import InvalidArgument
+from runtime.util.labels import match_labels
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:  # on the `wharf ps` path: no typing import at run time
     from typing import Any
 
 CONTAINER_KEYS = ("label", "status", "name", "id", "ancestor", "exited", "health", "network", "volume")
-
-
-def match_labels(labels: dict[str, str], wanted: list[str]) -> bool:
-    """Every `k` or `k=v` in wanted is present in labels."""
-    for w in wanted:
-        k, sep, v = w.partition("=")
-        if k not in labels or (sep and labels[k] != v):
-            return False
-    return True
 
 
 def match_container(rec: dict[str, Any], st: dict[str, Any], filters: dict[str, list[str]]) -> bool:

@@ -528,20 +528,11 @@ class Shim:
 
     # ------------------------------------------------------------ end
     def oom_killed(self) -> bool:
-        path = f"/sys/fs/cgroup/memory{self.cfg['cgroup']}/memory.oom_control"
+        from runtime.linux.cgroups import oom_kills  # kernel files are runtime/linux's
+
         try:
-            with open(path) as f:
-                for line in f:
-                    k, _, v = line.partition(" ")
-                    if k == "oom_kill" and int(v) > 0:
-                        return True
-        except (OSError, ValueError):
-            pass
-        path = f"/sys/fs/cgroup/unified{self.cfg['cgroup']}/memory.events"
-        try:
-            with open(path) as f:
-                return any(line.startswith("oom_kill ") and int(line.split()[1]) > 0 for line in f)
-        except (OSError, ValueError):
+            return oom_kills(self.cfg["cgroup"]) > 0
+        except OSError:
             return False
 
     def finish(self, code: int) -> int:

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from runtime.errors import InvalidArgument
 from runtime.images.views import parse_time
+from runtime.util.labels import match_labels
 
 if TYPE_CHECKING:
     from runtime.images.store import Image
@@ -27,9 +28,7 @@ def parse_filters(items: list[str] | None) -> dict[str, list[str]]:
 
 
 def _label_ok(img: Image, want: str) -> bool:
-    labels = img.labels
-    k, eq, v = want.partition("=")
-    return k in labels and (not eq or labels[k] == v)
+    return match_labels(img.labels, [want])
 
 
 def _ref_ok(img: Image, pattern: str) -> bool:

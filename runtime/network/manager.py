@@ -20,6 +20,7 @@ from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
 from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, OPT_HOST_IP, default_bridge, new_record
 from runtime.network.store import NetStore
+from runtime.util.labels import match_labels
 
 
 def userland_proxy() -> bool:
@@ -416,11 +417,8 @@ def _matches(n: NetworkInfo, filters: dict[str, list[str]]) -> bool:
             return False
         if key == "driver" and n.driver not in wanted:
             return False
-        if key == "label":
-            for w in wanted:
-                k, sep, v = w.partition("=")
-                if k not in n.labels or (sep and n.labels[k] != v):
-                    return False
+        if key == "label" and not match_labels(n.labels, wanted):
+            return False
         if key == "type":
             kind = "builtin" if n.name == DEFAULT_NAME else "custom"
             if kind not in wanted:

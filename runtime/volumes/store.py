@@ -15,6 +15,7 @@ from runtime import paths
 from runtime.engine import Filters, MountSpec, VolumeInfo
 from runtime.errors import Conflict, InvalidArgument, NotFound
 from runtime.util.fs import atomic_write_json, file_lock, read_json
+from runtime.util.labels import match_labels
 
 ANON_LABEL = "com.docker.volume.anonymous"
 
@@ -95,11 +96,8 @@ class VolumeStore:
                 return False
             if key == "driver" and info.driver not in wanted:
                 return False
-            if key == "label":
-                for w in wanted:
-                    k, sep, v = w.partition("=")
-                    if k not in info.labels or (sep and info.labels[k] != v):
-                        return False
+            if key == "label" and not match_labels(info.labels, wanted):
+                return False
             if key == "dangling":
                 dangling = info.name not in used
                 if any((w.lower() in ("1", "true")) != dangling for w in wanted):
