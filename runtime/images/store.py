@@ -86,11 +86,14 @@ class ImageStore:
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        """The db under the store lock; written back when the block ends without error."""
+        """The db under the store lock; written back (fsync) when the block ends without error and
+        changed it: re-adding, re-tagging or re-pulling what is there already touches nothing."""
         with file_lock(self.root / "lock"):
             db = self._read()
+            before = json.dumps(db, sort_keys=True)
             yield db
-            atomic_write_json(self._db_path, db)
+            if json.dumps(db, sort_keys=True) != before:
+                atomic_write_json(self._db_path, db)
 
     def _load(self, image_id: str, rec: dict[str, Any]) -> Image:
         manifest = json.loads(self.content.read(rec["manifest"]))

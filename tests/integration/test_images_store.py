@@ -312,3 +312,50 @@ def test_rootfs_mounts_reunpacks_a_missing_snapshot(store, mounted):
     store.snapshots.remove(img.chain_ids[0])
     target = mounted(store, img.id, "again")
     assert (target / "bin" / "busybox").is_file() and store.snapshots.has(img.chain_ids[0])
+
+
+def _stats(root: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, mtime, ctime) of every file and dir under the store (the lock file aside)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            if name != "lock":
+                st = os.lstat(p)
+                out[p] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def test_adding_what_is_there_touches_nothing(store):
+    img = bootstrap_busybox(store)
+    layers = list(zip([x["digest"] for x in img.layers], img.diff_ids, strict=True))
+    made = store.add_image({"config": {"Cmd": ["true"]}, "created": "2020-01-01T00:00:00Z"}, layers, "same:1")
+    store.hold(img.id, "h1")
+    before = _stats(store.root)
+    again = store.add_image({"config": {"Cmd": ["true"]}, "created": "2020-01-01T00:00:00Z"}, layers, "same:1")
+    assert again.id == made.id
+    store.register(store.content.read(img.manifest_digest), "busybox:latest")
+    store.tag("busybox", "busybox:latest")
+    store.hold(img.id, "h1")
+    assert _stats(store.root) == before
+    store.tag("busybox", "busybox:2")  # a change is still written
+    assert _stats(store.root)[str(store.root / "images.json")] != before[str(store.root / "images.json")]
+
+
+def test_pull_of_a_present_image_touches_nothing(store, tmp_path):
+    from runtime.registry import client
+    from runtime.registry.server import RegistryServer
+    from tests.integration.test_registry_client import Wire, put_image
+
+    server = RegistryServer(tmp_path / "registry", "127.0.0.1:0").start()
+    try:
+        put_image(Wire(server.address), "lib/same", "v1", [{"a.txt": b"first"}, {"b.txt": b"second"}])
+        ref = f"{server.address}/lib/same:v1"
+        client.pull(store, ref)
+        before = _stats(store.root)
+        events: list[dict] = []
+        client.pull(store, ref, progress=events.append)
+        assert _stats(store.root) == before
+        assert any("up to date" in e.get("status", "") for e in events)
+    finally:
+        server.stop()
