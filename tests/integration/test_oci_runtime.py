@@ -324,6 +324,30 @@ def test_joins_a_network_namespace_by_path(rt, tmp_path, busybox_rootfs):
         subprocess.run(["ip", "netns", "del", name], check=False)
 
 
+LO_PROBE = "cat /sys/class/net/lo/flags; ip -o addr show lo | awk '{print $4}'; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping"
+
+
+def test_a_network_namespace_of_its_own_has_lo_up(rt, tmp_path, busybox_rootfs):
+    """As runc (libcontainer's "loopback" network for a netns without a path): lo is up, 127.0.0.1 answers."""
+    out = rt.run(bundle(tmp_path, busybox_rootfs, LO_PROBE)).stdout.split()
+    assert int(out[0], 16) & 0x1 and out[1:] == ["127.0.0.1/8", "::1/128", "ping"]
+
+
+@pytest.mark.network
+def test_a_joined_network_namespace_keeps_lo_as_it_is(rt, tmp_path, busybox_rootfs):
+    """A netns given by path belongs to whoever made it (the engine brings its lo up): neither runc nor we touch it."""
+    name = "wl" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        nss = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+            {"type": "network", "path": f"/var/run/netns/{name}"}]
+        out = rt.run(bundle(tmp_path, busybox_rootfs, "cat /sys/class/net/lo/flags",
+                            {"linux": {"namespaces": nss}})).stdout.split()
+        assert not int(out[0], 16) & 0x1
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
 def test_without_mount_namespace_delete_unmounts(builtin, tmp_path, busybox_rootfs):
     """No "mount" namespace: the container mounts in the host's (chroot, as runc); delete undoes it."""
     b = bundle(tmp_path, busybox_rootfs, "ls /proc/1/ns >/dev/null && echo ok",
