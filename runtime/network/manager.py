@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,8 @@ from runtime.network import netns as netns_mod
 from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, OPT_HOST_IP, default_bridge, new_record
 from runtime.network.store import NetStore
 from runtime.util.labels import match_labels
+
+RELEASE_GRACE = 10.0  # seconds a released veth may live before the next attach deletes it itself
 
 
 def userland_proxy() -> bool:
@@ -191,6 +194,7 @@ class NetworkManager:
             self.release(ep["id"])
         for cid in netns_mod.leftovers():
             netns_mod.delete(cid)
+        self.wait_released()
         with self.store.lock():
             for rec in self.store.networks():
                 self._remove_locked(rec)
@@ -225,6 +229,7 @@ class NetworkManager:
             gateway = IPv4Address(net["gateway"])
             used = {IPv4Address(ep["ip"]) for e in self.store.endpoints() if e["id"] != container_id
                     for nid, ep in e.get("networks", {}).items() if nid == net["id"]}
+            used |= self._reap_released(net["id"], container_id)
             if endpoint.ipv4_address:
                 addr = ipam.parse_address(endpoint.ipv4_address, "--ip")
                 ipam.check_static(addr, subnet, gateway, used, net["name"])
@@ -341,24 +346,62 @@ class NetworkManager:
         rec.update(ports=[], proxy=False, proxy_pid=None)
 
     def release(self, container_id: str) -> None:
-        from runtime.network import links
-        from runtime.network.netlink import Netlink
+        """Free a container's network: published ports, its netns and (asynchronously) its veths.
 
+        Deleting a veth costs the caller ~30 ms (the kernel waits for an RCU grace period). Instead
+        the netns is unmounted: once its last user is gone the kernel's netns cleanup destroys the
+        veths in the background (~40 ms later). Until then the endpoint record stays in released/
+        and its addresses count as used (_reap_released), so no one gets an address whose old
+        interface still answers ARP.
+        """
         user_net = False
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if rec is not None:
                 self._unpublish(rec)
-                if any(links.exists(ep["veth"]) for ep in rec["networks"].values()):
-                    with Netlink() as nl:
-                        for ep in rec["networks"].values():
-                            links.delete(nl, ep["veth"])
                 defaults = {n["id"] for n in self.store.networks() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
-                self.store.delete_endpoint(container_id)
+                if rec["networks"]:
+                    self.store.release_endpoint(container_id)
+                else:
+                    self.store.delete_endpoint(container_id)
             netns_mod.delete(container_id)
         if user_net:
             self._sync_dns()
+
+    def _reap_released(self, net_id: str = "", own: str = "", grace: float | None = None) -> set[IPv4Address]:
+        """Forget released endpoints whose veths are gone; return the addresses on `net_id` still held
+        by released veths. Veths that outlive `grace` (a process kept the netns alive) and those of
+        `own` (the same container attaching again: its veth names are the same) are deleted here.
+        The caller holds the store lock."""
+        from runtime.network import links
+        from runtime.network.netlink import Netlink
+
+        held: set[IPv4Address] = set()
+        grace = RELEASE_GRACE if grace is None else grace
+        now = time.time()
+        for rec, since in self.store.released():
+            live = [(nid, ep) for nid, ep in rec["networks"].items() if links.exists(ep["veth"])]
+            if live and (rec["id"] == own or now - since >= grace):
+                with Netlink() as nl:
+                    for _, ep in live:
+                        links.delete(nl, ep["veth"])
+                live = []
+            if not live:
+                self.store.forget_released(rec["id"])
+            held |= {IPv4Address(ep["ip"]) for nid, ep in live if nid == net_id}
+        return held
+
+    def wait_released(self, timeout: float = 5.0) -> None:
+        """Until the kernel has destroyed every released veth (deleting what is left at the deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.store.lock():
+                late = time.monotonic() >= deadline
+                self._reap_released(grace=0 if late else None)
+                if late or not self.store.released():
+                    return
+            time.sleep(0.005)
 
     def container_files(self, container_id: str, hostname: str, networks: dict[str, EndpointInfo],
                         dns: list[str], dns_search: list[str], extra_hosts: list[str],

@@ -48,7 +48,8 @@ def nm(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
         yield mgr
     finally:
         recs = mgr.store.networks()
-        veths = {ep["veth"] for e in mgr.store.endpoints() for ep in e["networks"].values()}
+        veths = {ep["veth"] for e in mgr.store.endpoints() + [r for r, _ in mgr.store.released()]
+                 for ep in e["networks"].values()}
         mgr.teardown()
         from runtime.network.firewall import network_table
 
@@ -560,6 +561,7 @@ def test_kill_9_is_repaired(nm, where):
         with pytest.raises(Conflict, match="already connected"):
             nm.attach(c, nm.create_netns(c), net.name, EndpointSpec(), "crash", "crash")
     nm.release(c)
+    nm.wait_released()
     assert veth not in _links()
     assert nm.store.endpoint(c) is None and nm.inspect(net.name).containers == {}
     nm.release(c)  # idempotent
@@ -576,3 +578,42 @@ def test_dns_daemon_survives_its_starter_and_stops_with_the_last_network(nm):
     assert pid and os.path.exists(f"/proc/{pid}")
     nm.remove(name)
     assert dnsctl.daemon_pid(dnsctl.state_dir()) is None
+
+
+def test_released_address_stays_reserved_until_its_veth_is_gone(nm, monkeypatch):
+    """release() leaves the veths to the kernel's netns cleanup; their addresses are not handed out
+    again until the veths are gone (here a held netns fd keeps the first one alive)."""
+    from runtime.network import manager
+
+    net = nm.create(NetworkSpec(name="v" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "a")
+    veth = next(iter(nm.store.endpoint(a)["networks"].values()))["veth"]
+    holder = os.open(pa, os.O_RDONLY)  # like a process still in the netns
+    try:
+        nm.release(a)
+        assert nm.store.endpoint(a) is None and veth in _links()
+        assert nm.inspect(net.name).containers == {}
+        b, _, eb = endpoint(nm, net.name, "b")
+        assert eb.ip_address != ea.ip_address  # the old interface still answers for its address
+        assert veth in _links()
+        # a veth that outlives the grace period (its netns kept alive) is deleted by the next attach
+        monkeypatch.setattr(manager, "RELEASE_GRACE", 0.0)
+        c, _, ec = endpoint(nm, net.name, "c")
+        assert veth not in _links() and ec.ip_address == ea.ip_address
+    finally:
+        os.close(holder)
+    for x in (b, c):
+        nm.release(x)
+    nm.wait_released()
+    assert nm.store.released() == []
+    # normally the kernel destroys the veth by itself once the netns is unmounted
+    d, _, ed = endpoint(nm, net.name, "d")
+    veth = next(iter(nm.store.endpoint(d)["networks"].values()))["veth"]
+    nm.release(d)
+    deadline = time.monotonic() + 5
+    while veth in _links() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert veth not in _links()
+    e, _, ee = endpoint(nm, net.name, "e")
+    assert ee.ip_address == ed.ip_address and nm.store.released() == []
+    nm.release(e)
