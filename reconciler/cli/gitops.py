@@ -1,0 +1,116 @@
+"""`wharf gitops REPO`: deploy the compose project of a git branch and keep it deployed;
+`wharf gitops status`: which commit each gitops deployment runs."""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import typer
+
+from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT
+
+
+def _interval(text: str) -> float:
+    from reconciler.spec.units import duration
+    from runtime.errors import InvalidArgument
+
+    try:
+        seconds = duration(text)
+    except ValueError as e:
+        raise InvalidArgument(f"--interval: {e}") from None
+    if not seconds or seconds <= 0:
+        raise InvalidArgument("--interval must be more than 0", hint="e.g. 30s, 1m; or use --once")
+    return seconds
+
+
+def status_rows(project: str | None = None) -> list[dict[str, Any]]:
+    from dataclasses import asdict
+
+    from reconciler.gitops import all_deployments
+
+    deps = all_deployments()
+    latest: dict[str, float] = {}
+    for d in deps:
+        if d.project:
+            latest[d.project] = max(latest.get(d.project, 0.0), d.deployed_at)
+    rows = []
+    for d in deps:
+        if project is None or d.project == project:
+            row = asdict(d)
+            # another deployment (other repo, branch or path) applied the same project later
+            row["superseded"] = bool(d.project) and d.deployed_at < latest[d.project]
+            rows.append(row)
+    return rows
+
+
+def print_status(rows: list[dict[str, Any]]) -> None:
+    import time
+
+    from rich.table import Table
+
+    from .render import console
+
+    t = Table(box=None, header_style="bold")
+    for col in ("PROJECT", "REPOSITORY", "BRANCH", "PATH", "COMMIT", "STATE", "DEPLOYED"):
+        t.add_column(col)
+    for r in rows:
+        state = {"deployed": "[green]deployed[/]", "failed": "[red]failed[/]"}.get(r["status"], r["status"])
+        if r["superseded"]:
+            state = "[yellow]superseded[/]"
+        if r["head_error"] and r["head"]:
+            state += f"; [red]head {r['head'][:12]} invalid[/]"
+        if r["fetch_error"]:
+            state += "; [red]fetch failing[/]"
+        ago = f"{int(time.time() - r['deployed_at'])}s ago" if r["deployed_at"] else "-"
+        commit = r["commit"][:12] if r["commit"] else "-"
+        t.add_row(r["project"] or "-", r["repo"], r["branch"] or "(default)", r["path"], commit, state, ago)
+    console().print(t)
+
+
+def register(app) -> None:
+    @app.command("gitops")
+    def gitops_cmd(
+        repo: str = typer.Argument(..., metavar="REPO|status",
+                                   help="A local path or a URL git can fetch (file://, ssh://, https://); "
+                                        "`status` lists the deployments."),
+        branch: str = typer.Option(None, "--branch", "-b", help="Branch to deploy (default: the remote's HEAD)."),
+        path: str = typer.Option(".", "--path", help="Directory of the project inside the repository."),
+        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
+        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        interval: str = typer.Option("30s", "--interval", help="How often to fetch and heal drift (30s, 1m)."),
+        once: bool = typer.Option(False, "--once", help="One pass, then exit (1 when the head cannot be deployed)."),
+        prune: bool = typer.Option(False, "--prune", help="Remove project-labelled objects no longer in the spec."),
+        timeout: float = typer.Option(300.0, "--timeout", help="Seconds to wait for dependencies and --wait."),
+        wait: bool = typer.Option(False, "--wait", help="Wait until every service is running/healthy."),
+        parallel: int = typer.Option(4, "--parallel", help="Operations run at the same time."),
+        progress: str = typer.Option("auto", "--progress", help="auto, rich or plain (watching: plain)"),
+        format: str = typer.Option("table", "--format", help="`gitops status`: table or json."),
+    ) -> int:
+        """Deploy the compose project of a git branch, then keep it deployed: fetch every --interval,
+        apply each new head (an invalid one is reported, the stack is left as it is) and heal drift."""
+        if repo == "status":
+            rows = status_rows(project_name)
+            if format == "json":
+                typer.echo(json.dumps(rows, indent=2))
+            else:
+                print_status(rows)
+            return 0
+        from reconciler.engine_guard import connect
+        from reconciler.gitops import GitOps, Source
+
+        every = _interval(interval)
+        source = Source(repo, branch, path, list(files or []), project_name, list(profile or []),
+                        ignore_unsupported, env_file)
+        ops = GitOps(connect(), source, prune=prune, timeout=timeout, wait=wait, workers=parallel,
+                     progress=progress if once else "plain")
+        if not once:
+            return ops.run(every)
+        out = ops.sync()
+        ops.report(out, once=True)
+        for e in out.errors[:-1]:
+            print(f"wharf: error: {e}", file=sys.stderr)
+        if out.errors:
+            raise out.errors[-1]
+        return 0

@@ -1,0 +1,278 @@
+"""`wharf gitops`: deploy the compose project of a git branch, and keep it deployed.
+
+One pass (level-triggered, like `wharf watch`): fetch the branch head; when it moved, check it
+out into a scratch tree and load the project there — an invalid spec is reported with the
+commit and file:line and the running stack is left as it is; a valid one becomes the checked
+out tree (a stable path, so bind mounts and build contexts keep their place); then apply that
+tree exactly as `wharf apply` would (same planner, labels, output). Every pass re-reads the
+live state, so the same pass heals drift. What was deployed is in state.json (state.py)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
+
+from . import state as S
+from .git import Commit, Mirror, redact, repo_name, resolve_repo
+
+
+@dataclass
+class Source:
+    """What to deploy: a branch of a repository, the project at `path` in it, and the usual
+    project options (-f relative to `path`; --env-file relative to it unless absolute)."""
+
+    repo: str
+    branch: str | None = None
+    path: str = "."
+    files: list[str] = field(default_factory=list)
+    project_name: str | None = None
+    profiles: list[str] = field(default_factory=list)
+    ignore_unsupported: bool = False
+    env_file: str | None = None
+
+
+@dataclass
+class Outcome:
+    """One pass: the head seen, what is deployed, what changed, and the errors (newest last)."""
+
+    head: Commit | None = None
+    commit: str | None = None
+    new_commit: bool = False
+    plan: Any = None
+    result: Any = None
+    seconds: float = 0.0
+    errors: list[WharfError] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def _clean_path(path: str) -> str:
+    p = PurePosixPath(path or ".")
+    if p.is_absolute() or ".." in p.parts:
+        raise InvalidArgument(f"--path {path} must be a directory inside the repository",
+                              hint="give it relative to the repository root, e.g. deploy/prod")
+    return str(p)
+
+
+def compose_files(project_dir: Path, files: list[str]) -> list[str]:
+    """-f files relative to the project dir; else its compose.yaml (+ override), never a parent's."""
+    from reconciler.spec.files import DEFAULT_FILES, OVERRIDE_FILES
+
+    if files:
+        return [str(project_dir / f) for f in files]
+    for name in DEFAULT_FILES:
+        if (project_dir / name).is_file():
+            return [str(project_dir / name)] + [str(project_dir / o) for o in OVERRIDE_FILES
+                                                if (project_dir / o).is_file()][:1]
+    raise InvalidArgument(f"no compose file (compose.yaml, docker-compose.yml) in {project_dir}",
+                          hint="commit one, or point --path / -f at it")
+
+
+class GitOps:
+    def __init__(self, engine: Any, source: Source, *, prune: bool = False, timeout: float = 300.0,
+                 wait: bool = False, workers: int = 4, out: Any = None, progress: str = "plain") -> None:
+        self.engine, self.source = engine, source
+        self.prune, self.timeout, self.wait, self.workers, self.progress = prune, timeout, wait, workers, progress
+        self.url = resolve_repo(source.repo)
+        self.path = _clean_path(source.path)
+        self.name = repo_name(self.url)
+        self.id = S.deployment_id(self.name, [redact(self.url), source.branch, self.path, list(source.files),
+                                              source.project_name])
+        self.dir = S.gitops_dir() / self.id
+        self.mirror = Mirror(self.url, source.branch, self.dir)
+        self.tree = self.dir / "tree" / self.name
+        self.out = out
+        self.bad: dict[str, WharfError] = {}  # head sha -> why it is not deployable
+
+    # ------------------------------------------------------------ output
+
+    def _con(self) -> Any:
+        if self.out is None:
+            from reconciler.cli.render import console
+
+            self.out = console()
+        return self.out
+
+    def say(self, text: str) -> None:
+        self._con().print(text)
+
+    def _reporter(self) -> Any:
+        import contextlib
+        import sys
+
+        from reconciler.cli.render import LineReporter, ProgressReporter
+
+        if self.progress == "plain" or (self.progress == "auto" and not sys.stdout.isatty()):
+            return contextlib.nullcontext(LineReporter())
+        return ProgressReporter(self._con())
+
+    # ------------------------------------------------------------ loading
+
+    def project_dir(self, root: Path) -> Path:
+        return root if self.path == "." else root / self.path
+
+    def load(self, root: Path, quiet: bool = False) -> Any:
+        from reconciler.cli.project import ProjectOptions
+        from reconciler.reconcile import Target
+
+        pdir = self.project_dir(root)
+        env_file = self.source.env_file
+        if env_file and not Path(env_file).is_absolute():
+            env_file = str(pdir / env_file)
+        opts = ProjectOptions(compose_files(pdir, self.source.files), self.source.project_name,
+                              list(self.source.profiles), self.source.ignore_unsupported, env_file)
+        return Target.from_loaded(opts.load(quiet=quiet))
+
+    def validate(self, c: Commit, deployed: str | None) -> None:
+        """Load commit `c` from a scratch checkout; raise its spec error naming the commit and file:line."""
+        scratch = self.dir / "staging"
+        shutil.rmtree(scratch, ignore_errors=True)
+        root = scratch / self.name
+        try:
+            self.mirror.checkout(c.sha, root, self.dir / "staging.index")
+            self.load(root, quiet=True)
+        except WharfError as e:
+            kept = f"the stack is left at {deployed[:12]}" if deployed else "nothing is deployed"
+            text = str(e)
+            for form in (str(root), os.path.relpath(root)):  # the loader names files relative to the cwd
+                text = text.replace(f"{form}/", "").replace(form, ".")
+            raise InvalidArgument(f"commit {c.short} ({c.subject!r}) cannot be deployed, {kept}: {text}") from None
+        finally:
+            shutil.rmtree(scratch, ignore_errors=True)
+            (self.dir / "staging.index").unlink(missing_ok=True)
+
+    # ------------------------------------------------------------ one pass
+
+    def sync(self) -> Outcome:
+        from reconciler import reconcile as R
+
+        t0 = time.monotonic()
+        out = Outcome()
+        with S.locked(self.dir):
+            dep = S.load(self.id) or S.Deployment(self.id, redact(self.url), self.source.branch, self.path,
+                                                 list(self.source.files))
+            dep.checked_at = time.time()
+            try:
+                out.head = head = self.mirror.fetch()
+                dep.head, dep.fetch_error = head.sha, ""
+            except WharfError as e:
+                head, dep.fetch_error = None, str(e)
+                out.errors.append(e)
+            if head is not None and head.sha != dep.commit:
+                err = self.bad.get(head.sha)
+                if err is None:
+                    try:
+                        self.validate(head, dep.commit)
+                    except InvalidArgument as e:
+                        err = self.bad[head.sha] = e
+                if err is not None:
+                    dep.head_error = str(err)
+                    out.errors.append(err)
+                else:
+                    if dep.commit:
+                        self.say(f"new commit {head.short} ({head.subject!r}) on {self.mirror.where}, "
+                                 f"was {dep.commit[:12]}: applying")
+                    else:
+                        self.say(f"deploying commit {head.short} ({head.subject!r}) of {self.mirror.where}")
+                    dep.tree_ok = False
+                    dep.save()
+                    self.mirror.checkout(head.sha, self.tree, self.dir / "tree.index")
+                    dep.commit, dep.subject, dep.tree_ok, dep.head_error = head.sha, head.subject, True, ""
+                    dep.status, out.new_commit = "applying", True
+                    dep.save()
+            elif head is not None:
+                dep.head_error = ""
+            if dep.commit and not dep.tree_ok:  # a pass was interrupted while changing the tree
+                self.mirror.checkout(dep.commit, self.tree, self.dir / "tree.index")
+                dep.tree_ok = True
+            out.commit = dep.commit
+            if not dep.commit:
+                dep.save()
+                return out
+            try:
+                target = self.load(self.tree, quiet=not out.new_commit)
+                dep.project = target.desired.project
+                with self._reporter() as reporter:
+                    out.plan, out.result = R.apply(self.engine, target, prune=self.prune, timeout=self.timeout,
+                                                   wait=self.wait, reporter=reporter, workers=self.workers)
+            except WharfError as e:
+                dep.status, dep.error = "failed", str(e)
+                out.errors.append(e)
+            else:
+                if out.result.ok:
+                    if dep.status != "deployed" or out.new_commit:
+                        dep.deployed_at = time.time()
+                    dep.status, dep.error = "deployed", ""
+                else:
+                    dep.status, dep.error = "failed", out.result.error_summary()
+                    out.errors.append(RuntimeFailure(
+                        f"apply of project {out.plan.project} at {dep.commit[:12]} did not complete:\n  "
+                        f"{out.result.error_summary()}", hint="it is retried at the next pass"))
+            dep.save()
+        out.seconds = time.monotonic() - t0
+        return out
+
+    # ------------------------------------------------------------ reporting a pass
+
+    def report(self, out: Outcome, *, once: bool, seen: set[str] | None = None) -> None:
+        """Print what a pass did. Errors: --once leaves them to the caller; a watcher prints those
+        the previous pass did not have (`seen`, updated here), so a lasting one is said once."""
+        for w in out.plan.warnings if out.plan is not None and (out.new_commit or once) else []:
+            self.say(f"[yellow]warning:[/] {w}")
+        if not once:
+            now = {str(e) for e in out.errors}
+            for text in sorted(now - (seen or set())):
+                self.say(f"[red]error:[/] {text}")
+            if seen is not None:
+                seen.clear()
+                seen.update(now)
+        if out.plan is None or out.result is None:
+            return
+        at = f"{out.commit[:12]}" if out.commit else "?"
+        project = out.plan.project
+        if not out.result.ok:
+            return
+        if out.new_commit:
+            self.say(f"[green]Project {project}: deployed {at}[/] ({out.plan.summary()}) in {out.seconds:.2f}s")
+        elif not out.plan.empty:
+            self.say(f"drift: {out.plan.summary()} -> converged at {at} in {out.seconds:.2f}s")
+        elif once and not out.errors:
+            self.say(f"[green]Project {project} is up to date at {at}: nothing to do.[/]")
+
+    def run(self, interval: float, stop: threading.Event | None = None) -> int:
+        """Sync every `interval` seconds until `stop` (SIGTERM) or Ctrl-C."""
+        import signal
+
+        stop = stop or threading.Event()
+        seen: set[str] = set()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        try:
+            first = True
+            while not stop.is_set():
+                out = self.sync()
+                self.report(out, once=False, seen=seen)
+                if first:
+                    self.say(f"watching {self.mirror.where} every {interval:g}s (Ctrl-C to stop)")
+                    first = False
+                stop.wait(interval)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        self.say("gitops stopped; the stack keeps running")
+        return 0
+
+
+__all__ = ["GitOps", "Outcome", "Source", "compose_files"]

@@ -1,0 +1,232 @@
+"""`wharf gitops` pieces that need no root: URL masking, repository names and paths, the git
+mirror against real repositories (fetch, force-push, checkout), spec validation of a commit,
+the state file and the CLI's argument errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from reconciler.gitops import git as G
+from reconciler.gitops import state as S
+from reconciler.gitops.sync import GitOps, Source, _clean_path, compose_files
+from runtime.errors import InvalidArgument, NotFound
+
+REPO = Path(__file__).resolve().parents[2]
+GOOD = "services:\n  web:\n    image: busybox:latest\n    command: [sleep, '60']\n"
+BAD = "services:\n  web:\n    image: busybox:latest\n    comand: [sleep, '60']\n"
+
+
+def git(repo: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", "-C", str(repo), *args], check=True, capture_output=True, text=True,
+                          env=env).stdout.strip()
+
+
+def commit(repo: Path, files: dict[str, str | None], msg: str) -> str:
+    """Write (or, for None, delete) files, commit them all, return the new head."""
+    if not (repo / ".git").exists():
+        repo.mkdir(parents=True, exist_ok=True)
+        git(repo, "init", "-q", "-b", "main")
+    for name, text in files.items():
+        p = repo / name
+        if text is None:
+            p.unlink()
+        else:
+            p.parent.mkdir(parents=True, exist_ok=True)
+            p.write_text(text)
+    git(repo, "add", "-A")
+    git(repo, "commit", "-q", "--allow-empty", "-m", msg)
+    return git(repo, "rev-parse", "HEAD")
+
+
+@pytest.fixture
+def root(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    r = tmp_path / "wharf-root"
+    r.mkdir()
+    monkeypatch.setenv("WHARF_ROOT", str(r))
+    return r
+
+
+# ---------------------------------------------------------------- names and paths
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("https://user:s3cret@git.example/r.git", "https://***@git.example/r.git"),
+    ("https://ghp_TOKEN@git.example/r.git", "https://***@git.example/r.git"),
+    ("ssh://git@git.example/r.git", "ssh://git@git.example/r.git"),
+    ("ssh://deploy:pw@git.example/r.git", "ssh://deploy:***@git.example/r.git"),
+    ("fatal: unable to access 'https://u:p@h/x/': 403", "fatal: unable to access 'https://***@h/x/': 403"),
+    ("file:///srv/repo", "file:///srv/repo"),
+    ("git@git.example:org/r.git", "git@git.example:org/r.git"),
+])
+def test_redact_masks_credentials(text: str, shown: str) -> None:
+    assert G.redact(text) == shown
+
+
+def test_resolve_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "r").mkdir()
+    monkeypatch.chdir(tmp_path)
+    assert G.resolve_repo("r") == str(tmp_path / "r")
+    for url in ("file:///x/y", "https://h/o/r.git", "git@h:o/r.git", "ssh://h/r"):
+        assert G.resolve_repo(url) == url
+    with pytest.raises(NotFound, match="repository nope not found"):
+        G.resolve_repo("nope")
+
+
+@pytest.mark.parametrize("url, name", [
+    ("/srv/git/shop.git", "shop"), ("https://t@h/org/web-app/", "web-app"), ("git@h:org/api.git", "api"),
+    ("file:///tmp/x/demo", "demo"), ("https://h/", "h"),
+])
+def test_repo_name(url: str, name: str) -> None:
+    assert G.repo_name(url) == name
+
+
+def test_path_must_stay_inside_the_repository() -> None:
+    assert _clean_path("deploy/prod/") == "deploy/prod"
+    assert _clean_path("") == "."
+    for bad in ("/etc", "../x", "a/../../b"):
+        with pytest.raises(InvalidArgument, match="inside the repository"):
+            _clean_path(bad)
+
+
+def test_compose_files_never_from_a_parent(tmp_path: Path) -> None:
+    (tmp_path / "compose.yaml").write_text(GOOD)
+    sub = tmp_path / "sub"
+    sub.mkdir()
+    with pytest.raises(InvalidArgument, match="no compose file"):
+        compose_files(sub, [])
+    (sub / "docker-compose.yml").write_text(GOOD)
+    (sub / "compose.override.yaml").write_text("services: {}\n")
+    assert compose_files(sub, []) == [str(sub / "docker-compose.yml"), str(sub / "compose.override.yaml")]
+    assert compose_files(sub, ["x.yaml"]) == [str(sub / "x.yaml")]
+
+
+# ---------------------------------------------------------------- the mirror, on real repositories
+
+
+def test_mirror_fetch_checkout_force_push(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    first = commit(src, {"compose.yaml": GOOD, "old.txt": "x"}, "first")
+    m = G.Mirror(str(src), None, tmp_path / "m")
+    c = m.fetch()
+    assert (c.sha, c.subject, c.short) == (first, "first", first[:12])
+    tree, index = tmp_path / "tree", tmp_path / "tree.index"
+    m.checkout(c.sha, tree, index)
+    assert sorted(p.name for p in tree.iterdir()) == ["compose.yaml", "old.txt"]
+
+    second = commit(src, {"old.txt": None, "new.txt": "y"}, "second")
+    assert m.fetch().sha == second
+    (tree / "junk").write_text("left by someone")
+    (tree / ".wharf" / "configs").mkdir(parents=True)
+    (tree / ".wharf" / "configs" / "c").write_text("apply's")
+    m.checkout(second, tree, index)
+    assert sorted(p.name for p in tree.iterdir()) == [".wharf", "compose.yaml", "new.txt"]
+
+    git(src, "reset", "-q", "--hard", first)  # a rewind (what a force-push looks like to us)
+    assert m.fetch().sha == first
+    m.checkout(first, tree, index)
+    assert sorted(p.name for p in tree.iterdir()) == [".wharf", "compose.yaml", "old.txt"]
+
+
+def test_mirror_branches(tmp_path: Path) -> None:
+    src = tmp_path / "src"
+    commit(src, {"compose.yaml": GOOD}, "on main")
+    git(src, "checkout", "-q", "-b", "prod")
+    prod = commit(src, {"compose.yaml": GOOD + "# prod\n"}, "on prod")
+    git(src, "checkout", "-q", "main")
+    assert G.Mirror(f"file://{src}", "prod", tmp_path / "m1").fetch().sha == prod
+    with pytest.raises(NotFound, match="branch nope not found"):
+        G.Mirror(str(src), "nope", tmp_path / "m2").fetch()
+
+
+def test_fetch_error_names_the_repository_without_credentials(tmp_path: Path) -> None:
+    from runtime.errors import RuntimeFailure
+
+    m = G.Mirror(f"file://user:hunter2@{tmp_path}/missing", None, tmp_path / "m")
+    with pytest.raises(RuntimeFailure) as e:
+        m.fetch()
+    assert "hunter2" not in str(e.value) and "fetch of" in str(e.value)
+
+
+# ---------------------------------------------------------------- validation and state (no engine needed)
+
+
+def test_bad_first_commit_is_reported_with_file_line_and_commit(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "shop"
+    bad = commit(src, {"deploy/compose.yaml": BAD}, "typo")
+    ops = GitOps(None, Source(str(src), path="deploy"))
+    out = ops.sync()
+    assert out.commit is None and not out.ok
+    text = str(out.errors[0])
+    assert f"commit {bad[:12]} ('typo') cannot be deployed, nothing is deployed" in text
+    assert "compose.yaml:4" in text and "comand" in text and str(root) not in text
+    dep = S.load(ops.id)
+    assert dep is not None and dep.head == bad and dep.commit is None and "comand" in dep.head_error
+    assert not (ops.dir / "staging").exists() and not (ops.dir / "tree").exists()
+
+
+def test_validate_reports_the_deployed_commit(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "shop"
+    bad = commit(src, {"compose.yaml": "services:\n  web: {image: busybox, ports: ['x:y']}\n"}, "ports")
+    ops = GitOps(None, Source(str(src)))
+    with pytest.raises(InvalidArgument) as e:
+        ops.validate(ops.mirror.fetch(), "ab" * 20)
+    assert str(e.value).startswith(f"commit {bad[:12]} ('ports') cannot be deployed, the stack is left at abababababab")
+    assert "compose.yaml:2" in str(e.value)
+
+
+def test_missing_compose_file_at_path(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "shop"
+    commit(src, {"README": "no compose here"}, "empty")
+    out = GitOps(None, Source(str(src), path="deploy")).sync()
+    assert "no compose file (compose.yaml, docker-compose.yml) in deploy" in str(out.errors[0])
+
+
+def test_deployment_ids_and_state(tmp_path: Path, root: Path) -> None:
+    a = GitOps(None, Source("https://tok@h/org/shop.git", "main"))
+    b = GitOps(None, Source("https://other@h/org/shop.git", "main"))
+    c = GitOps(None, Source("https://h/org/shop.git", "main", path="deploy"))
+    assert a.id == b.id != c.id and a.id.startswith("shop-")  # credentials are not part of the key
+    dep = S.Deployment(a.id, G.redact(a.url), "main", ".", project="shop", commit="c" * 40, deployed_at=5.0)
+    dep.save()
+    S.Deployment(c.id, G.redact(c.url), "main", "deploy", project="shop", commit="d" * 40, deployed_at=9.0).save()
+    (S.gitops_dir() / "garbage").mkdir()
+    (S.gitops_dir() / "garbage" / "state.json").write_text("{not json")
+    assert [d.id for d in S.all_deployments()] == sorted([a.id, c.id])
+    assert S.load(a.id) == dep
+    assert S.deployed("shop").commit == "d" * 40 and S.deployed("nothing") is None
+    assert "tok" not in (S.gitops_dir() / a.id / "state.json").read_text()
+    assert not list((S.gitops_dir() / a.id).glob("*.tmp"))
+
+
+# ---------------------------------------------------------------- the CLI
+
+
+def wharf(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconciler.cli.app", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO), **env}, timeout=60)
+
+
+def test_cli_errors_and_status(tmp_path: Path, root: Path) -> None:
+    env = {"WHARF_ROOT": str(root)}
+    r = wharf("gitops", "status", "--format", "json", env=env)
+    assert r.returncode == 0 and json.loads(r.stdout) == []
+    src = tmp_path / "shop"
+    sha = commit(src, {"compose.yaml": BAD}, "bad")
+    r = wharf("gitops", str(src), "--interval", "soon", env=env)
+    assert r.returncode == 1 and "--interval: invalid duration 'soon'" in r.stderr
+    r = wharf("gitops", str(src), "--path", "../etc", "--once", env=env)
+    assert r.returncode == 1 and "inside the repository" in r.stderr
+    r = wharf("gitops", str(src), "--once", env=env)
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert f"wharf: error: commit {sha[:12]} ('bad') cannot be deployed" in r.stderr
+    assert "compose.yaml:4" in r.stderr
+    rows = json.loads(wharf("gitops", "status", "--format", "json", env=env).stdout)
+    assert [(x["commit"], x["head"], x["status"]) for x in rows] == [(None, sha, "new")]
