@@ -55,6 +55,13 @@ class Outcome:
         return not self.errors
 
 
+def esc(text: str) -> str:
+    """User text (commit subjects, errors quoting YAML) printed through rich, brackets and all."""
+    from rich.markup import escape
+
+    return escape(text)
+
+
 def _clean_path(path: str) -> str:
     p = PurePosixPath(path or ".")
     if p.is_absolute() or ".." in p.parts:
@@ -138,17 +145,22 @@ class GitOps:
         shutil.rmtree(scratch, ignore_errors=True)
         root = scratch / self.name
         try:
-            self.mirror.checkout(c.sha, root, self.dir / "staging.index")
-            self.load(root, quiet=True)
-        except WharfError as e:
-            kept = f"the stack is left at {deployed[:12]}" if deployed else "nothing is deployed"
-            text = str(e)
-            for form in (str(root), os.path.relpath(root)):  # the loader names files relative to the cwd
-                text = text.replace(f"{form}/", "").replace(form, ".")
-            raise InvalidArgument(f"commit {c.short} ({c.subject!r}) cannot be deployed, {kept}: {text}") from None
+            self.mirror.checkout(c.sha, root, self.dir / "staging.index")  # git's errors are not the commit's
+            try:
+                self.load(root, quiet=True)
+            except Exception as e:  # a commit is untrusted input: even a loader crash must not stop a watcher
+                self._refuse(c, deployed, root, e)
         finally:
             shutil.rmtree(scratch, ignore_errors=True)
             (self.dir / "staging.index").unlink(missing_ok=True)
+
+    @staticmethod
+    def _refuse(c: Commit, deployed: str | None, root: Path, e: Exception) -> None:
+        kept = f"the stack is left at {deployed[:12]}" if deployed else "nothing is deployed"
+        text = str(e) if isinstance(e, WharfError) else f"the spec could not be loaded ({type(e).__name__}: {e})"
+        for form in sorted({str(root), os.path.relpath(root)}, key=len, reverse=True):  # as the loader names them
+            text = text.replace(f"{form}/", "").replace(form, ".")  # -> paths in the repository
+        raise InvalidArgument(f"commit {c.short} ({c.subject!r}) cannot be deployed, {kept}: {text}") from None
 
     # ------------------------------------------------------------ one pass
 
@@ -179,10 +191,10 @@ class GitOps:
                     out.errors.append(err)
                 else:
                     if dep.commit:
-                        self.say(f"new commit {head.short} ({head.subject!r}) on {self.mirror.where}, "
-                                 f"was {dep.commit[:12]}: applying")
+                        self.say(esc(f"new commit {head.short} ({head.subject!r}) on {self.mirror.where}, "
+                                     f"was {dep.commit[:12]}: applying"))
                     else:
-                        self.say(f"deploying commit {head.short} ({head.subject!r}) of {self.mirror.where}")
+                        self.say(esc(f"deploying commit {head.short} ({head.subject!r}) of {self.mirror.where}"))
                     dep.tree_ok = False
                     dep.save()
                     self.mirror.checkout(head.sha, self.tree, self.dir / "tree.index")
@@ -227,18 +239,18 @@ class GitOps:
         """Print what a pass did. Errors: --once leaves them to the caller; a watcher prints those
         the previous pass did not have (`seen`, updated here), so a lasting one is said once."""
         for w in out.plan.warnings if out.plan is not None and (out.new_commit or once) else []:
-            self.say(f"[yellow]warning:[/] {w}")
+            self.say(f"[yellow]warning:[/] {esc(w)}")
         if not once:
             now = {str(e) for e in out.errors}
             for text in sorted(now - (seen or set())):
-                self.say(f"[red]error:[/] {text}")
+                self.say(f"[red]error:[/] {esc(text)}")
             if seen is not None:
                 seen.clear()
                 seen.update(now)
         if out.plan is None or out.result is None:
             return
         at = f"{out.commit[:12]}" if out.commit else "?"
-        project = out.plan.project
+        project = esc(out.plan.project)
         if not out.result.ok:
             return
         if out.new_commit:
@@ -260,10 +272,13 @@ class GitOps:
         try:
             first = True
             while not stop.is_set():
-                out = self.sync()
+                try:
+                    out = self.sync()
+                except WharfError as e:  # the tree or the state dir: retried at the next pass
+                    out = Outcome(errors=[e])
                 self.report(out, once=False, seen=seen)
                 if first:
-                    self.say(f"watching {self.mirror.where} every {interval:g}s (Ctrl-C to stop)")
+                    self.say(f"watching {esc(self.mirror.where)} every {interval:g}s (Ctrl-C to stop)")
                     first = False
                 stop.wait(interval)
         except KeyboardInterrupt:

@@ -230,3 +230,12 @@ def test_cli_errors_and_status(tmp_path: Path, root: Path) -> None:
     assert "compose.yaml:4" in r.stderr
     rows = json.loads(wharf("gitops", "status", "--format", "json", env=env).stdout)
     assert [(x["commit"], x["head"], x["status"]) for x in rows] == [(None, sha, "new")]
+
+
+def test_a_loader_crash_on_a_commit_is_a_refusal_not_a_traceback(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "shop"
+    sha = commit(src, {"compose.yaml": "services: [web]\n"}, "a list")
+    out = GitOps(None, Source(str(src))).sync()
+    assert out.commit is None and len(out.errors) == 1
+    assert isinstance(out.errors[0], InvalidArgument)
+    assert str(out.errors[0]).startswith(f"commit {sha[:12]} ('a list') cannot be deployed, nothing is deployed: ")

@@ -1,0 +1,195 @@
+"""`wharf gitops` end to end, as root, with real git repositories and real containers: first
+deploy, no-op on the same head, a commit that changes env recreates, a bad commit is reported
+and leaves the stack alone, --prune of a removed service, a file:// URL, and the watching loop
+(new commits, drift, Ctrl-C)."""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.unit.test_gitops import commit, git
+
+pytestmark = [pytest.mark.root, pytest.mark.network]
+
+REPO = Path(__file__).resolve().parents[2]
+SVC = """  {name}:
+    image: busybox:latest
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+    environment: {{MSG: "{msg}"}}
+"""
+
+
+def stack(*services: tuple[str, str], network: bool = False) -> str:
+    text = "services:\n" + "".join(SVC.format(name=n, msg=m) for n, m in services)
+    return text if network else text.replace("    image:", "    network_mode: none\n    image:")
+
+
+def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "reconciler.cli.app", *args], capture_output=True, text=True,
+                          env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+
+
+def until(cond, timeout: float = 30.0, what: str = "condition") -> None:
+    deadline = time.monotonic() + timeout
+    while not cond():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def engine(busybox_image, wharf_net):
+    from reconciler.engine_guard import connect
+
+    e = connect()
+    yield e
+    for c in e.containers.list(all=True):
+        try:
+            e.containers.remove(c.id, force=True, volumes=True)
+        except Exception:  # already gone: best effort, the test's own assertions have run
+            pass
+
+
+def running(e, project: str) -> dict[str, tuple[str, str]]:
+    """service -> (container id, MSG) of the project's running containers."""
+    out = {}
+    for c in e.containers.list(filters={"label": [f"io.wharf.project={project}"]}):
+        env = dict(x.split("=", 1) for x in c.spec.env) if c.spec.env else {}
+        if not env:
+            env = dict(x.split("=", 1) for x in e.containers.inspect(c.id).spec.env)
+        out[c.labels["io.wharf.service"]] = (c.id, env.get("MSG", ""))
+    return out
+
+
+def status(project: str) -> dict:
+    r = wharf("gitops", "status", "--format", "json", "-p", project)
+    assert r.returncode == 0, r.stderr
+    rows = json.loads(r.stdout)
+    assert len(rows) == 1, rows
+    return rows[0]
+
+
+def test_deploy_noop_change_bad_commit(engine, tmp_path: Path) -> None:
+    name = "gt" + secrets.token_hex(3)
+    src = tmp_path / name  # the project is named after the repository, as after `git clone`
+    first = commit(src, {"compose.yaml": stack(("web", "one"), network=True)}, "first")
+
+    r = wharf("gitops", str(src), "--once", "--progress", "plain")
+    assert r.returncode == 0, r.stderr
+    assert f"deploying commit {first[:12]} ('first')" in r.stdout
+    assert f"Project {name}: deployed {first[:12]}" in r.stdout
+    web_id, msg = running(engine, name)["web"]
+    assert msg == "one"
+    labels = engine.containers.inspect(web_id).labels
+    assert labels["io.wharf.project"] == name and labels["io.wharf.service"] == "web"
+    st = status(name)
+    assert (st["commit"], st["status"], st["head_error"]) == (first, "deployed", "")
+    # what gitops applied is what `wharf apply` of a clone would: nothing to do
+    assert wharf("diff", "-f", str(src / "compose.yaml")).returncode == 0
+
+    r = wharf("gitops", str(src), "--once")
+    assert r.returncode == 0 and f"Project {name} is up to date at {first[:12]}: nothing to do." in r.stdout
+    assert running(engine, name)["web"] == (web_id, "one")
+
+    second = commit(src, {"compose.yaml": stack(("web", "two"), network=True)}, "say two")
+    r = wharf("gitops", str(src), "--once", "--progress", "plain")
+    assert r.returncode == 0, r.stderr
+    assert "recreate container:web:1" in r.stdout and f"deployed {second[:12]}" in r.stdout
+    new_id, msg = running(engine, name)["web"]
+    assert msg == "two" and new_id != web_id
+    assert status(name)["commit"] == second
+
+    bad = commit(src, {"compose.yaml": stack(("web", "three"), network=True).replace("command:", "comand:")},
+                 "typo")
+    r = wharf("gitops", str(src), "--once")
+    assert r.returncode == 1
+    assert (f"wharf: error: commit {bad[:12]} ('typo') cannot be deployed, the stack is left at {second[:12]}: "
+            "compose.yaml:4:") in r.stderr and "Traceback" not in r.stderr
+    assert running(engine, name)["web"] == (new_id, "two")
+    st = status(name)
+    assert (st["commit"], st["head"], st["status"]) == (second, bad, "deployed") and "comand" in st["head_error"]
+
+    fixed = commit(src, {"compose.yaml": stack(("web", "three"), network=True)}, "fixed")
+    r = wharf("gitops", str(src), "--once")
+    assert r.returncode == 0, r.stderr
+    assert running(engine, name)["web"][1] == "three"
+    st = status(name)
+    assert (st["commit"], st["head_error"]) == (fixed, "")
+
+
+def test_file_url_branch_path_prune(engine, tmp_path: Path) -> None:
+    src = tmp_path / "infra"
+    commit(src, {"README": "main branch: nothing deployable"}, "init")
+    git(src, "checkout", "-q", "-b", "prod")
+    name = "gp" + secrets.token_hex(3)
+    files = {"deploy/compose.yaml": f"name: {name}\n" + stack(("a", "x"), ("b", "y")),
+             "deploy/.env": "UNUSED=1\n"}
+    first = commit(src, files, "two services")
+    git(src, "checkout", "-q", "main")
+    url = f"file://{src}"
+    args = ("gitops", url, "--branch", "prod", "--path", "deploy", "--prune", "--once", "--progress", "plain")
+
+    r = wharf(*args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(running(engine, name)) == ["a", "b"]
+    st = status(name)
+    assert (st["repo"], st["branch"], st["path"], st["commit"]) == (url, "prod", "deploy", first)
+
+    git(src, "checkout", "-q", "prod")
+    second = commit(src, {"deploy/compose.yaml": f"name: {name}\n" + stack(("a", "x"))}, "drop b")
+    git(src, "checkout", "-q", "main")
+    r = wharf(*args)
+    assert r.returncode == 0, r.stderr
+    assert "remove container:" in r.stdout
+    assert sorted(running(engine, name)) == ["a"]
+    assert engine.containers.list(all=True, filters={"label": [f"io.wharf.project={name}"]})[0].name.endswith("-a-1")
+    assert status(name)["commit"] == second
+
+    # a rewind (force-push back to the first commit) deploys that commit again
+    git(src, "branch", "-q", "-f", "prod", first)
+    r = wharf(*args)
+    assert r.returncode == 0, r.stderr
+    assert sorted(running(engine, name)) == ["a", "b"] and status(name)["commit"] == first
+
+
+def test_watch_loop_commits_drift_ctrl_c(engine, tmp_path: Path) -> None:
+    name = "gw" + secrets.token_hex(3)
+    src = tmp_path / "repo"
+    commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "one")
+    log = tmp_path / "gitops.log"
+    with open(log, "w") as out:
+        p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "gitops", str(src), "--interval", "0.2s"],
+                             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        until(lambda: running(engine, name).get("web", ("", ""))[1] == "one", what="first deploy")
+        commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"))}, "two")
+        until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", what="the new commit")
+        before = running(engine, name)["web"][0]
+
+        bad = commit(src, {"compose.yaml": f"name: {name}\nservices: {{web: {{image: [busybox]}}}}\n"}, "broken")
+        until(lambda: f"commit {bad[:12]}" in log.read_text(), what="the error")
+        engine.containers.remove(before, force=True)  # drift while the head is bad: healed from the last good one
+        until(lambda: running(engine, name).get("web", (before, ""))[0] != before, what="drift healed")
+        assert running(engine, name)["web"][1] == "two"
+        assert p.poll() is None
+    finally:
+        p.send_signal(signal.SIGINT)
+        try:
+            rc = p.wait(30)
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+    text = log.read_text()
+    assert rc == 0, text
+    assert text.count(f"commit {bad[:12]}") == 1, text  # said once, not at every pass
+    assert "drift: 1 to create" in text and "gitops stopped; the stack keeps running" in text
+    assert "Traceback" not in text
