@@ -193,3 +193,30 @@ def test_watch_loop_commits_drift_ctrl_c(engine, tmp_path: Path) -> None:
     assert text.count(f"commit {bad[:12]}") == 1, text  # said once, not at every pass
     assert "drift: 1 to create" in text and "gitops stopped; the stack keeps running" in text
     assert "Traceback" not in text
+
+
+def test_build_context_and_env_files_come_from_the_commit(engine, tmp_path: Path) -> None:
+    name = "gb" + secrets.token_hex(3)
+    src = tmp_path / "repo"
+    compose = f"""name: {name}
+services:
+  app:
+    build: ./img
+    network_mode: none
+    env_file: app.env
+    environment: {{GREETING: "${{GREETING:-unset}}"}}
+    command: ["sh", "-c", "trap 'exit 0' TERM; sleep 100000 & wait"]
+"""
+    sha = commit(src, {"stack/compose.yaml": compose, "stack/app.env": "MSG=from-env-file\n",
+                       "stack/vars.env": "GREETING=hello\n",
+                       "stack/img/Dockerfile": "FROM busybox:latest\nCOPY motd /motd\n",
+                       "stack/img/motd": "built from the commit\n"}, "with build")
+    r = wharf("gitops", str(src), "--path", "stack", "--env-file", "vars.env", "--once", "--progress", "plain",
+              timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "build" in r.stdout and f"deployed {sha[:12]}" in r.stdout
+    (c,) = engine.containers.list(filters={"label": [f"io.wharf.project={name}"]})
+    env = dict(x.split("=", 1) for x in engine.containers.inspect(c.id).spec.env)
+    assert env["MSG"] == "from-env-file" and env["GREETING"] == "hello"
+    out = engine.containers.exec(c.id, ["cat", "/motd"])
+    assert out.output == b"built from the commit\n"
