@@ -60,7 +60,7 @@ def print_status(rows: list[dict[str, Any]]) -> None:
         if r["superseded"]:
             state = "[yellow]superseded[/]"
         if r["head_error"] and r["head"]:
-            state += f"; [red]head {r['head'][:12]} invalid[/]"
+            state += f"; [red]head {r['head'][:8]} invalid[/]"
         if r["fetch_error"]:
             state += "; [red]fetch failing[/]"
         ago = f"{int(time.time() - r['deployed_at'])}s ago" if r["deployed_at"] else "-"
@@ -69,12 +69,30 @@ def print_status(rows: list[dict[str, Any]]) -> None:
     console().print(t)
 
 
+def forget(project: str | None) -> int:
+    from reconciler.gitops import state
+    from runtime.errors import InvalidArgument, NotFound
+
+    if not project:
+        raise InvalidArgument("which deployment? `wharf gitops forget -p PROJECT` (or -p ID)")
+    gone = [d for d in state.all_deployments() if project in (d.project, d.id)]
+    if not gone:
+        raise NotFound(f"no gitops deployment of project {project}", hint="see `wharf gitops status`")
+    for d in gone:
+        state.forget(d)
+        typer.echo(f"forgot {d.repo} ({d.branch or 'default branch'}, path {d.path}); "
+                   f"the containers of {d.project or project} are left as they are")
+    return 0
+
+
 def register(app) -> None:
     @app.command("gitops")
     def gitops_cmd(
-        repo: str = typer.Argument(..., metavar="REPO|status",
+        repo: str = typer.Argument(..., metavar="REPO|status|forget",
                                    help="A local path or a URL git can fetch (file://, ssh://, https://); "
-                                        "`status` lists the deployments."),
+                                        "`status [-p P]` lists the deployments, `forget -p P` drops one "
+                                        "(its record and clone; the containers stay). A directory named "
+                                        "status: ./status."),
         branch: str = typer.Option(None, "--branch", "-b", help="Branch to deploy (default: the remote's HEAD)."),
         path: str = typer.Option(".", "--path", help="Directory of the project inside the repository."),
         files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
@@ -97,6 +115,8 @@ def register(app) -> None:
             else:
                 print_status(rows)
             return 0
+        if repo == "forget":
+            return forget(project_name)
         from reconciler.engine_guard import connect
         from reconciler.gitops import GitOps, Source
 

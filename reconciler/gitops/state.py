@@ -96,6 +96,17 @@ def deployed(project: str) -> Deployment | None:
     return max(mine, key=lambda d: d.deployed_at, default=None)
 
 
+def forget(dep: Deployment) -> None:
+    """Drop a deployment's record, mirror and tree (its containers are left alone)."""
+    import shutil
+
+    with locked(dep.dir):  # not in the middle of a pass
+        for p in dep.dir.iterdir():
+            if p.name != "lock":
+                shutil.rmtree(p) if p.is_dir() and not p.is_symlink() else p.unlink()
+    shutil.rmtree(dep.dir, ignore_errors=True)
+
+
 @contextmanager
 def locked(dep_dir: Path) -> Iterator[None]:
     """One sync pass of a deployment at a time (a --once next to a running watcher waits)."""
@@ -108,4 +119,5 @@ def locked(dep_dir: Path) -> Iterator[None]:
         os.close(fd)
 
 
-__all__ = ["Deployment", "all_deployments", "deployed", "deployment_id", "gitops_dir", "load", "locked"]
+__all__ = ["Deployment", "all_deployments", "deployed", "deployment_id", "forget", "gitops_dir", "load",
+           "locked"]

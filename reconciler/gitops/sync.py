@@ -62,11 +62,11 @@ def esc(text: str) -> str:
     return escape(text)
 
 
-def _clean_path(path: str) -> str:
+def _clean_path(path: str, flag: str = "--path") -> str:
     p = PurePosixPath(path or ".")
     if p.is_absolute() or ".." in p.parts:
-        raise InvalidArgument(f"--path {path} must be a directory inside the repository",
-                              hint="give it relative to the repository root, e.g. deploy/prod")
+        raise InvalidArgument(f"{flag} {path} must be inside the repository",
+                              hint="give it relative to the repository root (-f: to --path), e.g. deploy/prod")
     return str(p)
 
 
@@ -91,6 +91,8 @@ class GitOps:
         self.prune, self.timeout, self.wait, self.workers, self.progress = prune, timeout, wait, workers, progress
         self.url = resolve_repo(source.repo)
         self.path = _clean_path(source.path)
+        for f in source.files:
+            _clean_path(f, "-f")
         self.name = repo_name(self.url)
         self.id = S.deployment_id(self.name, [redact(self.url), source.branch, self.path, list(source.files),
                                               source.project_name])

@@ -94,6 +94,8 @@ def test_path_must_stay_inside_the_repository() -> None:
     for bad in ("/etc", "../x", "a/../../b"):
         with pytest.raises(InvalidArgument, match="inside the repository"):
             _clean_path(bad)
+    with pytest.raises(InvalidArgument, match="-f /etc/compose.yaml must be inside the repository"):
+        GitOps(None, Source("https://h/r.git", files=["/etc/compose.yaml"]))
 
 
 def test_compose_files_never_from_a_parent(tmp_path: Path) -> None:
@@ -230,6 +232,12 @@ def test_cli_errors_and_status(tmp_path: Path, root: Path) -> None:
     assert "compose.yaml:4" in r.stderr
     rows = json.loads(wharf("gitops", "status", "--format", "json", env=env).stdout)
     assert [(x["commit"], x["head"], x["status"]) for x in rows] == [(None, sha, "new")]
+    r = wharf("gitops", "forget", "-p", "nope", env=env)
+    assert r.returncode == 1 and "no gitops deployment of project nope" in r.stderr
+    r = wharf("gitops", "forget", "-p", rows[0]["id"], env=env)
+    assert r.returncode == 0 and f"forgot {src}" in r.stdout
+    assert json.loads(wharf("gitops", "status", "--format", "json", env=env).stdout) == []
+    assert not (root / "reconciler" / "gitops" / rows[0]["id"]).exists()
 
 
 def test_a_loader_crash_on_a_commit_is_a_refusal_not_a_traceback(tmp_path: Path, root: Path) -> None:
