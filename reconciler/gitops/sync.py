@@ -101,6 +101,9 @@ class GitOps:
         self.tree = self.dir / "tree" / self.name
         self.out = out
         self.bad: dict[str, WharfError] = {}  # head sha -> why it is not deployable
+        # --once reuses the project cache of `wharf apply` (no YAML, no pydantic when nothing changed);
+        # a watcher loads each pass instead, so that cached warnings are not repeated every interval
+        self.cached = True
 
     # ------------------------------------------------------------ output
 
@@ -129,7 +132,7 @@ class GitOps:
     def project_dir(self, root: Path) -> Path:
         return root if self.path == "." else root / self.path
 
-    def load(self, root: Path, quiet: bool = False) -> Any:
+    def load(self, root: Path, quiet: bool = False, cached: bool = False) -> Any:
         from reconciler.cli.project import ProjectOptions
         from reconciler.reconcile import Target
 
@@ -139,6 +142,10 @@ class GitOps:
             env_file = str(pdir / env_file)
         opts = ProjectOptions(compose_files(pdir, self.source.files), self.source.project_name,
                               list(self.source.profiles), self.source.ignore_unsupported, env_file)
+        if cached:
+            from reconciler.cli.project import load_target
+
+            return load_target(opts, cached=True)
         return Target.from_loaded(opts.load(quiet=quiet))
 
     def validate(self, c: Commit, deployed: str | None) -> None:
@@ -213,7 +220,7 @@ class GitOps:
                 dep.save()
                 return out
             try:
-                target = self.load(self.tree, quiet=not out.new_commit)
+                target = self.load(self.tree, quiet=not out.new_commit, cached=self.cached)
                 dep.project = target.desired.project
                 with self._reporter() as reporter:
                     out.plan, out.result = R.apply(self.engine, target, prune=self.prune, timeout=self.timeout,
@@ -267,6 +274,7 @@ class GitOps:
         import signal
 
         stop = stop or threading.Event()
+        self.cached = False
         seen: set[str] = set()
         previous = None
         if threading.current_thread() is threading.main_thread():
