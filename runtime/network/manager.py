@@ -19,7 +19,14 @@ from runtime.engine import EndpointInfo, EndpointSpec, NetworkInfo, NetworkSpec,
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
-from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, OPT_HOST_IP, default_bridge, new_record
+from runtime.network.netspec import (
+    DEFAULT_NAME,
+    OPT_BRIDGE,
+    OPT_HOST_IP,
+    default_spec,
+    new_record,
+    spec_config,
+)
 from runtime.network.store import NetStore
 from runtime.util.labels import match_labels
 
@@ -68,13 +75,19 @@ class NetworkManager:
             ipr = rtnl.iproute()
             try:
                 adopted = links.bridge_subnet(ipr, rec["bridge"]) if existing else None
+                if existing:  # the default bridge survived a lost state dir: drop the old owner's rules
+                    from runtime.network import firewall
+                    from runtime.network.netlink import Netlink
+
+                    firewall.remove_tables_of_bridge(rec["bridge"])
+                    if user_subnet and adopted != IPv4Network(rec["subnet"]):  # ... and its old subnet
+                        with Netlink() as nl:
+                            links.delete(nl, rec["bridge"])
+                        adopted = None
                 host = links.host_subnets(ipr)
             finally:
                 ipr.close()
-            if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
-                from runtime.network import firewall
-
-                firewall.remove_tables_of_bridge(rec["bridge"])  # the old owner's rules
+            if adopted is not None:  # keep the surviving bridge's subnet
                 subnet = adopted
             elif user_subnet:
                 subnet = IPv4Network(rec["subnet"])
@@ -126,14 +139,25 @@ class NetworkManager:
                 self._setup_host(rec)
 
     def ensure_default(self) -> NetworkInfo:
+        """The default bridge network, created on first use as the daemon's flags ask (default_spec).
+        Flags that differ from the existing network's re-create it once no container uses it;
+        without flags the existing one is kept as it is."""
+        spec = default_spec()
+        config = spec_config(spec)
         with self.store.lock():
-            for n in self.store.networks():
-                if n["name"] == DEFAULT_NAME:
-                    rec = n
-                    break
-            else:
-                spec = NetworkSpec(name=DEFAULT_NAME, options={OPT_BRIDGE: default_bridge()})
-                rec = self._create_locked(new_record(spec), None)
+            rec = next((n for n in self.store.networks() if n["name"] == DEFAULT_NAME), None)
+            if rec is not None and any(config.values()) and rec.get("config") != config:
+                users = [e.get("name") or e["id"][:12] for e in self.store.endpoints() if rec["id"] in e["networks"]]
+                if users:
+                    raise Conflict(f"the default bridge network is in use ({', '.join(sorted(users))}) with "
+                                   f"other settings than the daemon's (--bip/--fixed-cidr/--mtu/--icc/--ip-masq)",
+                                   hint="stop those containers: the network is re-created with the new settings")
+                self._remove_locked(rec)
+                rec = None
+            if rec is None:
+                rec = new_record(spec)
+                rec["config"] = config
+                rec = self._create_locked(rec, spec.subnet)
                 return self._info(rec, self.store.endpoints())
         self._ensure_host(rec)
         return self._info(rec, self.store.endpoints())
@@ -252,7 +276,8 @@ class NetworkManager:
             peer = "wht" + ep["veth"][3:]
             with Netlink() as nl:
                 links.delete(nl, ep["veth"])  # a leftover of a crashed attach
-                links.add_veth(nl, ep["veth"], peer, fd, net["bridge"], net.get("mtu"))
+                links.add_veth(nl, ep["veth"], peer, fd, net["bridge"], net.get("mtu"),
+                               None if net.get("icc", True) else links.NO_ICC_GROUP)
             gw = None if net["internal"] else ep["gateway"]
             rtnl.in_netns(netns, lambda nl: links.configure_peer(nl, peer, ifname, ep["ip"], ep["prefix"],
                                                                  ep["mac"], gw))
