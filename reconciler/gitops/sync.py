@@ -212,7 +212,7 @@ class GitOps:
                     dep.save()
             elif head is not None:
                 dep.head_error = ""
-            if dep.commit and not dep.tree_ok:  # a pass was interrupted while changing the tree
+            if dep.commit and not (dep.tree_ok and self.tree.is_dir()):  # interrupted while changing it, or removed
                 self.mirror.checkout(dep.commit, self.tree, self.dir / "tree.index")
                 dep.tree_ok = True
             out.commit = dep.commit

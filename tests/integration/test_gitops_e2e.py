@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -77,7 +78,7 @@ def status(project: str) -> dict:
     return rows[0]
 
 
-def test_deploy_noop_change_bad_commit(engine, tmp_path: Path) -> None:
+def test_deploy_noop_change_bad_commit(engine, wharf_root: Path, tmp_path: Path) -> None:
     name = "gt" + secrets.token_hex(3)
     src = tmp_path / name  # the project is named after the repository, as after `git clone`
     first = commit(src, {"compose.yaml": stack(("web", "one"), network=True)}, "first")
@@ -97,6 +98,10 @@ def test_deploy_noop_change_bad_commit(engine, tmp_path: Path) -> None:
 
     r = wharf("gitops", str(src), "--once")
     assert r.returncode == 0 and f"Project {name} is up to date at {first[:12]}: nothing to do." in r.stdout
+    assert running(engine, name)["web"] == (web_id, "one")
+    shutil.rmtree(wharf_root / "reconciler" / "gitops" / st["id"] / "tree")  # a lost checkout is made again
+    r = wharf("gitops", str(src), "--once")
+    assert r.returncode == 0 and f"up to date at {first[:12]}" in r.stdout, r.stderr
     assert running(engine, name)["web"] == (web_id, "one")
 
     second = commit(src, {"compose.yaml": stack(("web", "two"), network=True)}, "say two")
