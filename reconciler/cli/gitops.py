@@ -25,7 +25,9 @@ def _interval(text: str) -> float:
     return seconds
 
 
-def status_rows(project: str | None = None) -> list[dict[str, Any]]:
+def deployment_rows(project: str | None = None) -> list[dict[str, Any]]:
+    """Every gitops deployment (of `project`) as a dict; with `project`, each current one also
+    has "services": the live state of its services (as in `wharf status`)."""
     from dataclasses import asdict
 
     from reconciler.gitops import all_deployments
@@ -41,16 +43,43 @@ def status_rows(project: str | None = None) -> list[dict[str, Any]]:
             row = asdict(d)
             # another deployment (other repo, branch or path) applied the same project later
             row["superseded"] = bool(d.project) and d.deployed_at < latest[d.project]
+            if project is not None and d.commit and not row["superseded"]:
+                row["services"] = _services(d)
             rows.append(row)
     return rows
 
 
-def print_status(rows: list[dict[str, Any]]) -> None:
+def _services(dep: Any) -> list[dict[str, Any]] | str:
+    from pathlib import Path
+
+    from reconciler.engine_guard import connect
+    from reconciler.gitops import Source
+    from reconciler.gitops.sync import load_target
+    from runtime.errors import WharfError
+
+    from .render import status_rows
+
+    try:
+        target = load_target(Path(dep.project_dir), Source(**dep.source), quiet=True, cached=True)
+        return status_rows(connect(), target.desired)
+    except (WharfError, TypeError) as e:  # the checkout is gone, or a state file of an older Wharf
+        return f"cannot read the deployed project: {e}"
+
+
+def _ago(t: float) -> str:
     import time
 
+    s = int(time.time() - t)
+    for unit, n in (("d", 86400), ("h", 3600), ("m", 60)):
+        if s >= n:
+            return f"{s // n}{unit} ago"
+    return f"{s}s ago"
+
+
+def print_deployments(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
-    from .render import console
+    from .render import console, print_status
 
     t = Table(box=None, header_style="bold")
     for col in ("PROJECT", "REPOSITORY", "BRANCH", "PATH", "COMMIT", "STATE", "DEPLOYED"):
@@ -63,10 +92,23 @@ def print_status(rows: list[dict[str, Any]]) -> None:
             state += f"; [red]head {r['head'][:8]} invalid[/]"
         if r["fetch_error"]:
             state += "; [red]fetch failing[/]"
-        ago = f"{int(time.time() - r['deployed_at'])}s ago" if r["deployed_at"] else "-"
+        ago = _ago(r["deployed_at"]) if r["deployed_at"] else "-"
         commit = r["commit"][:12] if r["commit"] else "-"
         t.add_row(r["project"] or "-", r["repo"], r["branch"] or "(default)", r["path"], commit, state, ago)
-    console().print(t)
+    out = console()
+    out.print(t)
+    for r in rows:
+        services = r.get("services")
+        if isinstance(services, list):
+            out.print()
+            print_status(services, f"{r['project']} at {r['commit'][:12]}")
+        elif services:
+            out.print(f"[red]{r['project']}: {services}[/]")
+        for text in (r["head_error"], r["fetch_error"]) if services is not None else ():
+            if text:
+                from reconciler.gitops.sync import esc
+
+                out.print(f"[red]{esc(text)}[/]")
 
 
 def forget(project: str | None) -> int:
@@ -109,11 +151,11 @@ def register(app) -> None:
         """Deploy the compose project of a git branch, then keep it deployed: fetch every --interval,
         apply each new head (an invalid one is reported, the stack is left as it is) and heal drift."""
         if repo == "status":
-            rows = status_rows(project_name)
+            rows = deployment_rows(project_name)
             if format == "json":
                 typer.echo(json.dumps(rows, indent=2))
             else:
-                print_status(rows)
+                print_deployments(rows)
             return 0
         if repo == "forget":
             return forget(project_name)

@@ -47,6 +47,8 @@ class Deployment:
     head_error: str = ""  # why that head is not deployed (invalid spec), or ""
     fetch_error: str = ""
     checked_at: float = 0.0
+    source: dict[str, Any] = field(default_factory=dict)  # sync.Source as given (repo masked)
+    project_dir: str = ""  # where the project of `commit` is checked out
     format: int = FORMAT
 
     @property

@@ -13,7 +13,7 @@ import os
 import shutil
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import Any
 
@@ -84,6 +84,21 @@ def compose_files(project_dir: Path, files: list[str]) -> list[str]:
                           hint="commit one, or point --path / -f at it")
 
 
+def load_target(project_dir: Path, source: Source, *, quiet: bool = False, cached: bool = False) -> Any:
+    """The Target of the project checked out at `project_dir`, with the source's options; with
+    `cached`, through the project cache of `wharf apply` (reconciler.target_cache)."""
+    from reconciler.cli.project import ProjectOptions
+    from reconciler.cli.project import load_target as load_options
+    from reconciler.reconcile import Target
+
+    env_file = source.env_file
+    if env_file and not Path(env_file).is_absolute():
+        env_file = str(project_dir / env_file)
+    opts = ProjectOptions(compose_files(project_dir, source.files), source.project_name, list(source.profiles),
+                          source.ignore_unsupported, env_file)
+    return load_options(opts, cached=True) if cached else Target.from_loaded(opts.load(quiet=quiet))
+
+
 class GitOps:
     def __init__(self, engine: Any, source: Source, *, prune: bool = False, timeout: float = 300.0,
                  wait: bool = False, workers: int = 4, out: Any = None, progress: str = "plain") -> None:
@@ -133,20 +148,7 @@ class GitOps:
         return root if self.path == "." else root / self.path
 
     def load(self, root: Path, quiet: bool = False, cached: bool = False) -> Any:
-        from reconciler.cli.project import ProjectOptions
-        from reconciler.reconcile import Target
-
-        pdir = self.project_dir(root)
-        env_file = self.source.env_file
-        if env_file and not Path(env_file).is_absolute():
-            env_file = str(pdir / env_file)
-        opts = ProjectOptions(compose_files(pdir, self.source.files), self.source.project_name,
-                              list(self.source.profiles), self.source.ignore_unsupported, env_file)
-        if cached:
-            from reconciler.cli.project import load_target
-
-            return load_target(opts, cached=True)
-        return Target.from_loaded(opts.load(quiet=quiet))
+        return load_target(self.project_dir(root), self.source, quiet=quiet, cached=cached)
 
     def validate(self, c: Commit, deployed: str | None) -> None:
         """Load commit `c` from a scratch checkout; raise its spec error naming the commit and file:line."""
@@ -182,6 +184,8 @@ class GitOps:
             dep = S.load(self.id) or S.Deployment(self.id, redact(self.url), self.source.branch, self.path,
                                                  list(self.source.files))
             dep.checked_at = time.time()
+            dep.source = {**asdict(self.source), "repo": redact(self.url)}
+            dep.project_dir = str(self.project_dir(self.tree))
             try:
                 out.head = head = self.mirror.fetch()
                 dep.head, dep.fetch_error = head.sha, ""
@@ -300,4 +304,4 @@ class GitOps:
         return 0
 
 
-__all__ = ["GitOps", "Outcome", "Source", "compose_files"]
+__all__ = ["GitOps", "Outcome", "Source", "compose_files", "load_target"]

@@ -93,6 +93,10 @@ def test_deploy_noop_change_bad_commit(engine, wharf_root: Path, tmp_path: Path)
     assert labels["io.wharf.project"] == name and labels["io.wharf.service"] == "web"
     st = status(name)
     assert (st["commit"], st["status"], st["head_error"]) == (first, "deployed", "")
+    assert [(x["service"], x["state"], x["containers"]) for x in st["services"]] == [
+        ("web", "running", [f"{name}-web-1"])]
+    r = wharf("gitops", "status", "-p", name)
+    assert r.returncode == 0 and f"project {name} at {first[:12]}" in r.stdout and "running" in r.stdout
     # what gitops applied is what `wharf apply` of a clone would: nothing to do
     assert wharf("diff", "-f", str(src / "compose.yaml")).returncode == 0
 
