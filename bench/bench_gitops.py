@@ -4,9 +4,10 @@
    run instead: `git pull` in a clone + `wharf apply` (no-op).
 2. Deploying a commit that changes one service's env (a recreate): `gitops --once` against
    `git pull && wharf apply`.
-3. Commit -> running: a watcher (`wharf gitops REPO --interval I`) runs; the time from
-   `git commit` until the container with the new env is running (the expected wait is about
-   half the interval plus one pass).
+3. Commit -> running: a watcher (`wharf gitops REPO --interval 1h`) runs; the time from
+   `git commit` until the container with the new env is running. A local repository wakes
+   the watcher when its branch moves; a remote one is polled, which adds on average half the
+   --interval to this figure.
 The peer (git pull + apply) is the same engine, so the ratios show what gitops adds or saves.
 Prints medians; never asserts.
 """
@@ -110,25 +111,24 @@ def main() -> int:
                         return dict(x.split("=", 1) for x in engine.containers.inspect(c.id).spec.env)["MSG"]
                 return ""
 
-            for interval in (1.0, 0.25):
-                watcher = subprocess.Popen([*wharf, "gitops", str(src), "--interval", f"{interval}s"], env=env,
-                                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-                time.sleep(1.0)  # its first pass (an up-to-date one) is done
-                lat = []
-                for _ in range(ROUNDS):
-                    t0 = time.perf_counter()
-                    want = commit()
-                    while msg() != want:
-                        if time.perf_counter() - t0 > 60:
-                            raise RuntimeError("the watcher did not deploy the commit within 60 s")
-                        time.sleep(0.01)
-                    lat.append(time.perf_counter() - t0)
-                    time.sleep(interval * secrets.randbelow(100) / 100)  # commits land at random phases
-                watcher.send_signal(signal.SIGINT)
-                watcher.wait(30)
-                watcher = None
-                print(f"commit -> running, watcher --interval {interval:g}s: median {statistics.median(lat):.3f} s, "
-                      f"max {max(lat):.3f} s ({ROUNDS} commits)")
+            watcher = subprocess.Popen([*wharf, "gitops", str(src), "--interval", "1h"], env=env,
+                                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            time.sleep(1.5)  # its first pass (an up-to-date one) is done
+            lat = []
+            for _ in range(ROUNDS):
+                t0 = time.perf_counter()
+                want = commit()
+                while msg() != want:
+                    if time.perf_counter() - t0 > 60:
+                        raise RuntimeError("the watcher did not deploy the commit within 60 s")
+                    time.sleep(0.01)
+                lat.append(time.perf_counter() - t0)
+            watcher.send_signal(signal.SIGINT)
+            watcher.wait(30)
+            watcher = None
+            print(f"commit -> running (1 recreate), watcher on a local repository: median "
+                  f"{statistics.median(lat):.3f} s, max {max(lat):.3f} s ({ROUNDS} commits; "
+                  f"`git commit` + `wharf gitops --once` by hand: {g:.3f} s)")
         except RuntimeError as e:
             print(f"bench_gitops: {e}")
         finally:

@@ -22,6 +22,8 @@ from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
 from . import state as S
 from .git import Commit, Mirror, redact, repo_name, resolve_repo
 
+REF_SETTLE = 0.05  # seconds between a local ref change and the pass it wakes
+
 
 @dataclass
 class Source:
@@ -274,16 +276,24 @@ class GitOps:
             self.say(f"[green]Project {project} is up to date at {at}: nothing to do.[/]")
 
     def run(self, interval: float, stop: threading.Event | None = None) -> int:
-        """Sync every `interval` seconds until `stop` (SIGTERM) or Ctrl-C."""
+        """Sync every `interval` seconds, and at once when a local repository's branch moves,
+        until `stop` (SIGTERM) or Ctrl-C."""
         import signal
 
+        from .trigger import RefWatcher, local_git_dir
+
         stop = stop or threading.Event()
+        wake = threading.Event()
         self.cached = False
         seen: set[str] = set()
         previous = None
         if threading.current_thread() is threading.main_thread():
             previous = signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        git_dir = local_git_dir(self.url)
+        refs = RefWatcher(git_dir, wake) if git_dir is not None else None
         try:
+            if refs is not None:
+                refs.start()
             first = True
             while not stop.is_set():
                 try:
@@ -292,12 +302,20 @@ class GitOps:
                     out = Outcome(errors=[e])
                 self.report(out, once=False, seen=seen)
                 if first:
-                    self.say(f"watching {esc(self.mirror.where)} every {interval:g}s (Ctrl-C to stop)")
+                    also = " and when the branch moves" if refs is not None else ""
+                    self.say(f"watching {esc(self.mirror.where)} every {interval:g}s{also} (Ctrl-C to stop)")
                     first = False
-                stop.wait(interval)
+                next_pass = time.monotonic() + interval
+                while not stop.is_set() and time.monotonic() < next_pass:
+                    if wake.wait(min(0.2, max(next_pass - time.monotonic(), 0.0))):
+                        time.sleep(REF_SETTLE)  # git writes the ref, then the reflog: one pass for both
+                        wake.clear()
+                        break
         except KeyboardInterrupt:
             pass
         finally:
+            if refs is not None:
+                refs.stop()
             if previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         self.say("gitops stopped; the stack keeps running")

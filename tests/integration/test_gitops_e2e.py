@@ -229,3 +229,24 @@ services:
     assert env["MSG"] == "from-env-file" and env["GREETING"] == "hello"
     out = engine.containers.exec(c.id, ["cat", "/motd"])
     assert out.output == b"built from the commit\n"
+
+
+def test_a_local_commit_wakes_the_watcher(engine, tmp_path: Path) -> None:
+    """--interval 1h: only the ref watcher can deploy the second commit in time."""
+    name = "gi" + secrets.token_hex(3)
+    src = tmp_path / "repo"
+    commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "one")
+    p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "gitops", f"file://{src}", "--interval", "1h"],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        until(lambda: running(engine, name).get("web", ("", ""))[1] == "one", what="first deploy")
+        commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"))}, "two")
+        until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", timeout=20, what="the woken pass")
+    finally:
+        p.send_signal(signal.SIGTERM)
+        try:
+            assert p.wait(30) == 0
+        finally:
+            if p.poll() is None:
+                p.kill()
+                p.wait()

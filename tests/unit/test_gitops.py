@@ -247,3 +247,43 @@ def test_a_loader_crash_on_a_commit_is_a_refusal_not_a_traceback(tmp_path: Path,
     assert out.commit is None and len(out.errors) == 1
     assert isinstance(out.errors[0], InvalidArgument)
     assert str(out.errors[0]).startswith(f"commit {sha[:12]} ('a list') cannot be deployed, nothing is deployed: ")
+
+
+# ---------------------------------------------------------------- waking on a local commit
+
+
+def test_local_git_dir(tmp_path: Path) -> None:
+    from reconciler.gitops.trigger import local_git_dir
+
+    src = tmp_path / "src"
+    commit(src, {"compose.yaml": GOOD}, "one")
+    bare = tmp_path / "bare.git"
+    subprocess.run(["git", "clone", "-q", "--bare", str(src), str(bare)], check=True)
+    assert local_git_dir(str(src)) == src / ".git"
+    assert local_git_dir(f"file://{src}") == src / ".git"
+    assert local_git_dir(str(bare)) == bare
+    assert local_git_dir(str(tmp_path)) is None
+    assert local_git_dir("https://h/r.git") is None and local_git_dir("git@h:r.git") is None
+
+
+def test_ref_watcher_wakes_on_commit_not_on_add(tmp_path: Path) -> None:
+    import threading
+
+    from reconciler.gitops.trigger import RefWatcher
+
+    src = tmp_path / "src"
+    commit(src, {"compose.yaml": GOOD}, "one")
+    wake = threading.Event()
+    w = RefWatcher(src / ".git", wake)
+    w.start()
+    try:
+        (src / "x").write_text("x")
+        git(src, "add", "x")  # the index changes, no branch moves
+        assert not wake.wait(0.5)
+        git(src, "commit", "-qm", "two")
+        assert wake.wait(10)
+        wake.clear()
+        git(src, "pack-refs", "--all")  # packed-refs
+        assert wake.wait(10)
+    finally:
+        w.stop()
