@@ -75,7 +75,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         record = _record(spec, cid, bundle, rootfs, host_mounts, cg_path)
         # everything the container's processes run is imported now: inside a user namespace they
         # may not be allowed to read the Python installation any more
-        init.preload(spec)
+        init.preload(spec, os.path.join(root, ".seccomp"))
         ch = Channel()
         pid = os.fork()
         if pid == 0:
