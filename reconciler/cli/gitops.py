@@ -104,7 +104,7 @@ def print_deployments(rows: list[dict[str, Any]]) -> None:
             print_status(services, f"{r['project']} at {r['commit'][:12]}")
         elif services:
             out.print(f"[red]{r['project']}: {services}[/]")
-        for text in (r["head_error"], r["fetch_error"]) if services is not None else ():
+        for text in (r["error"], r["head_error"], r["fetch_error"]) if services is not None else ():
             if text:
                 from reconciler.gitops.sync import esc
 

@@ -178,8 +178,7 @@ class GitOps:
     # ------------------------------------------------------------ one pass
 
     def sync(self) -> Outcome:
-        from reconciler import reconcile as R
-
+        """Fetch, move to a new valid head, apply what is checked out; errors go to the Outcome."""
         t0 = time.monotonic()
         out = Outcome()
         with S.locked(self.dir):
@@ -188,65 +187,76 @@ class GitOps:
             dep.checked_at = time.time()
             dep.source = {**asdict(self.source), "repo": redact(self.url)}
             dep.project_dir = str(self.project_dir(self.tree))
-            try:
-                out.head = head = self.mirror.fetch()
-                dep.head, dep.fetch_error = head.sha, ""
-            except WharfError as e:
-                head, dep.fetch_error = None, str(e)
-                out.errors.append(e)
-            if head is not None and head.sha != dep.commit:
-                err = self.bad.get(head.sha)
-                if err is None:
-                    try:
-                        self.validate(head, dep.commit)
-                    except InvalidArgument as e:
-                        err = self.bad[head.sha] = e
-                if err is not None:
-                    dep.head_error = str(err)
-                    out.errors.append(err)
-                else:
-                    if dep.commit:
-                        self.say(esc(f"new commit {head.short} ({head.subject!r}) on {self.mirror.where}, "
-                                     f"was {dep.commit[:12]}: applying"))
-                    else:
-                        self.say(esc(f"deploying commit {head.short} ({head.subject!r}) of {self.mirror.where}"))
-                    dep.tree_ok = False
-                    dep.save()
-                    self.mirror.checkout(head.sha, self.tree, self.dir / "tree.index")
-                    dep.commit, dep.subject, dep.tree_ok, dep.head_error = head.sha, head.subject, True, ""
-                    dep.status, out.new_commit = "applying", True
-                    dep.save()
-            elif head is not None:
-                dep.head_error = ""
-            if dep.commit and not (dep.tree_ok and self.tree.is_dir()):  # interrupted while changing it, or removed
-                self.mirror.checkout(dep.commit, self.tree, self.dir / "tree.index")
-                dep.tree_ok = True
+            self._advance(dep, out)
             out.commit = dep.commit
-            if not dep.commit:
-                dep.save()
-                return out
-            try:
-                target = self.load(self.tree, quiet=not out.new_commit, cached=self.cached)
-                dep.project = target.desired.project
-                with self._reporter() as reporter:
-                    out.plan, out.result = R.apply(self.engine, target, prune=self.prune, timeout=self.timeout,
-                                                   wait=self.wait, reporter=reporter, workers=self.workers)
-            except WharfError as e:
-                dep.status, dep.error = "failed", str(e)
-                out.errors.append(e)
-            else:
-                if out.result.ok:
-                    if dep.status != "deployed" or out.new_commit:
-                        dep.deployed_at = time.time()
-                    dep.status, dep.error = "deployed", ""
-                else:
-                    dep.status, dep.error = "failed", out.result.error_summary()
-                    out.errors.append(RuntimeFailure(
-                        f"apply of project {out.plan.project} at {dep.commit[:12]} did not complete:\n  "
-                        f"{out.result.error_summary()}", hint="it is retried at the next pass"))
+            if dep.commit:
+                self._apply(dep, out)
             dep.save()
         out.seconds = time.monotonic() - t0
         return out
+
+    def _advance(self, dep: S.Deployment, out: Outcome) -> None:
+        try:
+            out.head = head = self.mirror.fetch()
+            dep.head, dep.fetch_error = head.sha, ""
+        except WharfError as e:
+            head, dep.fetch_error = None, str(e)
+            out.errors.append(e)
+        if head is not None and head.sha == dep.commit:
+            dep.head_error = ""
+        elif head is not None:
+            err = self.bad.get(head.sha) or self._check(head, dep.commit)
+            if err is not None:
+                dep.head_error = str(err)
+                out.errors.append(err)
+            else:
+                self._move(dep, head)
+                out.new_commit = True
+        if dep.commit and not (dep.tree_ok and self.tree.is_dir()):  # interrupted while changing it, or removed
+            self.mirror.checkout(dep.commit, self.tree, self.dir / "tree.index")
+            dep.tree_ok = True
+
+    def _check(self, head: Commit, deployed: str | None) -> InvalidArgument | None:
+        try:
+            self.validate(head, deployed)
+        except InvalidArgument as e:
+            self.bad[head.sha] = e
+            return e
+        return None
+
+    def _move(self, dep: S.Deployment, head: Commit) -> None:
+        """Check the (valid) head out into the deployment's tree."""
+        was = f", was {dep.commit[:12]}: applying" if dep.commit else ""
+        self.say(esc(f"{'new' if dep.commit else 'deploying'} commit {head.short} ({head.subject!r}) "
+                     f"{'on' if dep.commit else 'of'} {self.mirror.where}{was}"))
+        dep.tree_ok = False
+        dep.save()
+        self.mirror.checkout(head.sha, self.tree, self.dir / "tree.index")
+        dep.commit, dep.subject, dep.tree_ok, dep.head_error, dep.status = head.sha, head.subject, True, "", "applying"
+        dep.save()
+
+    def _apply(self, dep: S.Deployment, out: Outcome) -> None:
+        from reconciler import reconcile as R
+
+        try:
+            target = self.load(self.tree, quiet=not out.new_commit, cached=self.cached)
+            dep.project = target.desired.project
+            with self._reporter() as reporter:
+                out.plan, out.result = R.apply(self.engine, target, prune=self.prune, timeout=self.timeout,
+                                               wait=self.wait, reporter=reporter, workers=self.workers)
+        except WharfError as e:
+            dep.status, dep.error = "failed", str(e)
+            out.errors.append(e)
+            return
+        if out.result.ok:
+            if dep.status != "deployed" or out.new_commit:
+                dep.deployed_at = time.time()
+            dep.status, dep.error = "deployed", ""
+            return
+        dep.status, dep.error = "failed", out.result.error_summary()
+        out.errors.append(RuntimeFailure(f"apply of project {out.plan.project} at {dep.commit[:12]} did not "
+                                         f"complete:\n  {out.result.error_summary()}",
+                                         hint="it is retried at the next pass"))
 
     # ------------------------------------------------------------ reporting a pass
 

@@ -250,3 +250,21 @@ def test_a_local_commit_wakes_the_watcher(engine, tmp_path: Path) -> None:
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
+
+def test_a_failed_apply_is_recorded_and_retried(engine, tmp_path: Path) -> None:
+    name = "gf" + secrets.token_hex(3)
+    src = tmp_path / "repo"
+    unreachable = f"name: {name}\n" + stack(("web", "one")).replace("busybox:latest", "127.0.0.1:1/nope:latest")
+    sha = commit(src, {"compose.yaml": unreachable}, "unreachable image")
+    r = wharf("gitops", str(src), "--once", "--progress", "plain")
+    assert r.returncode == 1 and f"apply of project {name} at {sha[:12]} did not complete" in r.stderr
+    assert "connection refused" in r.stderr and "Traceback" not in r.stderr
+    st = status(name)
+    assert (st["commit"], st["status"]) == (sha, "failed") and "connection refused" in st["error"]
+    fixed = commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "fixed")
+    r = wharf("gitops", str(src), "--once")
+    assert r.returncode == 0, r.stderr
+    st = status(name)
+    assert (st["commit"], st["status"], st["error"]) == (fixed, "deployed", "")
+    assert running(engine, name)["web"][1] == "one"
