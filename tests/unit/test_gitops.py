@@ -287,3 +287,76 @@ def test_ref_watcher_wakes_on_commit_not_on_add(tmp_path: Path) -> None:
         assert wake.wait(10)
     finally:
         w.stop()
+
+
+# ---------------------------------------------------------------- network transports, on loopback only
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_fetch_over_git_daemon(tmp_path: Path, root: Path) -> None:
+    """git:// from `git daemon` on 127.0.0.1: the network path of the mirror, then a refused commit."""
+    import socket
+    import time
+
+    src = tmp_path / "srv" / "shop"
+    first = commit(src, {"compose.yaml": GOOD}, "first")
+    port = free_port()
+    d = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
+                          f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and d.poll() is None, "git daemon did not start"
+                time.sleep(0.02)
+        url = f"git://127.0.0.1:{port}/shop"
+        assert G.Mirror(url, "main", tmp_path / "m").fetch().sha == first
+        bad = commit(src, {"compose.yaml": BAD}, "typo")
+        out = GitOps(None, Source(url, "main")).sync()
+        assert out.head.sha == bad and f"commit {bad[:12]} ('typo') cannot be deployed" in str(out.errors[0])
+    finally:
+        d.terminate()
+        d.wait(10)
+
+
+def test_http_auth_failure_never_shows_the_password(tmp_path: Path) -> None:
+    """A loopback HTTP server that refuses every request with 401: git's error is shown, masked."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from runtime.errors import RuntimeFailure
+
+    class Refuse(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802 - http.server's name
+            self.send_response(401)
+            self.send_header("WWW-Authenticate", 'Basic realm="git"')
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    srv = ThreadingHTTPServer(("127.0.0.1", 0), Refuse)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        url = f"http://deploy:hunter2@127.0.0.1:{srv.server_address[1]}/org/shop.git"
+        with pytest.raises(RuntimeFailure) as e:
+            G.Mirror(url, "main", tmp_path / "m").fetch()
+        text = str(e.value)
+        assert "hunter2" not in text and "deploy" not in text
+        assert f"fetch of http://***@127.0.0.1:{srv.server_address[1]}/org/shop.git (branch main) failed" in text
+    finally:
+        srv.shutdown()
+        srv.server_close()
