@@ -207,3 +207,33 @@ def test_same_decisions_as_runc_for_every_probed_syscall(tmp_path, debian_rootfs
     else:
         assert filtered == never | other_caps
         assert res["unshare"] == "ok" and res["clone+newns"] == "EINVAL"
+
+
+def _engine_sets_seccomp() -> bool:
+    import inspect
+
+    from runtime.containers import bundle
+
+    return "linux_seccomp" in inspect.getsource(bundle)
+
+
+@pytest.mark.skipif(not _engine_sets_seccomp(),
+                    reason="runtime/containers/bundle.py does not ask runtime/oci for linux_seccomp() yet")
+def test_wharf_run_default_privileged_unconfined_and_bad_profile(busybox_image, tmp_path):
+    import subprocess
+    import sys
+
+    def run(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "reconciler.cli.app", "run", "--rm", "--network", "none",
+                               *args], capture_output=True, text=True, timeout=60,
+                              cwd=Path(__file__).resolve().parents[2])
+
+    status = "grep Seccomp: /proc/self/status | tr -d '\\t'"
+    out = run("busybox", "sh", "-c", f"{status}; unshare -n true 2>&1 | tail -1").stdout.splitlines()
+    assert out[0] == "Seccomp:2" and "Operation not permitted" in out[1]
+    assert run("--privileged", "busybox", "sh", "-c", status).stdout.split() == ["Seccomp:0"]
+    assert run("--security-opt", "seccomp=unconfined", "busybox", "sh", "-c", status).stdout.split() == ["Seccomp:0"]
+    assert run("--cap-add", "SYS_ADMIN", "busybox", "sh", "-c", "unshare -n true && echo ok").stdout.split() == ["ok"]
+    bad = run("--security-opt", "seccomp=/no/such.json", "busybox", "true")
+    assert bad.returncode == 125 and "seccomp=/no/such.json: cannot read the profile" in bad.stderr
+    assert len(bad.stderr.strip().splitlines()) <= 2  # the error and its hint, no traceback
