@@ -699,3 +699,55 @@ def test_default_bridge_follows_the_daemon_flags(nm, httpd, outside, monkeypatch
     assert nm.ensure_default().id == again.id
     nm.release(a)
     nm.release(b)
+
+
+ECHO = r"""
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7)); s.listen(16)
+def echo(c):
+    while data := c.recv(1 << 16):
+        c.sendall(data)
+    c.close()  # after the client's half-close: everything was echoed
+while True:
+    threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def test_published_port_carries_bulk_data_both_ways_with_half_close(nm, port_mode):
+    import hashlib
+    import threading
+
+    net = nm.create(NetworkSpec(name="e" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "echo")
+    srv = subprocess.Popen(["nsenter", f"--net={pa}", sys.executable, "-c", ECHO])
+    try:
+        wait_listening(pa, 7)
+        port = nm.publish(a, [PortBinding(7)], ea.ip_address)[0].host_port
+        blob = os.urandom(3 << 20) * 4  # 12 MB: the pipes and socket buffers fill up on the way
+        got = bytearray()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            def send() -> None:
+                s.sendall(blob)
+                s.shutdown(socket.SHUT_WR)
+
+            t = threading.Thread(target=send)
+            t.start()
+            while chunk := s.recv(1 << 20):
+                got += chunk
+            t.join()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(blob).digest()
+        for _ in range(200):  # many short connections: none is lost or left open
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"ping")
+                s.shutdown(socket.SHUT_WR)
+                assert s.recv(16) == b"ping" and s.recv(16) == b""
+        if port_mode == "proxy":  # every connection's sockets and pipes were closed
+            pid = nm.store.endpoint(a)["proxy_pid"]
+            deadline = time.monotonic() + 5
+            while len(os.listdir(f"/proc/{pid}/fd")) > 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(os.listdir(f"/proc/{pid}/fd")) <= 10
+    finally:
+        srv.kill()
+        srv.wait()
+    nm.release(a)
