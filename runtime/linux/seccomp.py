@@ -28,8 +28,11 @@ ACT_NOTIFY = 0x7FC00000
 _FLTATR_CTL_NNP = 3
 _FLTATR_CTL_LOG = 6
 _FLTATR_CTL_SSB = 7
-_MAGIC = b"wharf-seccomp-1\n"  # cache files: magic, flags, length of the key text, key text, BPF
+_MAGIC = b"wharf-seccomp-2\n"  # cache files: magic, flags, length of the key text, key text, BPF
 _SET_MODE_FILTER = 1
+_BPF_LD_W_ABS, _BPF_JEQ_K, _BPF_JGT_K, _BPF_JSET_K, _BPF_RET_K = 0x20, 0x15, 0x25, 0x45, 0x06
+_ARCH_X86_64, _ARCH_X32, _X32_BIT = 0xC000003E, 0x4000003E, 0x40000000
+_DENYING = ("SCMP_ACT_ERRNO", "SCMP_ACT_KILL", "SCMP_ACT_KILL_PROCESS", "SCMP_ACT_KILL_THREAD", "SCMP_ACT_TRAP")
 _FLAG_LOG, _FLAG_SPEC_ALLOW = 2, 4  # SECCOMP_FILTER_FLAG_*
 _NR_SECCOMP = {"x86_64": 317, "aarch64": 277, "riscv64": 277, "s390x": 348, "ppc64le": 358}
 _FLTATR_CTL_OPTIMIZE = 8  # libseccomp >= 2.5: 2 = a binary tree of syscall numbers instead of a linear list
@@ -71,6 +74,7 @@ def library() -> ctypes.CDLL:
         lib.seccomp_arch_resolve_name.restype = ctypes.c_uint32
         lib.seccomp_arch_resolve_name.argtypes = [ctypes.c_char_p]
         lib.seccomp_syscall_resolve_name.argtypes = [ctypes.c_char_p]
+        lib.seccomp_syscall_resolve_name_arch.argtypes = [ctypes.c_uint32, ctypes.c_char_p]
         lib.seccomp_export_bpf.argtypes = [ctypes.c_void_p, ctypes.c_int]
         lib.seccomp_version.restype = ctypes.POINTER(_Version)
         lib.seccomp_rule_add_array.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int, ctypes.c_uint,
@@ -164,7 +168,7 @@ class Program:
 
 
 def compile_filter(profile: dict) -> Program:
-    """The BPF program libseccomp generates for `profile` (what `load` would install)."""
+    """The BPF program for `profile`: libseccomp's filter behind the ENOSYS stub for newer syscalls."""
     lib = library()
     ctx = _context(profile)
     try:
@@ -178,9 +182,40 @@ def compile_filter(profile: dict) -> Program:
             os.close(fd)
     finally:
         lib.seccomp_release(ctx)
+    bpf = _enosys_stub(profile) + bpf
     flags = profile.get("flags") or []
     return Program(bpf, (_FLAG_LOG if "SECCOMP_FILTER_FLAG_LOG" in flags else 0)
                    | (_FLAG_SPEC_ALLOW if "SECCOMP_FILTER_FLAG_SPEC_ALLOW" in flags else 0))
+
+
+def _insn(code: int, k: int, jt: int = 0, jf: int = 0) -> bytes:
+    return code.to_bytes(2, "little") + bytes((jt, jf)) + (k & 0xFFFFFFFF).to_bytes(4, "little")
+
+
+def _enosys_stub(profile: dict) -> bytes:
+    """BPF that runs before libseccomp's: a syscall numbered above all that the profile names (per
+    architecture) is newer than the profile and fails with ENOSYS, so programs fall back as on an older
+    kernel (as runc does) instead of seeing EPERM. Only for profiles that deny by default."""
+    if profile.get("defaultAction") not in _DENYING:
+        return b""
+    lib = library()
+    names = {n for r in profile.get("syscalls") or () for n in r.get("names") or ()}
+    ld_arch, ld_nr, ret = _insn(_BPF_LD_W_ABS, 4), _insn(_BPF_LD_W_ABS, 0), _insn(_BPF_RET_K, ACT_ERRNO | _errno.ENOSYS)
+    out = b""
+    for arch in profile.get("architectures") or ():
+        token = lib.seccomp_arch_resolve_name(ARCHES.get(arch, arch.lower()).encode())
+        if token in (0, _ARCH_X32):  # x32 calls come as x86_64 with bit 30 set: left to libseccomp's filter
+            continue
+        top = max((nr for n in names if (nr := lib.seccomp_syscall_resolve_name_arch(token, n.encode())) >= 0),
+                  default=-1)
+        if top < 0:
+            continue
+        if token == _ARCH_X86_64:
+            out += (ld_arch + _insn(_BPF_JEQ_K, token, 0, 4) + ld_nr + _insn(_BPF_JSET_K, _X32_BIT, 2, 0)
+                    + _insn(_BPF_JGT_K, top, 0, 1) + ret)
+        else:
+            out += ld_arch + _insn(_BPF_JEQ_K, token, 0, 3) + ld_nr + _insn(_BPF_JGT_K, top, 0, 1) + ret
+    return out
 
 
 def cached_program(profile: dict, cache_dir: str) -> Program | None:

@@ -163,6 +163,7 @@ PROBES = [
     ("syslog", 103, (0, 0, 0)), ("open_by_handle_at", 304, (-1, 0, 0)), ("name_to_handle_at", 303, (-1, 0, 0, 0, 0)),
     ("lookup_dcookie", 212, (0, 0, 0)), ("set_mempolicy", 238, (0, 0, 0)), ("move_pages", 279, (0, 0, 0, 0, 0, 0)),
     ("kcmp", 312, (0, 0, 99, 0, 0)), ("pidfd_getfd", 438, (-1, 0, 0)), ("uselib", 134, (0,)),
+    ("gap-400", 400, ()), ("fchmodat2", 452, (-1, 0, 0, 0)), ("future-600", 600, ()),  # not in the profile
     ("personality-bsd", 135, (0x0006,)),  # last: when allowed it changes the probe's personality
 ]
 PROBE_PY = """
@@ -197,7 +198,9 @@ def test_same_decisions_as_runc_for_every_probed_syscall(tmp_path, debian_rootfs
     assert {"getpid", "socket", "getrandom", "clone", "personality?", "ptrace", "chroot", "sethostname"}.isdisjoint(
         filtered)
     assert res["clone3"] == ("ENOSYS" if caps == DOCKER_DEFAULT else "EINVAL") and res["io_uring_setup"] == "ENOSYS"
-    never = {"keyctl", "add_key", "request_key", "userfaultfd", "kexec_load", "uselib", "personality-bsd"}
+    # numbered above everything the profile names: newer than the profile, ENOSYS (as on an older kernel)
+    assert res["fchmodat2"] == res["future-600"] == "ENOSYS" and res["gap-400"] == "EMLINK"
+    never = {"gap-400", "keyctl", "add_key", "request_key", "userfaultfd", "kexec_load", "uselib", "personality-bsd"}
     admin = {"unshare", "setns", "mount", "umount2", "pivot_root", "fsopen", "open_tree", "swapon", "quotactl",
              "clone+newns", "bpf", "perf_event_open", "syslog", "lookup_dcookie"}
     other_caps = {"reboot", "init_module", "settimeofday", "clock_settime", "iopl", "open_by_handle_at",

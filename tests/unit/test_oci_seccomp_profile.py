@@ -121,3 +121,17 @@ def test_compiled_filters_are_cached_exactly(tmp_path, monkeypatch):
     assert seccomp.cached_program(prof, str(tmp_path)).bpf == first.bpf and calls == [1, 1]  # type: ignore[union-attr]
     notify = {"defaultAction": "SCMP_ACT_ALLOW", "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_NOTIFY"}]}
     assert seccomp.cached_program(notify, str(tmp_path)) is None
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64", reason="x86_64 ABIs")
+def test_enosys_stub_for_syscalls_newer_than_a_denying_profile():
+    allow_all = {"defaultAction": "SCMP_ACT_ALLOW", "architectures": ["SCMP_ARCH_X86_64"],
+                 "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}
+    assert seccomp._enosys_stub(allow_all) == b""  # unknown syscalls are allowed there anyway
+    d = sp.resolve(sp.default_profile(), list(DOCKER_DEFAULT))
+    stub = seccomp._enosys_stub(d)
+    assert len(stub) == (6 + 5) * 8  # an x86_64 block and an i386 block; x32 is left to libseccomp's filter
+    insns = [stub[i:i + 8] for i in range(0, len(stub), 8)]
+    tops = [int.from_bytes(i[4:], "little") for i in insns if i[:2] == b"\x25\x00"]  # JGT K
+    assert tops == [449, 449]  # futex_waitv: the newest syscall the default profile names on both
+    assert seccomp.compile_filter(d).bpf.startswith(stub)
