@@ -361,6 +361,8 @@ class NetworkManager:
     @staticmethod
     def _unpublish(rec: dict[str, Any]) -> None:
         """Remove the published ports of an endpoint record (DNAT table or proxy process)."""
+        if not (rec.get("proxy") or rec.get("ports") or rec.get("ports_ip")):
+            return
         from runtime.network import firewall
         from runtime.network import ports as ports_mod
 
