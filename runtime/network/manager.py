@@ -21,6 +21,7 @@ from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
 from runtime.network.netspec import (
     DEFAULT_NAME,
+    ENV_DEFAULT_IP,
     OPT_BRIDGE,
     OPT_HOST_IP,
     default_spec,
@@ -334,8 +335,8 @@ class NetworkManager:
                                hint="attach it to a network before publishing ports")
             subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
             net = next((n for n in self.store.networks() if n["name"] == ep["network"]), {})
-            host_ip = net.get("options", {}).get(OPT_HOST_IP, "")
-            if host_ip:  # the network's default host IP for bindings that name none
+            host_ip = net.get("options", {}).get(OPT_HOST_IP, "") or os.environ.get(ENV_DEFAULT_IP, "")
+            if host_ip:  # the network's (or the daemon's --ip) default host IP for bindings that name none
                 ports = [PortBinding(p.container_port, p.protocol, p.host_ip or host_ip, p.host_port) for p in ports]
             proxy = userland_proxy()
             with self.store.host_lock():

@@ -30,6 +30,7 @@ def default_bridge() -> str:
 # `wharf serve` flags for the default bridge, exported by runtime/api/daemon.py
 ENV_BRIDGE_IP, ENV_FIXED_CIDR, ENV_MTU, ENV_ICC, ENV_IP_MASQ = \
     "WHARF_BRIDGE_IP", "WHARF_FIXED_CIDR", "WHARF_MTU", "WHARF_ICC", "WHARF_IP_MASQ"
+ENV_DEFAULT_IP = "WHARF_IP"  # --ip: the host IP of published ports that name none (also -P), on every network
 
 
 def default_spec() -> NetworkSpec:

@@ -694,6 +694,9 @@ def test_default_bridge_follows_the_daemon_flags(nm, httpd, outside, monkeypatch
     b, pb, _ = endpoint(nm, "bridge", "b")
     httpd(pa, "ok\n")
     assert talks(pb, ea.ip_address, wait=3) and talks(pa, far_ip, wait=3)
+    monkeypatch.setenv("WHARF_IP", "127.0.0.1")  # --ip: the host IP of bindings that name none (-P too)
+    got = nm.publish(a, [PortBinding(80), PortBinding(81, host_ip="0.0.0.0")], ea.ip_address)
+    assert [p.host_ip for p in got] == ["127.0.0.1", "0.0.0.0"]
     for var in DAEMON_ENV:
         monkeypatch.delenv(var, raising=False)
     assert nm.ensure_default().id == again.id
