@@ -212,6 +212,35 @@ def test_same_decisions_as_runc_for_every_probed_syscall(tmp_path, debian_rootfs
         assert res["unshare"] == "ok" and res["clone+newns"] == "EINVAL"
 
 
+I386_PROBE = """
+.globl _start
+_start:
+  xor %edi, %edi
+  mov $20, %eax; int $0x80; test %eax, %eax; jle 1f; or $1, %edi
+1: mov $288, %eax; xor %ebx, %ebx; xor %ecx, %ecx; xor %edx, %edx; int $0x80; cmp $-1, %eax; jne 2f; or $2, %edi
+2: mov $310, %eax; xor %ebx, %ebx; int $0x80; cmp $-1, %eax; jne 3f; or $4, %edi
+3: mov $435, %eax; xor %ebx, %ebx; xor %ecx, %ecx; int $0x80; cmp $-38, %eax; jne 4f; or $8, %edi
+4: mov $452, %eax; xor %ebx, %ebx; int $0x80; cmp $-38, %eax; jne 5f; or $16, %edi
+5: mov $1, %eax; mov %edi, %ebx; int $0x80
+"""
+
+
+@pytest.mark.skipif(os.uname().machine != "x86_64" or not (shutil.which("as") and shutil.which("ld")),
+                    reason="needs x86_64 and binutils to assemble an i386 program")
+def test_i386_programs_are_filtered_too(rt, tmp_path, busybox_rootfs):
+    """int 0x80 syscalls (i386 numbers): getpid works; keyctl(288) and unshare(310) get EPERM; clone3(435)
+    and the newer fchmodat2(452) get ENOSYS. The exit status is the bitmask of what held (31 = all)."""
+    import subprocess
+
+    (tmp_path / "p.s").write_text(I386_PROBE)
+    subprocess.run(["as", "--32", "-o", str(tmp_path / "p.o"), str(tmp_path / "p.s")], check=True)
+    subprocess.run(["ld", "-m", "elf_i386", "-o", str(busybox_rootfs / "bin" / "p32"), str(tmp_path / "p.o")],
+                   check=True)
+    sc = resolve(default_profile(), list(DOCKER_DEFAULT))
+    assert rt.run(_bundle(tmp_path, busybox_rootfs, "p32; echo $?", sc)).stdout.split() == ["31"]
+    assert rt.run(_bundle(tmp_path, busybox_rootfs, "p32; echo $?", None)).stdout.split() == ["1"]
+
+
 def _engine_sets_seccomp() -> bool:
     import inspect
 
