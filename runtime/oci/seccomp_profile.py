@@ -16,7 +16,9 @@ except those that reach what a container does not own or that only serve kernel 
   without namespace flags unless CAP_SYS_ADMIN; clone3 (whose flags a filter cannot see) and io_uring
   (which performs I/O the filter never sees) fail with ENOSYS, so libc and runtimes fall back to
   clone and plain syscalls.
-Syscalls newer than those tables (and unknown to libseccomp) are denied too: an allowlist.
+Syscalls the profile does not name are denied: an allowlist. Those numbered above every syscall it
+names (newer than the tables) fail with ENOSYS instead of EPERM, as under runc, so that programs fall
+back as on an older kernel (runtime/linux/seccomp.py puts that check ahead of libseccomp's filter).
 """
 
 from __future__ import annotations
