@@ -54,12 +54,15 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def _error(status: int, body: bytes, what: str) -> WharfError:
+    hint = None
     try:
         msg = json.loads(body).get("message") or body.decode(errors="replace")
     except (ValueError, AttributeError):
         msg = body.decode(errors="replace").strip() or f"HTTP {status}"
+        if status in (404, 405) and body.strip():  # a router's plain answer, not an object's: the call itself is missing
+            msg, hint = f"the engine does not serve this call (HTTP {status} {msg})", "it may be too old for it"
     cls = {400: InvalidArgument, 404: NotFound, 409: Conflict}.get(status, RuntimeFailure)
-    return cls(f"{what}: {msg}" if what else msg)
+    return cls(f"{what}: {msg}" if what else msg, hint=hint)
 
 
 class Client:
@@ -126,10 +129,12 @@ class Client:
                 conn.request(method, self.prefix() + suffix, body=data, headers=hdrs)
                 resp = conn.getresponse()
                 break
-            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
+            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError) as e:
                 conn.close()
                 if attempt or stream or hasattr(body, "read"):
-                    raise RuntimeFailure(f"the engine at {self.host} closed the connection") from None
+                    what_happened = "refused the connection" if isinstance(e, ConnectionRefusedError) else \
+                        "closed the connection"
+                    raise RuntimeFailure(f"the engine at {self.host} {what_happened} ({method} {path})") from None
                 conn = self._new()
             except OSError as e:
                 conn.close()
@@ -153,8 +158,14 @@ class Client:
         data = resp.read()
         if not data or resp.status == 204:
             return None
-        if (resp.getheader("Content-Type") or "").startswith("application/json"):
-            return json.loads(data)
+        ctype = resp.getheader("Content-Type") or ""
+        if ctype.startswith("application/json") or (not ctype.startswith("application/")
+                                                     and data.lstrip()[:1] in (b"{", b"[")):
+            try:  # podman sends some JSON answers (top, stats) as text/plain
+                return json.loads(data)
+            except ValueError:
+                if ctype.startswith("application/json"):
+                    raise RuntimeFailure(f"{what or path}: the engine sent malformed JSON") from None
         return data
 
     def messages(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
@@ -377,6 +388,8 @@ class RemoteContainers:
 
     def top(self, ref: str) -> tuple[list[str], list[list[str]]]:
         r = self.c.call("GET", f"/containers/{quote(ref)}/top", what=f"top {ref}")
+        if not isinstance(r, dict):  # podman answers 200 and nothing for a stopped container
+            raise Conflict(f"top {ref}: the engine sent no process list", hint="is the container running?")
         return r.get("Titles") or [], r.get("Processes") or []
 
     def diff(self, ref: str) -> list[tuple[str, str]]:
@@ -409,6 +422,8 @@ class RemoteContainers:
     def stats(self, ref: str) -> dict[str, Any]:
         """One sample in the shape LocalContainers.stats gives (Name, CPUNanos, MemUsage, MemLimit, PIDs)."""
         d = self.c.call("GET", f"/containers/{quote(ref)}/stats", {"stream": 0}, what=f"stats {ref}")
+        if not isinstance(d, dict):  # podman: 200 and nothing for a stopped container
+            d = {"id": ref}
         mem = d.get("memory_stats") or {}
         usage, limit = int(mem.get("usage") or 0), int(mem.get("limit") or 0)
         blk = {"read": 0, "write": 0}

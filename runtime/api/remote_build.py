@@ -35,9 +35,11 @@ def context_tar(context: str, dockerfile: str | None = None,
     if not os.path.isdir(root):
         raise NotFound(f"build context {context!r} is not a directory",
                        hint="give a directory, or - to read a tar (or a Dockerfile) from stdin")
+    ignore_text = ""
     try:
         with open(os.path.join(root, ".dockerignore")) as f:
-            matcher = Matcher(parse_patterns(f.read()))
+            ignore_text = f.read()
+        matcher = Matcher(parse_patterns(ignore_text))
     except (FileNotFoundError, IsADirectoryError):
         matcher = Matcher([])
     except ValueError as e:
@@ -73,10 +75,13 @@ def context_tar(context: str, dockerfile: str | None = None,
                     continue
                 for fn in sorted(files) + [d for d in dirs if os.path.islink(os.path.join(dirpath, d))]:
                     rel = f"{rel_dir}/{fn}" if rel_dir else fn
+                    if extra is not None and rel == ".dockerignore":
+                        continue  # rewritten below
                     if rel in keep or not matcher.matches(rel):
                         tar.add(os.path.join(dirpath, fn), arcname=rel, recursive=False)
-            if extra is not None:
+            if extra is not None:  # as the docker CLI: the added Dockerfile is ignored for COPY . too
                 _add_bytes(tar, name, extra)
+                _add_bytes(tar, ".dockerignore", (ignore_text.rstrip("\n") + f"\n{name}\n").lstrip("\n").encode())
     except OSError as e:
         out.close()
         raise InvalidArgument(f"cannot read the build context: {e}") from None

@@ -108,29 +108,45 @@ def run(spec, detach: bool, sig_proxy: bool = True, detach_keys: str = "ctrl-p,c
             raise _start_error(e) from None
         print(info.id)
         return 0
-    try:
+    try:  # podman prepares (creates) the container at attach: its errors are start errors
         sock, first = cs.attach_stream(info.id, spec.stdin_open, detach_keys=detach_keys)
-        exit_code = cs.wait_begin(info.id, "removed" if spec.auto_remove else "next-exit")
     except WharfError as e:
+        _remove_quietly(cs, info.id, spec.auto_remove)
+        raise _start_error(e) from None
+    try:
+        exit_code = cs.wait_begin(info.id, "next-exit")
+        # --rm: also wait for the removal (podman's "removed" answers 0, so the code comes from next-exit)
+        removed = cs.wait_begin(info.id, "removed") if spec.auto_remove else None
+    except WharfError as e:
+        sock.close()
         raise _run_error(e) from None
     try:
         cs.start(info.id)
     except WharfError as e:
         sock.close()
-        if spec.auto_remove:
-            try:
-                cs.remove(info.id, force=True)
-            except WharfError:
-                pass
+        _remove_quietly(cs, info.id, spec.auto_remove)
         raise _start_error(e) from None
     how = pump(sock, first, spec.stdin_open, spec.tty, resize=_resize(eng, info.id) if spec.tty else None,
                signal_to=_signal(eng, info.id) if sig_proxy else None, detach_keys=keys)
     if how == DETACHED:
         return 0
     code = exit_code()
+    if removed is not None:
+        try:
+            removed()
+        except WharfError:
+            pass
     if code is None:
         code = cs.inspect(info.id).state.exit_code
     return code
+
+
+def _remove_quietly(cs, cid: str, auto_remove: bool) -> None:
+    if auto_remove:
+        try:
+            cs.remove(cid, force=True)
+        except WharfError:
+            pass
 
 
 def _attach(eng, cid: str, stdin: bool, tty: bool, sig_proxy: bool, detach_keys: str, logs: bool = False,
