@@ -25,6 +25,24 @@ def _interval(text: str) -> float:
     return seconds
 
 
+def _secret(path: str | None) -> bytes | None:
+    import os
+
+    from runtime.errors import InvalidArgument
+
+    if path:
+        try:
+            with open(path, "rb") as f:
+                value = f.read().rstrip(b"\r\n")
+        except OSError as e:
+            raise InvalidArgument(f"--hook-secret-file {path}: {e.strerror}") from None
+        if not value:
+            raise InvalidArgument(f"--hook-secret-file {path} is empty")
+        return value
+    env = os.environ.get("WHARF_GITOPS_HOOK_SECRET")
+    return env.encode() if env else None
+
+
 def deployment_rows(project: str | None = None) -> list[dict[str, Any]]:
     """Every gitops deployment (of `project`) as a dict; with `project`, each current one also
     has "services": the live state of its services (as in `wharf status`)."""
@@ -147,6 +165,10 @@ def register(app) -> None:
         parallel: int = typer.Option(4, "--parallel", help="Operations run at the same time."),
         progress: str = typer.Option("auto", "--progress", help="auto, rich or plain (watching: plain)"),
         format: str = typer.Option("table", "--format", help="`gitops status`: table or json."),
+        listen: str = typer.Option(None, "--listen", help="Also sync when a push webhook POSTs to HOST:PORT "
+                                   "(:PORT is 127.0.0.1)."),
+        hook_secret_file: str = typer.Option(None, "--hook-secret-file", help="Webhook secret (GitHub/Gitea "
+                                             "signature or GitLab token); also WHARF_GITOPS_HOOK_SECRET."),
     ) -> int:
         """Deploy the compose project of a git branch, then keep it deployed: fetch every --interval,
         apply each new head (an invalid one is reported, the stack is left as it is) and heal drift."""
@@ -161,14 +183,17 @@ def register(app) -> None:
             return forget(project_name)
         from reconciler.engine_guard import connect
         from reconciler.gitops import GitOps, Source
+        from runtime.errors import InvalidArgument
 
         every = _interval(interval)
+        if once and listen:
+            raise InvalidArgument("--listen needs a watcher", hint="drop --once")
         source = Source(repo, branch, path, list(files or []), project_name, list(profile or []),
                         ignore_unsupported, env_file)
         ops = GitOps(connect(), source, prune=prune, timeout=timeout, wait=wait, workers=parallel,
                      progress=progress if once else "plain")
         if not once:
-            return ops.run(every)
+            return ops.run(every, listen=listen, secret=_secret(hook_secret_file))
         out = ops.sync()
         ops.report(out, once=True)
         for e in out.errors[:-1]:

@@ -13,11 +13,13 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 
-from tests.unit.test_gitops import commit, git
+from tests.unit.test_gitops import commit, free_port, git, git_daemon, post
 
 pytestmark = [pytest.mark.root, pytest.mark.network]
 
@@ -37,6 +39,26 @@ def stack(*services: tuple[str, str], network: bool = False) -> str:
 def wharf(*args: str, timeout: float = 120) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "reconciler.cli.app", *args], capture_output=True, text=True,
                           env={**os.environ, "PYTHONPATH": str(REPO)}, timeout=timeout)
+
+
+@contextmanager
+def watcher(*args: str, log: Path | None = None, stop: int = signal.SIGTERM) -> Iterator[subprocess.Popen]:
+    """`wharf gitops ARGS` running; stopped with `stop` afterwards (killed if it does not exit in 30 s)."""
+    out = open(log, "w") if log else subprocess.DEVNULL  # noqa: SIM115 - closed below
+    p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "gitops", *args], stdout=out,
+                         stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    try:
+        yield p
+    finally:
+        if p.poll() is None:
+            p.send_signal(stop)
+        try:
+            p.wait(30)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait()
+        if log:
+            out.close()
 
 
 def until(cond, timeout: float = 30.0, what: str = "condition") -> None:
@@ -174,10 +196,7 @@ def test_watch_loop_commits_drift_ctrl_c(engine, tmp_path: Path) -> None:
     src = tmp_path / "repo"
     commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "one")
     log = tmp_path / "gitops.log"
-    with open(log, "w") as out:
-        p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "gitops", str(src), "--interval", "0.2s"],
-                             stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
+    with watcher(str(src), "--interval", "0.2s", log=log, stop=signal.SIGINT) as p:
         until(lambda: running(engine, name).get("web", ("", ""))[1] == "one", what="first deploy")
         commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"))}, "two")
         until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", what="the new commit")
@@ -189,16 +208,8 @@ def test_watch_loop_commits_drift_ctrl_c(engine, tmp_path: Path) -> None:
         until(lambda: running(engine, name).get("web", (before, ""))[0] != before, what="drift healed")
         assert running(engine, name)["web"][1] == "two"
         assert p.poll() is None
-    finally:
-        p.send_signal(signal.SIGINT)
-        try:
-            rc = p.wait(30)
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
     text = log.read_text()
-    assert rc == 0, text
+    assert p.returncode == 0, text
     assert text.count(f"commit {bad[:12]}") == 1, text  # said once, not at every pass
     assert "drift: 1 to create" in text and "gitops stopped; the stack keeps running" in text
     assert "Traceback" not in text
@@ -236,20 +247,11 @@ def test_a_local_commit_wakes_the_watcher(engine, tmp_path: Path) -> None:
     name = "gi" + secrets.token_hex(3)
     src = tmp_path / "repo"
     commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "one")
-    p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "gitops", f"file://{src}", "--interval", "1h"],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(REPO)})
-    try:
+    with watcher(f"file://{src}", "--interval", "1h") as p:
         until(lambda: running(engine, name).get("web", ("", ""))[1] == "one", what="first deploy")
         commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"))}, "two")
         until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", timeout=20, what="the woken pass")
-    finally:
-        p.send_signal(signal.SIGTERM)
-        try:
-            assert p.wait(30) == 0
-        finally:
-            if p.poll() is None:
-                p.kill()
-                p.wait()
+    assert p.returncode == 0
 
 
 def test_a_failed_apply_is_recorded_and_retried(engine, tmp_path: Path) -> None:
@@ -268,3 +270,22 @@ def test_a_failed_apply_is_recorded_and_retried(engine, tmp_path: Path) -> None:
     st = status(name)
     assert (st["commit"], st["status"], st["error"]) == (fixed, "deployed", "")
     assert running(engine, name)["web"][1] == "one"
+
+
+def test_a_push_webhook_wakes_the_watcher_of_a_remote(engine, tmp_path: Path) -> None:
+    """git:// (polled, --interval 1h) + --listen: the POST after the push deploys it."""
+    name = "gh" + secrets.token_hex(3)
+    src = tmp_path / "srv" / "shop"
+    commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"))}, "one")
+    port = free_port()
+    secret = tmp_path / "hook.secret"
+    secret.write_text("s3cret\n")
+    with git_daemon(tmp_path / "srv") as base:
+        with watcher(f"{base}/shop", "--interval", "1h", "--listen", f"127.0.0.1:{port}", "--hook-secret-file",
+                     str(secret)) as p:
+            until(lambda: running(engine, name).get("web", ("", ""))[1] == "one", what="first deploy")
+            commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"))}, "two")
+            assert post(f"http://127.0.0.1:{port}/", b"{}") == 401  # unsigned: refused
+            assert post(f"http://127.0.0.1:{port}/", b"{}", {"X-Gitlab-Token": "s3cret"}) == 202
+            until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", timeout=20, what="the hooked pass")
+    assert p.returncode == 0

@@ -8,6 +8,8 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -300,17 +302,15 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def test_fetch_over_git_daemon(tmp_path: Path, root: Path) -> None:
-    """git:// from `git daemon` on 127.0.0.1: the network path of the mirror, then a refused commit."""
+@contextmanager
+def git_daemon(base: Path) -> Iterator[str]:
+    """`git daemon` serving the repositories under `base` on 127.0.0.1; yields git://127.0.0.1:PORT."""
     import socket
     import time
 
-    src = tmp_path / "srv" / "shop"
-    first = commit(src, {"compose.yaml": GOOD}, "first")
     port = free_port()
     d = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
-                          f"--base-path={tmp_path / 'srv'}", str(tmp_path / "srv")],
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                          f"--base-path={base}", str(base)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 10
         while True:
@@ -320,14 +320,22 @@ def test_fetch_over_git_daemon(tmp_path: Path, root: Path) -> None:
             except OSError:
                 assert time.monotonic() < deadline and d.poll() is None, "git daemon did not start"
                 time.sleep(0.02)
-        url = f"git://127.0.0.1:{port}/shop"
+        yield f"git://127.0.0.1:{port}"
+    finally:
+        d.terminate()
+        d.wait(10)
+
+
+def test_fetch_over_git_daemon(tmp_path: Path, root: Path) -> None:
+    """git:// from `git daemon` on 127.0.0.1: the network path of the mirror, then a refused commit."""
+    src = tmp_path / "srv" / "shop"
+    first = commit(src, {"compose.yaml": GOOD}, "first")
+    with git_daemon(tmp_path / "srv") as base:
+        url = f"{base}/shop"
         assert G.Mirror(url, "main", tmp_path / "m").fetch().sha == first
         bad = commit(src, {"compose.yaml": BAD}, "typo")
         out = GitOps(None, Source(url, "main")).sync()
         assert out.head.sha == bad and f"commit {bad[:12]} ('typo') cannot be deployed" in str(out.errors[0])
-    finally:
-        d.terminate()
-        d.wait(10)
 
 
 def test_http_auth_failure_never_shows_the_password(tmp_path: Path) -> None:
@@ -360,3 +368,73 @@ def test_http_auth_failure_never_shows_the_password(tmp_path: Path) -> None:
     finally:
         srv.shutdown()
         srv.server_close()
+
+
+
+# ---------------------------------------------------------------- the push webhook
+
+
+def test_parse_listen() -> None:
+    from reconciler.gitops.hook import parse_listen
+
+    assert parse_listen(":9000") == ("127.0.0.1", 9000)
+    assert parse_listen("0.0.0.0:80") == ("0.0.0.0", 80)
+    assert parse_listen("[::1]:9000") == ("::1", 9000)
+    for bad in ("9000", "host:", "h:99999", "h:x"):
+        with pytest.raises(InvalidArgument, match="HOST:PORT"):
+            parse_listen(bad)
+
+
+def post(url: str, body: bytes, headers: dict[str, str] | None = None) -> int:
+    import urllib.error
+    import urllib.request
+
+    req = urllib.request.Request(url, data=body, headers=headers or {}, method="POST")
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status
+    except urllib.error.HTTPError as e:
+        return e.code
+
+
+def test_hook_server_signatures() -> None:
+    import hashlib
+    import hmac
+    import threading
+    import urllib.error
+    import urllib.request
+
+    from reconciler.gitops.hook import HookServer
+
+    wake = threading.Event()
+    hook = HookServer("127.0.0.1:0", wake, b"s3cret")
+    hook.start()
+    try:
+        body = b'{"ref": "refs/heads/main"}'
+        good = "sha256=" + hmac.new(b"s3cret", body, hashlib.sha256).hexdigest()
+        assert post(hook.url, body) == 401 and not wake.is_set()
+        assert post(hook.url, body, {"X-Hub-Signature-256": "sha256=" + "0" * 64}) == 401
+        assert post(hook.url, body + b" ", {"X-Hub-Signature-256": good}) == 401  # another body
+        assert post(hook.url, body, {"X-Gitlab-Token": "nope"}) == 401 and not wake.is_set()
+        assert post(hook.url, body, {"X-Hub-Signature-256": good}) == 202 and wake.is_set()
+        wake.clear()
+        assert post(hook.url, body, {"X-Gitlab-Token": "s3cret"}) == 202 and wake.is_set()
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(hook.url, timeout=10)
+        assert e.value.code == 405
+        assert hook.hits == 2
+    finally:
+        hook.stop()
+    open_hook = HookServer(":0", wake)
+    open_hook.start()
+    try:
+        assert open_hook.url.startswith("http://127.0.0.1:") and post(open_hook.url, b"") == 202
+    finally:
+        open_hook.stop()
+
+
+def test_cli_listen_needs_a_watcher(tmp_path: Path, root: Path) -> None:
+    src = tmp_path / "shop"
+    commit(src, {"compose.yaml": GOOD}, "one")
+    r = wharf("gitops", str(src), "--once", "--listen", ":0", env={"WHARF_ROOT": str(root)})
+    assert r.returncode == 1 and "--listen needs a watcher" in r.stderr
