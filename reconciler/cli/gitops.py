@@ -193,7 +193,9 @@ def register(app) -> None:
         ops = GitOps(connect(), source, prune=prune, timeout=timeout, wait=wait, workers=parallel,
                      progress=progress if once else "plain")
         if not once:
-            return ops.run(every, listen=listen, secret=_secret(hook_secret_file))
+            from reconciler.gitops.watcher import run
+
+            return run(ops, every, listen=listen, secret=_secret(hook_secret_file))
         out = ops.sync()
         ops.report(out, once=True)
         for e in out.errors[:-1]:

@@ -1,5 +1,6 @@
-"""`wharf gitops`: deploy a compose project from a git branch (sync.py), through a bare mirror
-and checkouts (git.py), recording what is deployed (state.py)."""
+"""`wharf gitops`: deploy a compose project from a git branch (sync.py: one pass), through a
+bare mirror and checkouts (git.py), recording what is deployed (state.py); the watcher
+(watcher.py) repeats passes on an interval, a local ref change (trigger.py) or a webhook (hook.py)."""
 
 from __future__ import annotations
 
