@@ -48,6 +48,7 @@ class Outcome:
     result: Any = None
     seconds: float = 0.0
     errors: list[WharfError] = field(default_factory=list)
+    retry: bool = False  # a fetch or an apply failed: worth trying again (an invalid head is not)
 
     @property
     def ok(self) -> bool:
@@ -199,6 +200,7 @@ class GitOps:
         except WharfError as e:
             head, dep.fetch_error = None, str(e)
             out.errors.append(e)
+            out.retry = True
         if head is not None and head.sha == dep.commit:
             dep.head_error = ""
         elif head is not None:
@@ -244,6 +246,7 @@ class GitOps:
         except WharfError as e:
             dep.status, dep.error = "failed", str(e)
             out.errors.append(e)
+            out.retry = True
             return
         if out.result.ok:
             if dep.status != "deployed" or out.new_commit:
@@ -251,6 +254,7 @@ class GitOps:
             dep.status, dep.error = "deployed", ""
             return
         dep.status, dep.error = "failed", out.result.error_summary()
+        out.retry = True
         out.errors.append(RuntimeFailure(f"apply of project {out.plan.project} at {dep.commit[:12]} did not "
                                          f"complete:\n  {out.result.error_summary()}",
                                          hint="it is retried at the next pass"))

@@ -17,20 +17,20 @@ from .sync import GitOps, Outcome, esc
 from .trigger import RefWatcher, local_git_dir
 
 REF_SETTLE = 0.05  # seconds between a local ref change and the pass it wakes
+MAX_BACKOFF = 8  # failing passes (fetch, apply) wait up to 8x --interval, doubling each time
 
 
 def run(ops: GitOps, interval: float, stop: threading.Event | None = None, listen: str | None = None,
         secret: bytes | None = None) -> int:
-    """Sync every `interval` seconds, and at once when a local repository's branch moves or
-    the webhook on `listen` is called, until `stop` (SIGTERM) or Ctrl-C."""
+    """Sync every `interval` seconds (backing off while passes fail), and at once when a local
+    repository's branch moves or the webhook on `listen` is called, until `stop` (SIGTERM) or Ctrl-C."""
     stop = stop or threading.Event()
     wake = threading.Event()
     hook = HookServer(listen, wake, secret) if listen else None
-    if hook is not None:
-        hook.start()  # a taken port is an error before anything is done
     ops.cached = False
     seen: set[str] = set()
     busy = False
+    failures = 0
 
     def on_signal(signum: int, frame: Any) -> None:
         """SIGTERM, first Ctrl-C: stop after the pass under way; a second Ctrl-C: now."""
@@ -42,11 +42,13 @@ def run(ops: GitOps, interval: float, stop: threading.Event | None = None, liste
             os.write(2, b"stopping after this pass (Ctrl-C again: now)\n")
 
     previous: dict[int, Any] = {}
-    if threading.current_thread() is threading.main_thread():
-        previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
     git_dir = local_git_dir(ops.url)
     refs = RefWatcher(git_dir, wake) if git_dir is not None else None
     try:
+        if hook is not None:
+            hook.start()  # a taken port is an error before anything is done
+        if threading.current_thread() is threading.main_thread():
+            previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         if refs is not None:
             refs.start()
         first = True
@@ -55,7 +57,7 @@ def run(ops: GitOps, interval: float, stop: threading.Event | None = None, liste
             try:
                 out = ops.sync()
             except WharfError as e:  # the tree or the state dir: retried at the next pass
-                out = Outcome(errors=[e])
+                out = Outcome(errors=[e], retry=True)
             finally:
                 busy = False
             ops.report(out, once=False, seen=seen)
@@ -65,7 +67,8 @@ def run(ops: GitOps, interval: float, stop: threading.Event | None = None, liste
                     also += f" and on a POST to {hook.url}" + (" (signed)" if secret else "")
                 ops.say(f"watching {esc(ops.mirror.where)} every {interval:g}s{also} (Ctrl-C to stop)")
                 first = False
-            next_pass = time.monotonic() + interval
+            failures = failures + 1 if out.retry else 0
+            next_pass = time.monotonic() + interval * min(2 ** max(failures - 1, 0), MAX_BACKOFF)
             while not stop.is_set() and time.monotonic() < next_pass:
                 if wake.wait(min(0.2, max(next_pass - time.monotonic(), 0.0))):
                     time.sleep(REF_SETTLE)  # git writes the ref, then the reflog: one pass for both

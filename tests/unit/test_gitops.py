@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -306,7 +307,6 @@ def free_port() -> int:
 def git_daemon(base: Path) -> Iterator[str]:
     """`git daemon` serving the repositories under `base` on 127.0.0.1; yields git://127.0.0.1:PORT."""
     import socket
-    import time
 
     port = free_port()
     d = subprocess.Popen(["git", "daemon", "--reuseaddr", "--export-all", "--listen=127.0.0.1", f"--port={port}",
@@ -438,3 +438,36 @@ def test_cli_listen_needs_a_watcher(tmp_path: Path, root: Path) -> None:
     commit(src, {"compose.yaml": GOOD}, "one")
     r = wharf("gitops", str(src), "--once", "--listen", ":0", env={"WHARF_ROOT": str(root)})
     assert r.returncode == 1 and "--listen needs a watcher" in r.stderr
+
+
+def test_watcher_reports_a_bad_head_once_and_stops(tmp_path: Path, root: Path) -> None:
+    """The loop in a thread (no signal handlers there): an invalid head is said once, then a stop."""
+    import io
+    import threading
+
+    from rich.console import Console
+
+    from reconciler.gitops.watcher import run
+
+    src = tmp_path / "shop"
+    bad = commit(src, {"compose.yaml": BAD}, "typo")
+    buf = io.StringIO()
+    ops = GitOps(None, Source(str(src)), out=Console(file=buf, width=300))
+    stop = threading.Event()
+    t = threading.Thread(target=run, args=(ops, 0.02, stop))
+    t.start()
+    try:
+        deadline = time.monotonic() + 10
+        while (dep := S.load(ops.id)) is None or dep.checked_at == 0 or buf.getvalue().count("watching") == 0:
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        first = dep.checked_at
+        while S.load(ops.id).checked_at == first:  # at least one more pass
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+    finally:
+        stop.set()
+        t.join(10)
+    text = buf.getvalue()
+    assert not t.is_alive() and text.count(f"commit {bad[:12]}") == 1, text
+    assert "gitops stopped; the stack keeps running" in text and "when the branch moves" in text
