@@ -421,7 +421,7 @@ class RemoteContainers:
 
     def stats(self, ref: str) -> dict[str, Any]:
         """One sample in the shape LocalContainers.stats gives (Name, CPUNanos, MemUsage, MemLimit, PIDs)."""
-        d = self.c.call("GET", f"/containers/{quote(ref)}/stats", {"stream": 0}, what=f"stats {ref}")
+        d = self.c.call("GET", f"/containers/{quote(ref)}/stats", {"stream": 0, "one-shot": 1}, what=f"stats {ref}")
         if not isinstance(d, dict):  # podman: 200 and nothing for a stopped container
             d = {"id": ref}
         mem = d.get("memory_stats") or {}
