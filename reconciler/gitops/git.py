@@ -115,6 +115,21 @@ class Mirror:
             raise RuntimeFailure(f"cannot read commit {rev} of {self.where}")
         return Commit(sha, out[1].strip() if len(out) > 1 else "")
 
+    def object_ids(self, sha: str, paths: list[str]) -> dict[str, str]:
+        """path -> id of the tree or blob at that path in commit `sha` (paths not in it are left out)."""
+        if not paths:
+            return {}
+        lines = self._git_input("cat-file", "--batch-check=%(objectname)",
+                                text="".join(f"{sha}:{p}\n" for p in paths)).splitlines()
+        return {p: line for p, line in zip(paths, lines, strict=False) if _SHA.match(line)}
+
+    def _git_input(self, *args: str, text: str) -> str:
+        r = subprocess.run(["git", "--git-dir", str(self.git_dir), *args], input=text, capture_output=True,
+                           text=True, env={**os.environ, "LC_ALL": "C"}, timeout=60)
+        if r.returncode != 0:
+            raise RuntimeFailure(f"reading objects of {self.where} failed: {redact(r.stderr.strip())}")
+        return r.stdout
+
     def checkout(self, sha: str, work_tree: Path, index: Path) -> None:
         """Make `work_tree` hold exactly the files of commit `sha`; anything else in it is removed
         but .wharf/ (where apply writes inline configs and secrets)."""

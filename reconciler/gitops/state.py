@@ -49,6 +49,7 @@ class Deployment:
     checked_at: float = 0.0
     source: dict[str, Any] = field(default_factory=dict)  # sync.Source as given (repo masked)
     project_dir: str = ""  # where the project of `commit` is checked out
+    builds: dict[str, str] = field(default_factory=dict)  # image ref -> fingerprint of its last built inputs
     format: int = FORMAT
 
     @property

@@ -19,6 +19,7 @@ from typing import Any
 from runtime.errors import InvalidArgument, RuntimeFailure, WharfError
 
 from . import state as S
+from .builds import fingerprints, force_builds
 from .git import Commit, Mirror, redact, repo_name, resolve_repo
 
 
@@ -240,6 +241,10 @@ class GitOps:
         try:
             target = self.load(self.tree, quiet=not out.new_commit, cached=self.cached)
             dep.project = target.desired.project
+            built = fingerprints(self.mirror, dep.commit, self.tree, target.desired)
+            rebuild = force_builds(target.desired, built, dep.builds)
+            if rebuild and dep.builds:
+                self.say(esc(f"build inputs changed at {dep.commit[:12]}: building {', '.join(rebuild)}"))
             with self._reporter() as reporter:
                 out.plan, out.result = R.apply(self.engine, target, prune=self.prune, timeout=self.timeout,
                                                wait=self.wait, reporter=reporter, workers=self.workers)
@@ -251,7 +256,7 @@ class GitOps:
         if out.result.ok:
             if dep.status != "deployed" or out.new_commit:
                 dep.deployed_at = time.time()
-            dep.status, dep.error = "deployed", ""
+            dep.status, dep.error, dep.builds = "deployed", "", built
             return
         dep.status, dep.error = "failed", out.result.error_summary()
         out.retry = True

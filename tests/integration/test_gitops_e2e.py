@@ -234,12 +234,25 @@ services:
     r = wharf("gitops", str(src), "--path", "stack", "--env-file", "vars.env", "--once", "--progress", "plain",
               timeout=300)
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "build" in r.stdout and f"deployed {sha[:12]}" in r.stdout
+    assert "> build" in r.stdout and f"deployed {sha[:12]}" in r.stdout
     (c,) = engine.containers.list(filters={"label": [f"io.wharf.project={name}"]})
     env = dict(x.split("=", 1) for x in engine.containers.inspect(c.id).spec.env)
     assert env["MSG"] == "from-env-file" and env["GREETING"] == "hello"
     out = engine.containers.exec(c.id, ["cat", "/motd"])
     assert out.output == b"built from the commit\n"
+
+    args = ("gitops", str(src), "--path", "stack", "--env-file", "vars.env", "--once", "--progress", "plain")
+    commit(src, {"README": "outside the build context\n"}, "docs")  # the context is the same: nothing
+    r = wharf(*args)
+    assert r.returncode == 0 and "(nothing to do)" in r.stdout and "> build" not in r.stdout, r.stdout + r.stderr
+    sha = commit(src, {"stack/img/motd": "the second version\n"}, "new motd")  # only the context changed
+    r = wharf(*args, timeout=300)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert f"build inputs changed at {sha[:12]}: building {name}-app" in r.stdout and "recreate" in r.stdout
+    (c2,) = engine.containers.list(filters={"label": [f"io.wharf.project={name}"]})
+    assert c2.id != c.id and engine.containers.exec(c2.id, ["cat", "/motd"]).output == b"the second version\n"
+    r = wharf(*args)
+    assert r.returncode == 0 and "up to date" in r.stdout and "> build" not in r.stdout, r.stdout
 
 
 def test_a_local_commit_wakes_the_watcher(engine, tmp_path: Path) -> None:

@@ -471,3 +471,46 @@ def test_watcher_reports_a_bad_head_once_and_stops(tmp_path: Path, root: Path) -
     text = buf.getvalue()
     assert not t.is_alive() and text.count(f"commit {bad[:12]}") == 1, text
     assert "gitops stopped; the stack keeps running" in text and "when the branch moves" in text
+
+
+# ---------------------------------------------------------------- rebuilds when build inputs change
+
+
+def test_build_fingerprints_follow_the_inputs(tmp_path: Path, root: Path) -> None:
+    from reconciler.gitops.builds import fingerprints, force_builds
+
+    src = tmp_path / "shop"
+    compose = """services:
+  a: {build: ./a}
+  b: {build: {context: ./b, dockerfile: ../Dockerfile.b, args: {V: '1'}}}
+  c: {build: ./generated}
+  d: {image: busybox:latest}
+"""
+    commit(src, {"compose.yaml": compose, "a/Dockerfile": "FROM busybox\n", "a/f": "1",
+                 "b/f": "1", "Dockerfile.b": "FROM busybox\n", "README": "x"}, "one")
+    ops = GitOps(None, Source(str(src)))
+
+    def prints() -> dict[str, str]:
+        head = ops.mirror.fetch()
+        ops.mirror.checkout(head.sha, ops.tree, ops.dir / "tree.index")
+        (ops.tree / "generated").mkdir(exist_ok=True)  # a context git does not know: compose's rule
+        return fingerprints(ops.mirror, head.sha, ops.tree, ops.load(ops.tree).desired)
+
+    one = prints()
+    assert sorted(one) == ["shop-a:latest", "shop-b:latest"]
+    commit(src, {"README": "y"}, "docs")
+    assert prints() == one
+    commit(src, {"a/f": "2"}, "a changes")
+    two = prints()
+    assert two["shop-a:latest"] != one["shop-a:latest"] and two["shop-b:latest"] == one["shop-b:latest"]
+    commit(src, {"Dockerfile.b": "FROM busybox\nRUN true\n"}, "b's Dockerfile, outside its context")
+    three = prints()
+    assert three["shop-b:latest"] != two["shop-b:latest"] and three["shop-a:latest"] == two["shop-a:latest"]
+    commit(src, {"compose.yaml": compose.replace("V: '1'", "V: '2'")}, "b's args")
+    four = prints()
+    assert four["shop-b:latest"] != three["shop-b:latest"]
+
+    desired = ops.load(ops.tree).desired
+    assert force_builds(desired, four, three) == ["shop-b:latest"]
+    assert desired.images["shop-b:latest"].pull_policy == "build"
+    assert desired.images["shop-a:latest"].pull_policy == "missing"
