@@ -30,7 +30,7 @@ WHARF = str(Path(sys.executable).with_name("wharf"))
 NO_REGISTRY = "127.0.0.1:9/nope:1"  # a reference whose pull fails at once, on loopback
 
 
-def _busybox_tar(d: Path) -> Path:
+def busybox_tar(d: Path) -> Path:
     env = {**os.environ, "WHARF_ROOT": str(d / "wroot"), "WHARF_RUN": str(d / "wrun")}
     env.pop("WHARF_HOST", None)
     env.pop("DOCKER_HOST", None)
@@ -54,7 +54,7 @@ def _procs_under(d: Path) -> list[int]:
     return out
 
 
-def _stop_peer(proc: subprocess.Popen, host: str, d: Path, cgroup_parents: list[str]) -> None:
+def stop_peer(proc: subprocess.Popen, host: str, d: Path, cgroup_parents: list[str]) -> None:
     """Remove every container the peer holds, stop it, then whatever it left: processes, mounts,
     cgroups, files."""
     from runtime.api.remote import RemoteEngine
@@ -95,7 +95,7 @@ def _stop_peer(proc: subprocess.Popen, host: str, d: Path, cgroup_parents: list[
                         pass
 
 
-def _start_peer(argv: list[str], sock: Path, d: Path, env: dict[str, str], cgroup_parents: list[str]):
+def start_peer(argv: list[str], sock: Path, d: Path, env: dict[str, str], cgroup_parents: list[str]):
     from runtime.api.remote import RemoteEngine
 
     log = open(d / "log", "wb")  # noqa: SIM115 - closed when the process is
@@ -112,16 +112,33 @@ def _start_peer(argv: list[str], sock: Path, d: Path, env: dict[str, str], cgrou
             pass
         if proc.poll() is not None or time.monotonic() > deadline:
             tail = (d / "log").read_text(errors="replace")[-600:]
-            _stop_peer(proc, host, d, cgroup_parents)
+            stop_peer(proc, host, d, cgroup_parents)
             pytest.skip(f"{argv[0]} did not come up here: {tail}")
         time.sleep(0.05)
     try:
         RemoteEngine(host).client.call("POST", "/images/load", body=(d / "bb.tar").read_bytes(),
                                        headers={"Content-Type": "application/x-tar"})
     except BaseException:
-        _stop_peer(proc, host, d, cgroup_parents)
+        stop_peer(proc, host, d, cgroup_parents)
         raise
     return proc, host
+
+
+def start_dockerd(exe: str):
+    """A private dockerd: no bridge, no iptables/ip_forward changes, its own roots, socket and cgroup
+    parent, pulls only from loopback. (process, host, dir, cgroup parents) for stop_peer."""
+    d = Path(tempfile.mkdtemp(prefix="h3d-", dir="/tmp"))
+    busybox_tar(d)
+    cg = [d.name]
+    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
+           "NO_PROXY": "127.0.0.1,localhost"}  # a pull that is not for a loopback registry fails at once
+    argv = [exe, "--iptables=false", "--ip6tables=false", "--ip-forward=false", "--ip-masq=false",
+            "--bridge=none", "-H", f"unix://{d}/docker.sock", "--data-root", str(d / "root"),
+            "--exec-root", str(d / "exec"), "--pidfile", str(d / "pid"), "--cgroup-parent", f"/{d.name}",
+            "--default-address-pool", "base=10.214.0.0/16,size=24", "--config-file", str(d / "daemon.json")]
+    (d / "daemon.json").write_text("{}")
+    proc, host = start_peer(argv, d / "docker.sock", d, env, cg)
+    return proc, host, d, cg
 
 
 @pytest.fixture(scope="module")
@@ -129,19 +146,9 @@ def dockerd():
     exe = shutil.which("dockerd")
     if exe is None:
         pytest.skip("dockerd is not installed (apt-get install docker.io)")
-    d = Path(tempfile.mkdtemp(prefix="h3d-", dir="/tmp"))
-    _busybox_tar(d)
-    cg = [d.name]
-    env = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
-           "NO_PROXY": "127.0.0.1,localhost"}  # a pull that is not for a loopback registry fails at once
-    argv = [exe, "--iptables=false", "--ip6tables=false", "--bridge=none", "-H", f"unix://{d}/docker.sock",
-            "--data-root", str(d / "root"), "--exec-root", str(d / "exec"), "--pidfile", str(d / "pid"),
-            "--cgroup-parent", f"/{d.name}", "--default-address-pool", "base=10.214.0.0/16,size=24",
-            "--config-file", str(d / "daemon.json")]
-    (d / "daemon.json").write_text("{}")
-    proc, host = _start_peer(argv, d / "docker.sock", d, env, cg)
+    proc, host, d, cg = start_dockerd(exe)
     yield host
-    _stop_peer(proc, host, d, cg)
+    stop_peer(proc, host, d, cg)
 
 
 @pytest.fixture(scope="module")
@@ -150,7 +157,7 @@ def podman():
     if exe is None:
         pytest.skip("podman is not installed (apt-get install podman)")
     d = Path(tempfile.mkdtemp(prefix="h3p-", dir="/tmp"))
-    _busybox_tar(d)
+    busybox_tar(d)
     # PEERS.md: the VM's hard limits are lower than podman's defaults; runc copes with hybrid cgroups
     (d / "containers.conf").write_text(
         '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
@@ -162,9 +169,9 @@ def podman():
     argv = [exe, "--root", str(d / "root"), "--runroot", str(d / "run"), "--tmpdir", str(d / "tmp"),
             "system", "service", "-t", "0", f"unix://{d}/podman.sock"]
     cg = ["libpod_parent"]
-    proc, host = _start_peer(argv, d / "podman.sock", d, env, cg)
+    proc, host = start_peer(argv, d / "podman.sock", d, env, cg)
     yield host
-    _stop_peer(proc, host, d, cg)
+    stop_peer(proc, host, d, cg)
 
 
 @pytest.fixture(params=["wharf", "dockerd", "podman"])
