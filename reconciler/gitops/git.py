@@ -15,6 +15,7 @@ from pathlib import Path
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
 
 HEAD_REF = "refs/wharf/head"
+DEPLOYED_REF = "refs/wharf/deployed"  # keeps the deployed commit's objects from git gc
 FETCH_TIMEOUT = 300.0
 _USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s]+)@")
 _SCP_LIKE = re.compile(r"^[^/:]+:(?!//)")  # host:path or user@host:path (git's rule: ':' before any '/')
@@ -114,6 +115,10 @@ class Mirror:
         if not _SHA.match(sha):
             raise RuntimeFailure(f"cannot read commit {rev} of {self.where}")
         return Commit(sha, out[1].strip() if len(out) > 1 else "")
+
+    def pin(self, sha: str) -> None:
+        """Keep commit `sha` (the deployed one) whatever the branch does next."""
+        self._git("update-ref", DEPLOYED_REF, sha, what="recording the deployed commit")
 
     def object_ids(self, sha: str, paths: list[str]) -> dict[str, str]:
         """path -> id of the tree or blob at that path in commit `sha` (paths not in it are left out)."""

@@ -232,6 +232,7 @@ class GitOps:
         dep.tree_ok = False
         dep.save()
         self.mirror.checkout(head.sha, self.tree, self.dir / "tree.index")
+        self.mirror.pin(head.sha)
         dep.commit, dep.subject, dep.tree_ok, dep.head_error, dep.status = head.sha, head.subject, True, "", "applying"
         dep.save()
 

@@ -134,10 +134,14 @@ def test_mirror_fetch_checkout_force_push(tmp_path: Path) -> None:
     m.checkout(second, tree, index)
     assert sorted(p.name for p in tree.iterdir()) == [".wharf", "compose.yaml", "new.txt"]
 
+    m.pin(second)
     git(src, "reset", "-q", "--hard", first)  # a rewind (what a force-push looks like to us)
     assert m.fetch().sha == first
     m.checkout(first, tree, index)
     assert sorted(p.name for p in tree.iterdir()) == [".wharf", "compose.yaml", "old.txt"]
+    subprocess.run(["git", "--git-dir", str(m.git_dir), "gc", "-q", "--prune=now"], check=True)
+    m.checkout(second, tree, index)  # the pinned (deployed) commit outlives the rewind and a gc
+    assert (tree / "new.txt").read_text() == "y"
 
 
 def test_mirror_branches(tmp_path: Path) -> None:
