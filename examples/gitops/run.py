@@ -84,7 +84,7 @@ def main() -> int:
             r = run("wharf", "gitops", str(repo), "--once")
             print(f"(exit {r.returncode}: the stack is left as it was)")
             print(f"\n$ curl http://127.0.0.1:{PORT}/\n{page()}")
-            run("wharf", "gitops", "status")
+            run("wharf", "gitops", "status", "-p", "shop")
         finally:
             if not keep:  # the repository was temporary: drop its deployment too
                 run("wharf", "down", "-p", "shop", "-t", "1")
