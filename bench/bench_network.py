@@ -262,7 +262,7 @@ def docker_measure(archive: str, server_py: str, ours: Callable[[int], dict[str,
                 time.sleep(0.05)
             results[label] = measure(f"127.0.0.1 via {label}", "127.0.0.1", ports[sink], ports[closer])
             results[label + " wharf"] = ours(i)
-        except (RuntimeError, subprocess.CalledProcessError) as e:
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             err = getattr(e, "stderr", "") or str(e)
             print(f"  {label}: failed: {err.strip()[:300]}")
         finally:
