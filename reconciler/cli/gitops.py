@@ -97,6 +97,8 @@ def _ago(t: float) -> str:
 def print_deployments(rows: list[dict[str, Any]]) -> None:
     from rich.table import Table
 
+    from reconciler.gitops.sync import esc
+
     from .render import console, print_status
 
     t = Table(box=None, header_style="bold")
@@ -121,11 +123,9 @@ def print_deployments(rows: list[dict[str, Any]]) -> None:
             out.print()
             print_status(services, f"{r['project']} at {r['commit'][:12]}")
         elif services:
-            out.print(f"[red]{r['project']}: {services}[/]")
+            out.print(f"[red]{esc(r['project'])}: {esc(services)}[/]")
         for text in (r["error"], r["head_error"], r["fetch_error"]) if services is not None else ():
             if text:
-                from reconciler.gitops.sync import esc
-
                 out.print(f"[red]{esc(text)}[/]")
 
 
@@ -173,6 +173,10 @@ def register(app) -> None:
         """Deploy the compose project of a git branch, then keep it deployed: fetch every --interval,
         apply each new head (an invalid one is reported, the stack is left as it is) and heal drift."""
         if repo == "status":
+            if format not in ("table", "json"):
+                from runtime.errors import InvalidArgument
+
+                raise InvalidArgument(f"unknown format {format!r}", hint="use table or json")
             rows = deployment_rows(project_name)
             if format == "json":
                 typer.echo(json.dumps(rows, indent=2))
