@@ -81,6 +81,20 @@ def test_resolve_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert G.resolve_repo(url) == url
     with pytest.raises(NotFound, match="repository nope not found"):
         G.resolve_repo("nope")
+    with pytest.raises(InvalidArgument, match="cannot start with '-'"):
+        G.resolve_repo("--upload-pack=touch /tmp/x:y")
+
+
+@pytest.mark.parametrize("branch", ["main", "release/1.2", "feat-x_y", None])
+def test_branch_names_git_takes(branch: str | None) -> None:
+    assert G.check_branch(branch) == branch
+
+
+@pytest.mark.parametrize("branch", ["", "-x", "a..b", "a b", "a:b", "x.lock", "a\\b", "a~1", "a^", "@{u}", "a/",
+                                    "/a", "a//b", "a\tb"])
+def test_branch_names_git_refuses(branch: str) -> None:
+    with pytest.raises(InvalidArgument, match="not a valid branch name"):
+        G.check_branch(branch)
 
 
 @pytest.mark.parametrize("url, name", [
