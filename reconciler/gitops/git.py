@@ -99,10 +99,13 @@ class Mirror:
         except subprocess.TimeoutExpired:
             raise RuntimeFailure(f"{what} of {self.where} timed out after {timeout:.0f}s") from None
         if r.returncode != 0:
-            lines = [ln.removeprefix("fatal: ").removeprefix("error: ") for ln in r.stderr.splitlines()
-                     if ln.strip() and not ln.startswith("hint:")]
-            msg = redact("; ".join(lines[-3:]) or f"git exited with {r.returncode}")
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("hint:")]
+            fatal = [ln.split(": ", 1)[1] for ln in lines if ln.startswith(("fatal: ", "error: "))]
+            msg = redact("; ".join(fatal or lines[-3:]) or f"git exited with {r.returncode}")
             if "couldn't find remote ref" in msg:
+                if self.branch is None:
+                    raise NotFound(f"{redact(self.url)} has no default branch (no commit yet?)",
+                                   hint="push a commit, or name the branch with --branch")
                 raise NotFound(f"branch {self.branch} not found in {redact(self.url)}",
                                hint="check --branch (default: the repository's default branch)")
             raise RuntimeFailure(f"{what} of {self.where} failed: {msg}")

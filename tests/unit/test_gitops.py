@@ -169,6 +169,17 @@ def test_mirror_branches(tmp_path: Path) -> None:
         G.Mirror(str(src), "nope", tmp_path / "m2").fetch()
 
 
+def test_fetch_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    from runtime.errors import RuntimeFailure
+
+    git(tmp_path, "init", "-q", "empty")
+    with pytest.raises(NotFound, match="has no default branch"):
+        G.Mirror(str(tmp_path / "empty"), None, tmp_path / "m1").fetch()
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RuntimeFailure, match="does not appear to be a git repository"):
+        G.Mirror(str(tmp_path / "plain"), None, tmp_path / "m2").fetch()
+
+
 def test_fetch_error_names_the_repository_without_credentials(tmp_path: Path) -> None:
     from runtime.errors import RuntimeFailure
 
