@@ -237,6 +237,7 @@ def test_deployment_ids_and_state(tmp_path: Path, root: Path) -> None:
     assert S.load(a.id) == dep
     assert S.deployed("shop").commit == "d" * 40 and S.deployed("nothing") is None
     assert "tok" not in (S.gitops_dir() / a.id / "state.json").read_text()
+    assert (S.gitops_dir().stat().st_mode & 0o777) == 0o700  # clones of private repositories live here
     assert not list((S.gitops_dir() / a.id).glob("*.tmp"))
 
 
