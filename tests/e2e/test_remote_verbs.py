@@ -481,3 +481,34 @@ def test_reconciler_apply_diff_down(host, tmp_path):
     wharf(host, "down", "-v", "-t", "1", "-f", str(f), timeout=120)
     assert eng.containers.list(all=True, filters=flt) == []
     assert eng.volumes.list(filters=flt) == []
+
+
+def test_volumes_inspect_events_info_logs(host):
+    v = name()
+    assert out(host, "volume", "create", "-l", "k=v", v).strip() == v
+    assert v in out(host, "volume", "ls", "-q", "--filter", "label=k=v").split()
+    assert json.loads(out(host, "volume", "inspect", v))[0]["Labels"] == {"k": "v"}
+    t0 = time.time()
+    n = name()
+    cid = out(host, "run", "-d", "--name", n, "--network", "none", "busybox", "sh", "-c",
+              "echo to-out; echo to-err >&2; exec sleep 60").strip()
+    docs = json.loads(out(host, "inspect", n, v, "busybox"))  # the engine's own JSON, container first
+    assert docs[0]["Id"] == cid and docs[1]["Name"] == v and docs[2]["Id"].startswith("sha256:")
+    p = wharf(host, "inspect", "nosuch" + n, check=False)
+    assert p.returncode == 1 and b"nosuch" in p.stderr
+    deadline = time.monotonic() + 10
+    while (p := wharf(host, "logs", n)).stdout != b"to-out\n" or p.stderr != b"to-err\n":
+        assert time.monotonic() < deadline, p
+        time.sleep(0.05)
+    wharf(host, "rm", "-f", n)
+    deadline = time.monotonic() + 10
+    while True:  # podman writes some events from its cleanup process, a moment later
+        ev = out(host, "events", "--since", str(int(t0) - 1), "--until", str(int(time.time()) + 1),
+                 "--filter", f"container={cid}", "--format", "json")
+        actions = [json.loads(line)["Action"] for line in ev.splitlines()]
+        if "start" in actions and ("destroy" in actions or "remove" in actions):  # podman says remove
+            break
+        assert time.monotonic() < deadline, actions
+    assert out(host, "info", "--format", "json").strip().startswith("{")
+    wharf(host, "volume", "rm", v)
+    assert v not in out(host, "volume", "ls", "-q").split()
