@@ -259,9 +259,15 @@ class NetworkManager:
                 used |= self._reap_released(net["id"], container_id, claim=str(addr))
                 ipam.check_static(addr, subnet, gateway, used, net["name"])
             else:
-                used |= self._reap_released(net["id"], container_id)
+                held = self._reap_released(net["id"], container_id)
                 pool = IPv4Network(net["ip_range"]) if net.get("ip_range") else subnet
-                addr = ipam.allocate(subnet, gateway, pool, used)
+                try:
+                    addr = ipam.allocate(subnet, gateway, pool, used | held)
+                except Conflict:
+                    if not held:
+                        raise
+                    addr = ipam.allocate(subnet, gateway, pool, used)  # full but for released veths:
+                    self._reap_released(net["id"], container_id, claim=str(addr))  # take one back now
             taken_if = {ep["ifname"] for ep in rec["networks"].values()}
             ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
             ep = {"network": net["name"], "ip": str(addr), "prefix": subnet.prefixlen, "gateway": net["gateway"],

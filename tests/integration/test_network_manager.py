@@ -763,3 +763,23 @@ def test_published_port_carries_bulk_data_both_ways_with_half_close(nm, port_mod
         srv.kill()
         srv.wait()
     nm.release(a)
+
+
+def test_full_network_takes_back_a_released_address_at_once(nm):
+    subnet = free_subnet(100, nm, prefix=29)
+    base = str(subnet.network_address)[:-1]
+    net = nm.create(NetworkSpec(name="f" + secrets.token_hex(3), subnet=str(subnet), ip_range=f"{base}4/30"))
+    a, pa, ea = endpoint(nm, net.name, "a")
+    b, _, eb = endpoint(nm, net.name, "b")
+    with pytest.raises(Conflict, match="no free address"):
+        endpoint(nm, net.name, "x")
+    veth = next(iter(nm.store.endpoint(a)["networks"].values()))["veth"]
+    holder = os.open(pa, os.O_RDONLY)  # keeps a's veth alive after its release
+    try:
+        nm.release(a)
+        c, _, ec = endpoint(nm, net.name, "c")  # a recreated container must not wait for the kernel
+        assert ec.ip_address == ea.ip_address and veth not in _links()
+    finally:
+        os.close(holder)
+    for x in (b, c):
+        nm.release(x)
