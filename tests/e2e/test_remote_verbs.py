@@ -451,6 +451,11 @@ services:
     network_mode: none
     deploy: {{replicas: 2}}
     stop_grace_period: 1s
+  app:
+    build: {{context: ./app, args: {{FLAVOUR: mint}}}}
+    command: ["sleep", "100000"]
+    network_mode: none
+    stop_grace_period: 1s
 volumes:
   data: {{}}
 """
@@ -464,18 +469,25 @@ def test_reconciler_apply_diff_down(host, tmp_path):
     proj = name()
     f = tmp_path / "compose.yaml"
     f.write_text(STACK.format(name=proj))
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox\nARG FLAVOUR\nCOPY . /app\nRUN echo $FLAVOUR > /flavour\n")
+    (tmp_path / "app" / "keep.txt").write_text("k")
+    (tmp_path / "app" / "secret.txt").write_text("s")
+    (tmp_path / "app" / ".dockerignore").write_text("secret.txt\n")
     r = wharf(host, "apply", "-f", str(f), "--progress", "plain", timeout=120)
     assert b"applied" in r.stdout
     eng = RemoteEngine(host)
     flt = {"label": [f"io.wharf.project={proj}"]}
     cs = eng.containers.list(all=True, filters=flt)
-    assert sorted(c.name for c in cs) == [f"{proj}-web-1", f"{proj}-worker-1", f"{proj}-worker-2"]
+    assert sorted(c.name for c in cs) == [f"{proj}-app-1", f"{proj}-web-1", f"{proj}-worker-1", f"{proj}-worker-2"]
     assert all(c.state.status == "running" for c in cs)
     web = eng.containers.inspect(f"{proj}-web-1")
     assert web.labels["tier"] == "front" and web.labels["io.wharf.service"] == "web"
     assert "GREETING=hi" in web.spec.env
     assert [v.name for v in eng.volumes.list(filters=flt)] == [f"{proj}_data"]
     assert out(host, "exec", f"{proj}-web-1", "cat", "/data/hello") == "hi\n"
+    built = out(host, "exec", f"{proj}-app-1", "sh", "-c", "cat /flavour; ls /app").split()
+    assert built[0] == "mint" and "keep.txt" in built and "secret.txt" not in built  # .dockerignore honoured
     r = wharf(host, "diff", "-f", str(f))
     assert b"nothing to do" in r.stdout  # converged: the second look plans nothing
     wharf(host, "down", "-v", "-t", "1", "-f", str(f), timeout=120)
