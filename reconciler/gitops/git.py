@@ -92,8 +92,10 @@ class Mirror:
         full.pop("GIT_DIR", None)
         full.pop("GIT_WORK_TREE", None)
         try:
+            # its own session: no controlling terminal, so ssh fails on a host-key or passphrase prompt
+            # instead of waiting for an answer (GIT_TERMINAL_PROMPT=0 does that for git's own prompts)
             r = subprocess.run(["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True,
-                               env=full, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd)
+                               env=full, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd, start_new_session=True)
         except FileNotFoundError:
             raise RuntimeFailure("git is not installed", hint="apt-get install git") from None
         except subprocess.TimeoutExpired:

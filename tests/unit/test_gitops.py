@@ -180,6 +180,20 @@ def test_fetch_errors_say_what_is_wrong(tmp_path: Path) -> None:
         G.Mirror(str(tmp_path / "plain"), None, tmp_path / "m2").fetch()
 
 
+def test_ssh_never_gets_a_terminal_to_prompt_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git (and so ssh) runs in a session of its own: no controlling terminal to ask a question on."""
+    from runtime.errors import RuntimeFailure
+
+    ssh = tmp_path / "fake-ssh"
+    ssh.write_text("#!/bin/sh\nawk '{print $6}' /proc/$$/stat > \"$SIDFILE\"\nexit 255\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(ssh))
+    monkeypatch.setenv("SIDFILE", str(tmp_path / "sid"))
+    with pytest.raises(RuntimeFailure, match="Could not read from remote repository"):
+        G.Mirror("ssh://git@127.0.0.1/org/shop.git", "main", tmp_path / "m").fetch()
+    assert int((tmp_path / "sid").read_text()) != os.getsid(0)
+
+
 def test_fetch_error_names_the_repository_without_credentials(tmp_path: Path) -> None:
     from runtime.errors import RuntimeFailure
 
