@@ -164,6 +164,11 @@ def test_detach_keys_on_a_terminal(engine):
         os.close(saved)
         os.close(master)
         os.close(slave)
+    import time
+
+    deadline = time.monotonic() + 5
+    while not got and time.monotonic() < deadline:  # the engine's thread reads what was sent
+        time.sleep(0.01)
     assert got == [b"ls"]  # the keys themselves and what follows stay here
     assert parse_detach_keys("ctrl-p,ctrl-q") == b"\x10\x11"
     assert parse_detach_keys("a,ctrl-@") == b"a\x00"
