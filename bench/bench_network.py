@@ -168,6 +168,12 @@ def _iptables_lines() -> set[str]:
     return {ln for ln in out.splitlines() if ln and not ln.startswith("#")}
 
 
+def _forward_policy() -> str:
+    """The filter table's FORWARD policy (dockerd sets DROP), "" without a filter table."""
+    out = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+    return next((ln.split()[1] for ln in out.splitlines() if ln.startswith(":FORWARD ")), "")
+
+
 def _nft_tables() -> set[str]:
     out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     return {ln.strip() for ln in out.splitlines() if ln.strip()}
@@ -184,6 +190,7 @@ class PrivateDockerd:
         self.proc: subprocess.Popen | None = None
         self.before_rules = _iptables_lines()
         self.before_tables = _nft_tables()
+        self.before_policy = _forward_policy()
 
     def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "-H", self.sock, *args], capture_output=True, text=True, check=check, **kw)
@@ -218,8 +225,10 @@ class PrivateDockerd:
         if os.path.exists("/sys/class/net/docker0"):
             subprocess.run(["ip", "link", "del", "docker0"], check=False)
         self._undo_iptables()
-        for table in _nft_tables() - self.before_tables:  # e.g. `table ip nat` that iptables-nft created
-            if "wharf" not in table:
+        if self.before_policy and _forward_policy() != self.before_policy:
+            subprocess.run(["iptables", "-P", "FORWARD", self.before_policy], check=False)
+        for table in _nft_tables() - self.before_tables:  # the tables iptables-nft created for dockerd
+            if table in ("table ip nat", "table ip filter"):
                 subprocess.run(["nft", "delete", *table.split()], check=False)
         subprocess.run(["umount", "-R", DOCKERD_DIR], capture_output=True)
         shutil.rmtree(DOCKERD_DIR, ignore_errors=True)
@@ -232,7 +241,8 @@ class PrivateDockerd:
                 table = ln[1:]
             elif ln.startswith(":DOCKER"):
                 chains.append((table, ln[1:].split()[0]))
-            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER"):
+            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER") \
+                    and ("DOCKER" in ln or "docker0" in ln):
                 subprocess.run(["iptables", "-t", table, "-D", *shlex.split(ln)[1:]], check=False)
         for table, chain in chains:
             subprocess.run(["iptables", "-t", table, "-F", chain], check=False)
