@@ -88,16 +88,15 @@ def measure(label: str, host: str, sink: int, closer: int) -> dict[str, float]:
     return {"mbs": mbs, "rate": rate}
 
 
-def interleaved(label: str, theirs: tuple[int, int], ours: tuple[int, int], rounds: int = 5
+def interleaved(label: str, theirs: tuple[int, int], ours: tuple[int, int], rounds: int = 6
                 ) -> tuple[dict[str, float], dict[str, float]]:
     """Theirs and ours (published (sink, closer) host ports on 127.0.0.1) measured in turns, so that both
     see the same load; medians."""
     samples: dict[str, list[float]] = {"tm": [], "tr": [], "om": [], "or": []}
-    for _ in range(rounds):
-        samples["tm"].append(throughput(("127.0.0.1", theirs[0]), 256 << 20))
-        samples["om"].append(throughput(("127.0.0.1", ours[0]), 256 << 20))
-        samples["tr"].append(conn_rate(("127.0.0.1", theirs[1]), 0.5))
-        samples["or"].append(conn_rate(("127.0.0.1", ours[1]), 0.5))
+    for i in range(rounds):
+        for who, ports in ((("t", theirs), ("o", ours)), (("o", ours), ("t", theirs)))[i % 2]:  # ABBA
+            samples[who + "m"].append(throughput(("127.0.0.1", ports[0]), 256 << 20))
+            samples[who + "r"].append(conn_rate(("127.0.0.1", ports[1]), 0.5))
     t = {"mbs": statistics.median(samples["tm"]), "rate": statistics.median(samples["tr"])}
     o = {"mbs": statistics.median(samples["om"]), "rate": statistics.median(samples["or"])}
     print(f"  127.0.0.1 via {label:<32} {t['mbs']:6.0f} MB/s {t['rate']:7.0f} conn/s;"
