@@ -524,3 +524,33 @@ def test_volumes_inspect_events_info_logs(host):
     assert out(host, "info", "--format", "json").strip().startswith("{")
     wharf(host, "volume", "rm", v)
     assert v not in out(host, "volume", "ls", "-q").split()
+
+
+def test_docker_cli_detach_leaves_a_tty_container_running(wharf_daemon, tmp_path):
+    """The docker CLI detaches client-side (Ctrl-P Ctrl-Q) and hangs up: wharf serve must end the attach
+    without closing the container's terminal."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker CLI is not installed (apt-get install docker.io)")
+    import pty
+
+    env = {**os.environ, "DOCKER_HOST": f"unix://{wharf_daemon}", "DOCKER_CONFIG": str(tmp_path / "dcfg")}
+    n = name()
+    subprocess.run([docker, "run", "-d", "-it", "--name", n, "--network", "none", "busybox", "sh"], env=env,
+                   check=True, capture_output=True)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(docker, [docker, "attach", n], env)
+    t = Term.__new__(Term)
+    t.pid, t.fd, t.buf = pid, fd, b""
+    try:
+        t.write(b"echo attach''ed\r")
+        t.read_until(b"attached")
+        t.write(b"\x10\x11")
+        t.exit_code()  # docker 28 says "read escape sequence" and exits 1
+        assert b"read escape sequence" in t.buf
+    finally:
+        t.close()
+    doc = json.loads(subprocess.run([docker, "inspect", n], env=env, check=True, capture_output=True).stdout)[0]
+    assert doc["State"]["Running"] is True
+    subprocess.run([docker, "rm", "-f", n], env=env, check=True, capture_output=True)
