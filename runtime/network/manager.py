@@ -396,6 +396,7 @@ class NetworkManager:
                 self._unpublish(rec)
                 defaults = {n["id"] for n in self.store.networks() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
+                self._reap_released()  # the records of veths the kernel has destroyed since
                 if rec["networks"]:
                     self.store.release_endpoint(container_id)
                 else:
