@@ -280,6 +280,7 @@ class TCPServer(_Threaded, socketserver.TCPServer):
 
     def get_request(self):
         sock, addr = super().get_request()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait on small stream writes
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr

@@ -96,3 +96,29 @@ def test_closing_the_server_ends_idle_workers(tmp_path):
     for w in workers:
         w.join(5)
         assert not w.is_alive()
+
+
+def test_tcp_connections_do_not_wait_for_nagle():
+    """Small stream writes (chunks, hijacked frames) go out at once: a delayed ACK would hold each ~40 ms."""
+    from runtime.api.server import TCPServer
+
+    router = Router()
+
+    @router.route("GET", r"/nodelay")
+    def nodelay(engine, req):
+        return {"nodelay": req.handler.connection.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)}
+
+    srv = TCPServer(("127.0.0.1", 0), make_handler(router, None))
+    t = threading.Thread(target=srv.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
+    t.start()
+    try:
+        with socket.create_connection(srv.server_address, timeout=10) as s:
+            s.sendall(b"GET /nodelay HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            out = b""
+            while chunk := s.recv(65536):
+                out += chunk
+        assert out.endswith(b'{"nodelay": 1}\n')
+    finally:
+        srv.shutdown()
+        srv.server_close()
+        t.join(5)
