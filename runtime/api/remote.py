@@ -469,16 +469,13 @@ class RemoteImages:
 
     def pull(self, ref: str, platform: str | None = None, progress=None) -> ImageInfo:
         for msg in self.c.messages("POST", "/images/create", {"fromImage": ref, "platform": platform},
-                                   what=f"pull {ref}"):
+                                   headers=_registry_auth(ref), what=f"pull {ref}"):
             if progress:
                 progress(msg)
         return self.inspect(ref)
 
     def push(self, ref: str, progress=None) -> None:
-        import base64
-
-        auth = base64.urlsafe_b64encode(b"{}").decode()
-        for msg in self.c.messages("POST", f"/images/{ref}/push", headers={"X-Registry-Auth": auth},
+        for msg in self.c.messages("POST", f"/images/{ref}/push", headers=_registry_auth(ref),
                                    what=f"push {ref}"):
             if progress:
                 progress(msg)
@@ -538,6 +535,87 @@ class RemoteImages:
     def remove(self, ref: str, force: bool = False) -> list[str]:
         rows = self.c.call("DELETE", f"/images/{ref}", {"force": int(force)}, what=f"remove image {ref}") or []
         return [f"{k}: {v}" for r in rows for k, v in r.items()]
+
+    # ---------------------------------------------------------- the CLI's other image verbs
+
+    def summaries(self, filters: Filters | None = None) -> list[dict[str, Any]]:
+        """GET /images/json as the engine sends it (ImageSummary items)."""
+        return self.c.call("GET", "/images/json", {"filters": json.dumps(filters or {})}, what="images") or []
+
+    def inspect_doc(self, ref: str) -> dict[str, Any]:
+        return self.c.call("GET", f"/images/{ref}/json", what=f"image inspect {ref}")
+
+    def history(self, ref: str) -> list[dict[str, Any]]:
+        return self.c.call("GET", f"/images/{ref}/history", what=f"history {ref}") or []
+
+    def prune(self, all: bool = False, filters: Filters | None = None) -> tuple[list[str], int]:
+        """POST /images/prune: ("Untagged: x" / "Deleted: y" lines, bytes reclaimed)."""
+        f = dict(filters or {})
+        if all:
+            f["dangling"] = ["false"]
+        r = self.c.call("POST", "/images/prune", {"filters": json.dumps(f)}, what="image prune") or {}
+        lines = [f"{k}: {v}" for d in r.get("ImagesDeleted") or [] for k, v in d.items()]
+        return lines, int(r.get("SpaceReclaimed") or 0)
+
+    def save(self, names: list[str]) -> http.client.HTTPResponse:
+        """GET /images/get: a docker-archive tar stream of the images."""
+        return self.c.open("GET", "/images/get", {"names": names}, stream=True, what="save")
+
+    def load(self, tar: Any, quiet: bool = False) -> list[str]:
+        """POST /images/load of a tar (a readable file): the engine's "Loaded image: ..." lines."""
+        out = []
+        for m in self.c.messages("POST", "/images/load", {"quiet": int(quiet)}, body=tar,
+                                 headers={"Content-Type": "application/x-tar"}, what="load"):
+            if isinstance(m.get("stream"), str) and m["stream"].strip():
+                out.append(m["stream"].strip())
+        return out
+
+    def import_(self, tar: Any, repository: str | None = None, changes: list[str] | None = None,
+                message: str = "", platform: str | None = None) -> str:
+        """POST /images/create?fromSrc=- with the tar as the body: the new image's id."""
+        repo, tag = repository or None, None
+        if repository and ":" in repository.rsplit("/", 1)[-1]:
+            repo, _, tag = repository.rpartition(":")
+        q = {"fromSrc": "-", "repo": repo, "tag": tag, "message": message or None, "platform": platform,
+             "changes": list(changes or []) or None}
+        image_id = ""
+        for m in self.c.messages("POST", "/images/create", q, body=tar,
+                                 headers={"Content-Type": "application/x-tar"}, what="import"):
+            if isinstance(m.get("status"), str) and m["status"].startswith("sha256:"):
+                image_id = m["status"].strip()
+        if not image_id:
+            raise RuntimeFailure("import: the engine did not report the image it made")
+        return image_id
+
+    def search(self, term: str, limit: int = 25) -> list[str]:
+        rows = self.c.call("GET", "/images/search", {"term": term, "limit": limit}, what=f"search {term}") or []
+        return [r.get("name", "") for r in rows]
+
+
+def _registry_auth(ref: str) -> dict[str, str]:
+    """X-Registry-Auth for `ref`'s registry from the local credential store (what `wharf login`
+    keeps), as the docker CLI sends it; an empty object when there are none."""
+    import base64
+
+    from runtime.images.reference import parse
+    from runtime.registry import credentials
+
+    doc: dict[str, str] = {}
+    try:
+        domain = parse(ref).domain
+        creds = credentials.get(domain)
+    except WharfError:  # a bad reference or config.json: the engine says what is wrong with the call
+        creds = None
+    if creds:
+        doc = {"username": creds[0], "password": creds[1], "serveraddress": domain}
+    return {"X-Registry-Auth": base64.urlsafe_b64encode(json.dumps(doc).encode()).decode()}
+
+
+def auth(c: Client, server: str | None, user: str, password: str) -> str:
+    """POST /auth: the engine checks the credentials against the registry; its status line."""
+    r = c.call("POST", "/auth", body={"username": user, "password": password, "serveraddress": server or ""},
+               what="login") or {}
+    return r.get("Status") or "Login Succeeded"
 
 
 class RemoteNetworks:

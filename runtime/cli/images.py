@@ -1,6 +1,8 @@
 """`wharf` verbs for images (docker-like): images, tag, rmi, history, save, load, import, image ...
 
-Everything here works on the embedded ImageStore (WHARF_ROOT/images).
+They work on the embedded ImageStore (WHARF_ROOT/images), or with `--host` / WHARF_HOST /
+DOCKER_HOST on that engine's images through the Engine API (as the docker CLI does), printed
+by the same renderers.
 """
 
 from __future__ import annotations
@@ -14,14 +16,41 @@ from runtime.errors import InvalidArgument, WharfError
 
 
 def _store():
-    import os
-
     from runtime.images.store import ImageStore
 
-    if os.environ.get("WHARF_HOST"):
-        raise InvalidArgument("the image verbs work on the embedded engine's image store",
-                              hint="run them without --host / WHARF_HOST")
     return ImageStore()
+
+
+def _remote():
+    """The RemoteImages of the selected engine API, or None for the embedded store."""
+    from runtime.cli.remote_verbs import remote
+
+    if not remote():
+        return None
+    from runtime.cli.remote_verbs import engine
+
+    return engine().images
+
+
+class _Summary:
+    """An Engine API ImageSummary with the attributes views.rows reads from a store Image."""
+
+    def __init__(self, d: dict) -> None:
+        self.id = d.get("Id") or ""
+        self.repo_tags = [t for t in d.get("RepoTags") or [] if t != "<none>:<none>"]
+        self.repo_digests = [t for t in d.get("RepoDigests") or [] if t != "<none>@<none>"]
+        self.created = _iso(d.get("Created"))
+        self.size = int(d.get("Size") or 0)
+        self.short_id = self.id.removeprefix("sha256:")[:12]
+
+
+def _iso(t) -> str:
+    """An API time (Unix seconds, or already a string) as the store's RFC 3339 text."""
+    import datetime as dt
+
+    if isinstance(t, int | float) and t > 0:
+        return dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z")
+    return t if isinstance(t, str) else ""
 
 
 def _emit(action: str, image_id: str, name: str = "") -> None:
@@ -91,9 +120,13 @@ def images(repository: str = typer.Argument(None, help="Show only this REPOSITOR
     filters = parse_filters(filter)
     if repository:
         filters.setdefault("reference", []).append(repository)
-    store = _store()
-    imgs = store.list()
-    selected = [i for i in imgs if matches(i, filters, store_images=imgs)]
+    rimages = _remote()
+    if rimages is not None:
+        selected = [_Summary(d) for d in rimages.summaries(filters)]
+    else:
+        store = _store()
+        imgs = store.list()
+        selected = [i for i in imgs if matches(i, filters, store_images=imgs)]
     if quiet:
         seen: list[str] = []
         for i in selected:
@@ -124,6 +157,10 @@ def tag(source: str = typer.Argument(..., help="SOURCE_IMAGE[:TAG]"),
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
     from runtime.images.reference import familiar
 
+    rimages = _remote()
+    if rimages is not None:
+        rimages.tag(source, target)
+        return
     store = _store()
     store.tag(source, target)
     _emit("tag", store.resolve(target).id, familiar(target))
@@ -133,10 +170,15 @@ def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
         force: bool = typer.Option(False, "-f", "--force", help="Force removal of the image."),
         no_prune: bool = typer.Option(False, "--no-prune", help="Accepted for compatibility.")) -> None:
     """Remove one or more images."""
-    store = _store()
+    rimages = _remote()
+    store = _store() if rimages is None else None
     failed: WharfError | None = None
     for ref in images:
         try:
+            if rimages is not None:
+                for line in rimages.remove(ref, force=force):
+                    typer.echo(line)
+                continue
             image_id = store.resolve(ref).id
             lines = store.remove(ref, force=force)
             for line in lines:
@@ -158,8 +200,14 @@ def history(image: str,
     """Show the history of an image."""
     from runtime.images import views
 
-    store = _store()
-    rows = views.history(store, store.resolve(image))
+    rimages = _remote()
+    if rimages is not None:
+        rows = [{**r, "Created": _iso(r.get("Created")), "Comment": r.get("Comment") or "",
+                 "CreatedBy": r.get("CreatedBy") or "", "Size": int(r.get("Size") or 0)}
+                for r in rimages.history(image)]
+    else:
+        store = _store()
+        rows = views.history(store, store.resolve(image))
     if quiet:
         for r in rows:
             typer.echo(r["Id"] if no_trunc or r["Id"] == "<missing>" else _trunc(r["Id"], False))
@@ -182,11 +230,12 @@ def inspect(images: list[str] = typer.Argument(..., help="IMAGE..."),
     """Display detailed information on one or more images."""
     from runtime.images import views
 
-    store = _store()
+    rimages = _remote()
+    store = _store() if rimages is None else None
     docs, failed = [], None
     for r in images:
         try:
-            docs.append(views.inspect(store, store.resolve(r)))
+            docs.append(rimages.inspect_doc(r) if rimages is not None else views.inspect(store, store.resolve(r)))
         except WharfError as e:
             failed = e
     if format and format != "json":
@@ -209,7 +258,8 @@ def prune(all: bool = typer.Option(False, "-a", "--all", help="Remove all unused
         what = "all images without at least one container associated to them" if all else "all dangling images"
         if not typer.confirm(f"WARNING! This will remove {what}.\nAre you sure you want to continue?"):
             raise typer.Exit(0)
-    deleted, reclaimed = _store().prune(all=all, filters=filters)
+    rimages = _remote()
+    deleted, reclaimed = (rimages or _store()).prune(all=all, filters=filters)
     if deleted:
         typer.echo("Deleted Images:")
         for line in deleted:
@@ -224,22 +274,38 @@ def save(images: list[str] = typer.Argument(..., help="IMAGE..."),
     """Save one or more images to a tar archive (streamed to STDOUT by default)."""
     import os
 
-    from runtime.images.archive import save as save_images
+    rimages = _remote()
+    if rimages is not None and format != "docker":
+        raise InvalidArgument(f"--format {format} needs the embedded engine: the Engine API saves docker archives",
+                              hint="drop --format, or run it without --host")
+    if not output and sys.stdout.isatty():
+        raise InvalidArgument("cowardly refusing to save to a terminal", hint="use the -o flag or redirect")
 
-    store = _store()
+    def write(f) -> None:
+        if rimages is None:
+            from runtime.images.archive import save as save_images
+
+            save_images(_store(), images, f, format)
+            return
+        import shutil
+
+        resp = rimages.save(images)
+        try:
+            shutil.copyfileobj(resp, f, 1 << 16)
+        finally:
+            resp.close()
+
     if output:
         tmp = f"{output}.tmp-{os.getpid()}"
         try:
             with open(tmp, "wb") as f:
-                save_images(store, images, f, format)
+                write(f)
             os.replace(tmp, output)
         finally:
             if os.path.exists(tmp):
                 os.unlink(tmp)
         return
-    if sys.stdout.isatty():
-        raise InvalidArgument("cowardly refusing to save to a terminal", hint="use the -o flag or redirect")
-    save_images(store, images, sys.stdout.buffer, format)
+    write(sys.stdout.buffer)
     sys.stdout.buffer.flush()
 
 
@@ -252,10 +318,19 @@ def load(input: str = typer.Option(None, "-i", "--input", help="Read from a tar 
     if not input and sys.stdin.isatty():
         raise InvalidArgument("requested load from stdin, but stdin is empty", hint="use -i FILE or redirect")
     f, close = open_input(input, sys.stdin.buffer)
+    rimages = _remote()
     try:
-        msgs = load_images(_store(), f, input or "stdin")
+        if rimages is not None:
+            msgs = rimages.load(f)
+        else:
+            msgs = load_images(_store(), f, input or "stdin")
     finally:
         close()
+    if rimages is not None:
+        if not quiet:
+            for m in msgs:
+                typer.echo(m)
+        return
     for m in msgs:
         if not quiet:
             typer.echo(m)
@@ -272,7 +347,11 @@ def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zst
     from runtime.images.archive import import_tar, open_input
 
     f, close = open_input(file, sys.stdin.buffer)
+    rimages = _remote()
     try:
+        if rimages is not None:
+            typer.echo(rimages.import_(f, repository, change, message, platform))
+            return
         img = import_tar(_store(), f, repository, change, message, "-" if file == "-" else file, platform)
     finally:
         close()
@@ -289,6 +368,9 @@ def bootstrap(kind: str = typer.Argument(..., help="busybox or debian"),
     """Build an offline base image: busybox (host's busybox-static) or debian (debootstrap minbase)."""
     from runtime.images import bootstrap as bs
 
+    if _remote() is not None:
+        raise InvalidArgument("image bootstrap builds into the embedded engine's store, not through --host",
+                              hint="bootstrap without --host, then `wharf save IMAGE | wharf --host URL load`")
     store = _store()
     if kind == "busybox":
         img = bs.bootstrap_busybox(store, tag or "busybox:latest")

@@ -140,7 +140,17 @@ def login(
         password = typer.prompt("Password", hide_input=True)
     elif not password_stdin:
         print("WARNING! Using --password via the CLI is insecure. Use --password-stdin.", file=sys.stderr)
-    path = do_login(server, username, password)
+    from runtime.cli.remote_verbs import engine, remote
+
+    if remote():  # as the docker CLI: the engine checks them (POST /auth), this side keeps them
+        from runtime.api.remote import auth
+        from runtime.registry import credentials
+        from runtime.registry.client import server_domain
+
+        auth(engine().client, server, username, password)
+        path = credentials.store(server_domain(server), username, password)
+    else:
+        path = do_login(server, username, password)
     print(f"Login Succeeded (credentials saved in {path})")
 
 
@@ -164,9 +174,14 @@ def search(
     """Search a registry's catalog for repositories."""
     import json
 
-    from runtime.registry.client import search as do_search
+    from runtime.cli.remote_verbs import engine, remote
 
-    names = do_search(term, limit)
+    if remote():
+        names = engine().images.search(term, limit)
+    else:
+        from runtime.registry.client import search as do_search
+
+        names = do_search(term, limit)
     if fmt == "json":
         print(json.dumps([{"Name": n} for n in names]))
         return

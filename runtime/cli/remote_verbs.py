@@ -25,6 +25,18 @@ def _engine():
     return RemoteEngine(os.environ.get("WHARF_HOST") or os.environ["DOCKER_HOST"])
 
 
+def engine():
+    """The RemoteEngine that --host / WHARF_HOST / DOCKER_HOST names."""
+    return _engine()
+
+
+def local_only(verb: str, why: str) -> None:
+    """Refuse a verb that cannot go through an engine API when one is selected (one line, exit 1)."""
+    if remote():
+        raise InvalidArgument(f"`wharf {verb}` {why}; it cannot work through --host / WHARF_HOST / DOCKER_HOST",
+                              hint="run it without --host (and with WHARF_HOST and DOCKER_HOST unset)")
+
+
 def _run_error(e: WharfError) -> WharfError:
     if e.exit_code == 1:
         e.exit_code = 125
@@ -412,6 +424,16 @@ def volumes():
 
 def info() -> dict[str, Any]:
     return _engine().info()
+
+
+def disk_usage() -> dict[str, Any]:
+    """GET /system/df in the shape runtime.containers.sysinfo.disk_usage gives (`wharf system df`)."""
+    d = _engine().client.call("GET", "/system/df", what="system df") or {}
+    return {"Containers": [{"Id": c.get("Id", ""), "Names": c.get("Names") or [], "SizeRw": int(c.get("SizeRw") or 0)}
+                           for c in d.get("Containers") or []],
+            "Volumes": [{"Name": v.get("Name", ""), "UsageData": {"Size": max(0, int(
+                (v.get("UsageData") or {}).get("Size") or 0))}} for v in d.get("Volumes") or []],
+            "ImagesSize": int(d.get("LayersSize") or 0)}
 
 
 def events(since: float | None, until: float | None, filters: dict[str, list[str]]):

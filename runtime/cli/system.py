@@ -10,16 +10,24 @@ import typer
 def register(app: typer.Typer) -> None:
     @app.command()
     def version(format: str = typer.Option(None, "-f", "--format")) -> None:
-        """Show the Wharf version."""
+        """Show the Wharf version (and, with --host, the engine's)."""
         import platform
 
         from runtime import __version__
+        from runtime.cli import remote_verbs
 
+        server = remote_verbs.engine().client.call("GET", "/version", what="version") if remote_verbs.remote() \
+            else None
         if format == "json":
-            typer.echo(json.dumps({"Version": __version__, "GoVersion": "python" + platform.python_version(),
-                                   "Os": "linux", "Arch": platform.machine()}))
+            doc = {"Version": __version__, "GoVersion": "python" + platform.python_version(), "Os": "linux",
+                   "Arch": platform.machine()}
+            typer.echo(json.dumps({**doc, "Server": server} if server is not None else doc))
             return
         typer.echo(f"Wharf {__version__} (python {platform.python_version()}, {platform.machine()})")
+        if server is not None:
+            name = ((server.get("Platform") or {}).get("Name") or "Engine").strip()
+            typer.echo(f"Server: {name} {server.get('Version', '?')} (API {server.get('ApiVersion', '?')}, "
+                       f"{server.get('Os', '?')}/{server.get('Arch', '?')}) at {remote_verbs.engine().host}")
 
     @app.command()
     def info(format: str = typer.Option(None, "-f", "--format")) -> None:
@@ -66,10 +74,15 @@ def register(app: typer.Typer) -> None:
     @system_app.command("df")
     def df(format: str = typer.Option(None, "--format")) -> None:
         """Show disk usage."""
-        from runtime.containers.sysinfo import disk_usage
-        from runtime.local_engine import LocalEngine
+        from runtime.cli import remote_verbs
 
-        data = disk_usage(LocalEngine())
+        if remote_verbs.remote():
+            data = remote_verbs.disk_usage()
+        else:
+            from runtime.containers.sysinfo import disk_usage
+            from runtime.local_engine import LocalEngine
+
+            data = disk_usage(LocalEngine())
         if format == "json":
             typer.echo(json.dumps(data))
             return
