@@ -86,7 +86,8 @@ class Executor:
         state: dict[int, str] = {}  # pending | running | done | failed | skipped
         errors: dict[int, str] = {}
         futures: dict[Any, int] = {}
-        with ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="wharf-apply") as pool:
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="wharf-apply")
+        try:
             while True:
                 for i, op in enumerate(ops):
                     if i in state:
@@ -119,6 +120,13 @@ class Executor:
                         continue
                     result.failed.append((ops[i], errors[i]))
                     self.reporter.fail(ops[i], errors[i])
+        except KeyboardInterrupt:
+            # Ctrl-C: start nothing more, let the operations under way finish (an operation is
+            # never left half done by us), then stop
+            pool.shutdown(wait=True, cancel_futures=True)
+            raise
+        finally:
+            pool.shutdown(wait=True)
         return result
 
     def _timed(self, op: Operation) -> float:
@@ -183,7 +191,36 @@ class Executor:
         self.wait_dependencies(svc)
         self._write_inline_files(svc)
         spec = svc.spec_for(self.d.project, replica, self._image_id(svc), name)
-        return self.engine.containers.create(spec).id
+        try:
+            return self.engine.containers.create(spec).id
+        except Conflict as e:
+            self._clear_name(spec.name, svc, e)
+            return self.engine.containers.create(spec).id
+
+    def _clear_name(self, name: str, svc: DesiredService, error: Conflict, keep: str = "") -> None:
+        """A create/rename found `name` taken: a leftover of this service that the plan did not
+        see (an interrupted or concurrent recreate) is removed so that the retry takes the name;
+        anything else is a conflict the user settles."""
+        if "already in use" not in str(error):
+            raise error
+        try:
+            other = self.engine.containers.inspect(name)
+        except NotFound:
+            raise Conflict(f"container name {name} is reserved by the engine for a container it cannot find",
+                           hint=f"remove the stale name (`wharf rm -f {name}`), then apply again") from None
+        lab = other.labels or {}
+        if other.id == keep or lab.get(L.PROJECT) != self.d.project or lab.get(L.SERVICE) != svc.name:
+            raise Conflict(f"container name {name} is taken by container {other.id[:12]}, which is not a "
+                           f"replica of service {svc.name} of project {self.d.project}",
+                           hint=f"remove or rename that container (`wharf rm -f {name}`), or set container_name")
+        self.engine.containers.remove(other.id, force=True)
+
+    def _rename(self, cid: str, name: str, svc: DesiredService) -> None:
+        try:
+            self.engine.containers.rename(cid, name)
+        except Conflict as e:
+            self._clear_name(name, svc, e, keep=cid)
+            self.engine.containers.rename(cid, name)
 
     def _start(self, cid: str) -> None:
         self.engine.containers.start(cid)
@@ -205,7 +242,7 @@ class Executor:
             self.engine.containers.remove(op.target, force=True)
         except NotFound:
             pass
-        self.engine.containers.rename(new, name)
+        self._rename(new, name, svc)
         self._start(new)
         hc = svc.template.healthcheck
         if svc.rolling and hc and hc.test[:1] != ["NONE"]:  # a rolling update goes on once this one is healthy
@@ -232,7 +269,8 @@ class Executor:
         self.engine.containers.restart(op.target, timeout=svc.stop_timeout)
 
     def _op_rename(self, op: Operation) -> None:
-        self.engine.containers.rename(op.target, self._svc(op).container_name_for(self.d.project, op.replica))
+        svc = self._svc(op)
+        self._rename(op.target, svc.container_name_for(self.d.project, op.replica), svc)
 
     def _op_connect(self, op: Operation) -> None:
         net = op.resource.split("@", 1)[1]

@@ -11,6 +11,7 @@ from runtime.errors import Conflict, InvalidArgument, NotFound
 
 from .apply import ApplyResult, Executor, Reporter, wait_converged
 from .desired import Desired, build_desired
+from .lock import project_lock, say_waiting
 from .observe import Observed, observe
 from .plan import Operation, Plan, plan
 
@@ -41,7 +42,15 @@ def diff(engine: Any, target: Target, prune: bool = False) -> tuple[Plan, Observ
 
 def apply(engine: Any, target: Target, *, prune: bool = False, timeout: float = 300.0, wait: bool = False,
           reporter: Reporter | None = None, workers: int = 4, saved: Plan | None = None) -> tuple[Plan, ApplyResult]:
-    """Converge; with `saved`, execute exactly that plan (refusing if the state moved)."""
+    """Converge; with `saved`, execute exactly that plan (refusing if the state moved).
+    Holds the project's lock (reconciler/lock.py) from observing to the last operation."""
+    with project_lock(target.desired.project, say_waiting(target.desired.project)):
+        return _apply(engine, target, prune=prune, timeout=timeout, wait=wait, reporter=reporter, workers=workers,
+                      saved=saved)
+
+
+def _apply(engine: Any, target: Target, *, prune: bool, timeout: float, wait: bool, reporter: Reporter | None,
+           workers: int, saved: Plan | None) -> tuple[Plan, ApplyResult]:
     if saved is not None:
         obs = observe(engine, target.desired)
         if obs.fingerprint() != saved.fingerprint:
@@ -70,7 +79,14 @@ def apply(engine: Any, target: Target, *, prune: bool = False, timeout: float = 
 def down(engine: Any, desired: Desired, *, volumes: bool = False, remove_orphans: bool = False,
          timeout: int | None = None, reporter: Reporter | None = None, workers: int = 4) -> ApplyResult:
     """Remove the project's containers (all of them with remove_orphans), its networks and,
-    with volumes, its named volumes — only objects carrying the project label."""
+    with volumes, its named volumes — only objects carrying the project label, whatever their
+    names (the temporary name of an interrupted recreate too)."""
+    with project_lock(desired.project, say_waiting(desired.project)):
+        return _down(engine, desired, volumes, remove_orphans, timeout, reporter, workers)
+
+
+def _down(engine: Any, desired: Desired, volumes: bool, remove_orphans: bool, timeout: int | None,
+          reporter: Reporter | None, workers: int) -> ApplyResult:
     obs = observe(engine, desired, images=False)
     ops: list[Operation] = []
     for c in sorted(obs.containers, key=lambda c: (c.service, c.replica, c.name)):
