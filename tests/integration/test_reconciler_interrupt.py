@@ -31,6 +31,13 @@ services:
     command: ["sleep", "100000"]
     stop_grace_period: 0s
 """
+
+
+@pytest.fixture
+def eng(base_engine):  # noqa: F811 - base_engine is the e2e module's fixture
+    return base_engine
+
+
 STEPS = ("create", "stop", "remove", "rename", "start")
 
 
@@ -90,8 +97,8 @@ def _converged(engine, name: str, f: Path) -> None:
 
 
 @pytest.mark.parametrize("step", STEPS[:4])
-def test_recreate_interrupted_then_apply_and_down_converge(base_engine, tmp_path: Path, step: str) -> None:
-    engine = base_engine
+def test_recreate_interrupted_then_apply_and_down_converge(eng, tmp_path: Path, step: str) -> None:
+    engine = eng
     name = "ir" + secrets.token_hex(3)
     f = tmp_path / "compose.yaml"
     f.write_text(STACK.format(name=name))
@@ -117,10 +124,10 @@ def test_recreate_interrupted_then_apply_and_down_converge(base_engine, tmp_path
     assert project_objects(engine, name) == ([], [], [])
 
 
-def test_down_waits_for_a_running_apply(base_engine, tmp_path: Path) -> None:
+def test_down_waits_for_a_running_apply(eng, tmp_path: Path) -> None:
     from reconciler.lock import project_lock
 
-    engine = base_engine
+    engine = eng
     name = "lk" + secrets.token_hex(3)
     f = tmp_path / "compose.yaml"
     f.write_text(STACK.format(name=name))
@@ -154,10 +161,10 @@ def test_down_waits_for_a_running_apply(base_engine, tmp_path: Path) -> None:
         wharf("down", "-v", "-f", str(f), "-t", "0")
 
 
-def test_wanted_name_held_by_a_foreign_container_is_a_clear_conflict(base_engine, tmp_path: Path) -> None:
+def test_wanted_name_held_by_a_foreign_container_is_a_clear_conflict(eng, tmp_path: Path) -> None:
     from runtime.engine import ContainerSpec
 
-    engine = base_engine
+    engine = eng
     name = "fc" + secrets.token_hex(3)
     f = tmp_path / "compose.yaml"
     f.write_text(STACK.format(name=name))
