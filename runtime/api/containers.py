@@ -14,7 +14,7 @@ from runtime.api.router import router
 from runtime.api.system import SETTINGS, client_gone_probe, client_hung_up_probe
 from runtime.api.tarstream import produce, spool_tar
 from runtime.containers import stream as frames
-from runtime.errors import Conflict, InvalidArgument, NotFound
+from runtime.errors import Conflict, InvalidArgument, NotFound, WharfError
 
 ID = r"/containers/(?P<id>[^/]+)"
 RUNNING = ("running", "paused", "restarting")
@@ -177,24 +177,36 @@ def wait(engine, req: Request) -> Stream:
                 code = cs.inspect(cid).state.exit_code
             except NotFound:
                 code = 0
-        if condition == "removed" and s is not None:
-            _wait_removed(cs, cid, gone)
-        yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
+        error = _wait_removed(cs, cid, gone) if condition == "removed" and s is not None else None
+        yield json.dumps({"StatusCode": code, "Error": {"Message": error} if error else None}).encode() + b"\n"
 
     return Stream(gen())
 
 
-def _wait_removed(cs, cid: str, gone) -> None:
+def _wait_removed(cs, cid: str, gone) -> str | None:
     """Until the container's directory is gone (or the client is). The shim runs the --rm cleanup
-    in its own pid: its exit is the moment to look again, no polling interval late."""
+    in its own pid: its exit is the moment to look again, no polling interval late. A --rm
+    container its cleanup left behind is removed here; the error, if that fails too, is returned."""
     from runtime.containers.store import shim_alive, wait_pid_exit
 
+    retried = False
     while cs.store.dir(cid).exists() and not gone():
         st = cs.store.load_state(cid)
         if shim_alive(st):
             wait_pid_exit(st["shim_pid"], 0.5)
-        else:
-            time.sleep(0.02)
+            continue
+        if not retried and st.get("status") in ("exited", "dead"):
+            retried = True
+            try:
+                if cs.store.load(cid)["spec"].get("auto_remove"):
+                    cs.remove(cid, force=True, volumes=True)
+                    continue
+            except NotFound:
+                return None
+            except WharfError as e:
+                return f"removal of container {cid[:12]} failed: {e.message}"
+        time.sleep(0.02)
+    return None
 
 
 # ---------------------------------------------------------------- logs and attach

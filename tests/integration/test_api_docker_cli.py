@@ -185,8 +185,13 @@ def test_push_and_pull_with_a_loopback_registry(docker, tmp_path):
 
 
 def test_top_stats_pause_rename_diff_export_prune(docker, tmp_path):
+    import time
+
     docker("run", "-d", "--name", "apim", "--network", "none", "busybox", "sh", "-c", "touch /made; exec sleep 60")
-    assert b"sleep 60" in docker("top", "apim").stdout
+    deadline = time.monotonic() + 10  # `sh` may not have exec'ed sleep yet when run -d returns
+    while b"sleep 60" not in (top := docker("top", "apim").stdout) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert b"sleep 60" in top
     stats = json.loads(docker("stats", "--no-stream", "--format", "{{json .}}", "apim").stdout)
     assert stats["Name"] == "apim"
     docker("pause", "apim")
