@@ -84,8 +84,15 @@ def register(app: typer.Typer) -> None:
     def inspect(names: list[str], format: str = typer.Option(None, "-f", "--format")) -> int:
         """Display detailed information on one or more networks."""
         from runtime.cli.containers import _print_docs
+        from runtime.cli.remote_verbs import inspect_docs, remote
         from runtime.errors import NotFound
 
+        if remote():  # the engine's own JSON (container names, endpoint ids), as `docker network inspect`
+            docs, missing = inspect_docs(names, "network")
+            for name in missing:
+                print(f"wharf: error: no such network: {name}", file=sys.stderr)
+            _print_docs(docs, format)
+            return 1 if missing else 0
         docs, rc = [], 0
         nets = _networks()
         for name in names:

@@ -44,6 +44,12 @@ def register(app: typer.Typer) -> None:
 
         from runtime.api.daemon import Options, load_config, run
 
+        if os.environ.get("WHARF_HOST"):  # `wharf --host URL serve`: the daemon is not a client of an engine
+            from runtime.errors import InvalidArgument
+
+            raise InvalidArgument("`wharf serve` is the engine API itself; --host / WHARF_HOST selects an engine to "
+                                  "use, not where to listen", hint="unset WHARF_HOST; listen with `wharf serve -H URL`")
+
         opts = Options(hosts=list(host), tls=tls or tlsverify, tlsverify=tlsverify, tlscacert=tlscacert,
                        tlscert=tlscert, tlskey=tlskey, group=group, data_root=data_root, exec_root=exec_root,
                        pidfile=pidfile, debug=debug, bip=bip, fixed_cidr=fixed_cidr, mtu=mtu, dns=list(dns),
