@@ -12,14 +12,8 @@ from typing import Any
 import typer
 
 from . import verbs
-from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT, ProjectOptions
+from .options import PARALLEL, PROGRESS, PRUNE, TIMEOUT, WAIT, ProjectOptions, project_command
 from .project import load_target
-
-PRUNE = typer.Option(False, "--prune", help="Remove project-labelled objects that are no longer in the spec.")
-TIMEOUT = typer.Option(300.0, "--timeout", help="Seconds to wait for dependencies and --wait.")
-WAIT = typer.Option(False, "--wait", help="Wait until every service is running/healthy (one-shots: exited 0).")
-PARALLEL = typer.Option(4, "--parallel", help="Operations run at the same time.")
-PROGRESS = typer.Option("auto", "--progress", help="auto, rich or plain")
 
 
 def _target(opts: ProjectOptions) -> Any:
@@ -41,14 +35,14 @@ def register(app) -> None:
     """Add the reconciler's verbs to the `wharf` typer app."""
 
     @app.command("config")
+    @project_command
     def config_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        opts: ProjectOptions,
         format: str = typer.Option("yaml", "--format", help="yaml or json"),
         services: bool = typer.Option(False, "--services", help="Print only the service names."),
     ) -> None:
         """Validate the compose file(s) and print the resolved spec."""
-        loaded = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file).load()
+        loaded = opts.load()
         from reconciler.spec.render import render_project
 
         if services:
@@ -57,43 +51,41 @@ def register(app) -> None:
         typer.echo(render_project(loaded.project, format), nl=False)
 
     @app.command("diff")
+    @project_command
     def diff_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        opts: ProjectOptions, prune: bool = PRUNE,
         format: str = typer.Option("text", "--format", help="text or json"),
         out: str = typer.Option(None, "--out", "-o", help="Save the plan to apply it later: wharf apply FILE."),
     ) -> None:
         """Show what apply would do (exit 0: nothing to do, 2: changes, 1: error)."""
-        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
         raise typer.Exit(verbs.run_diff(opts, lambda: _engine(), _target, prune, format, out))
 
     @app.command("apply")
+    @project_command
     def apply_cmd(
+        opts: ProjectOptions,
         plan_file: str = typer.Argument(None, metavar="[PLAN.json]", help="A plan saved by `wharf diff -o`."),
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        prune: bool = PRUNE,
         timeout: float = TIMEOUT, wait: bool = WAIT, parallel: int = PARALLEL, progress: str = PROGRESS,
     ) -> int:
         """Make the machine match the compose file (or exactly a saved plan)."""
-        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
         return run_apply(opts, plan_file, prune, timeout, wait, parallel, progress)
 
     @app.command("up")
+    @project_command
     def up_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        opts: ProjectOptions,
         detach: bool = typer.Option(True, "--detach", "-d", help="Always detached (see `wharf stack logs`)."),
         remove_orphans: bool = typer.Option(False, "--remove-orphans", help="Same as apply --prune."),
         timeout: float = TIMEOUT, wait: bool = WAIT, parallel: int = PARALLEL, progress: str = PROGRESS,
     ) -> int:
         """compose-style alias of apply (`up -d`)."""
-        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
         return run_apply(opts, None, remove_orphans, timeout, wait, parallel, progress)
 
     @app.command("down")
+    @project_command
     def down_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        opts: ProjectOptions,
         volumes: bool = typer.Option(False, "--volumes", "-v", help="Also remove the project's named volumes."),
         remove_orphans: bool = typer.Option(False, "--remove-orphans",
                                             help="Also remove containers of services not in the file."),
@@ -101,13 +93,12 @@ def register(app) -> None:
         parallel: int = PARALLEL, progress: str = PROGRESS,
     ) -> None:
         """Stop and remove the project's containers and networks (-v: volumes too)."""
-        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
         verbs.run_down(opts, lambda: _engine(), _target, volumes, remove_orphans, timeout, parallel, progress)
 
-    def status(files, project_name, profile, ignore_unsupported, env_file, format) -> None:
+    def status(opts: ProjectOptions, format: str) -> None:
         from .render import print_status, status_rows
 
-        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        target = _target(opts)
         rows = status_rows(_engine(), target.desired)
         if format == "json":
             typer.echo(json.dumps(rows, indent=2))
@@ -115,30 +106,30 @@ def register(app) -> None:
             print_status(rows, target.desired.project)
 
     @app.command("status")
+    @project_command
     def status_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        opts: ProjectOptions,
         format: str = typer.Option("table", "--format", help="table or json"),
     ) -> None:
         """Per service: replicas running/desired, health, published ports."""
-        status(files, project_name, profile, ignore_unsupported, env_file, format)
+        status(opts, format)
 
     stack = typer.Typer(help="Project views: ps, logs.", no_args_is_help=True)
 
     @stack.command("ps")
+    @project_command
     def stack_ps(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
+        opts: ProjectOptions,
         format: str = typer.Option("table", "--format", help="table or json"),
     ) -> None:
         """Same as `wharf status`."""
-        status(files, project_name, profile, ignore_unsupported, env_file, format)
+        status(opts, format)
 
     @stack.command("logs")
+    @project_command
     def stack_logs(
+        opts: ProjectOptions,
         services: list[str] = typer.Argument(None, help="Services (default: all)."),
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE,
         follow: bool = typer.Option(False, "--follow", help="Keep following (-f is the compose file here)."),
         tail: int = typer.Option(None, "--tail", "-n", help="Lines from the end of each log."),
         timestamps: bool = typer.Option(False, "--timestamps", "-t"),
@@ -146,15 +137,15 @@ def register(app) -> None:
         """The logs of every replica of the services, each line prefixed `service-N |`."""
         from reconciler.logs import service_logs
 
-        target = _target(ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file))
+        target = _target(opts)
         service_logs(_engine(), target.desired, services or [], follow=follow, tail=tail, timestamps=timestamps)
 
     app.add_typer(stack, name="stack")
 
     @app.command("watch")
+    @project_command
     def watch_cmd(
-        files: list[str] = FILES, project_name: str = PROJECT, profile: list[str] = PROFILES,
-        ignore_unsupported: bool = IGNORE, env_file: str = ENV_FILE, prune: bool = PRUNE,
+        opts: ProjectOptions, prune: bool = PRUNE,
         interval: float = typer.Option(10.0, "--interval", help="Seconds between drift checks (0: never)."),
         debounce: float = typer.Option(0.3, "--debounce", help="Quiet time after a save before re-planning."),
         timeout: float = TIMEOUT, parallel: int = PARALLEL,
@@ -162,6 +153,5 @@ def register(app) -> None:
         """Apply, then keep the stack matched as the files (or the machine) change. Ctrl-C stops."""
         from reconciler.watch import watch
 
-        opts = ProjectOptions(files, project_name, profile or [], ignore_unsupported, env_file)
         watch(_engine(), opts, prune=prune, interval=interval, debounce=debounce, timeout=timeout,
               workers=parallel)
