@@ -265,33 +265,66 @@ def test_published_port(docker):
     docker("rm", "-f", "apip")
 
 
-def test_login_push_pull_with_basic_auth_through_x_registry_auth(docker, tmp_path):
-    """`docker login` checks the credentials through POST /auth and keeps them on the client side;
-    push and pull hand them to the daemon in X-Registry-Auth (the daemon has none of its own)."""
-    import bcrypt
+@pytest.fixture(params=["wharf", "distribution"])
+def basic_auth_registry(request, tmp_path):
+    """A loopback registry that wants user dave / password d0ck3r: ours, or Debian's docker-registry
+    (distribution 2.8); yields its address."""
+    import socket
+    import sys
+    import time
 
-    from runtime.registry.server import RegistryServer
+    import bcrypt
 
     hashed = bcrypt.hashpw(b"d0ck3r", bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
     (tmp_path / "htpasswd").write_text(f"dave:{hashed}\n")
-    server = RegistryServer(tmp_path / "areg", "127.0.0.1:0", htpasswd=tmp_path / "htpasswd").start()
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    if request.param == "wharf":
+        argv = [sys.executable, "-m", "reconciler.cli.app", "registry", "serve", "--addr", f"127.0.0.1:{port}",
+                "--root", str(tmp_path / "areg"), "--htpasswd", str(tmp_path / "htpasswd")]
+    else:
+        if not shutil.which("docker-registry"):
+            pytest.skip("docker-registry is not installed")
+        cfg = {"version": 0.1, "log": {"level": "error"},
+               "storage": {"filesystem": {"rootdirectory": str(tmp_path / "dreg")}},
+               "http": {"addr": f"127.0.0.1:{port}"},
+               "auth": {"htpasswd": {"realm": "test", "path": str(tmp_path / "htpasswd")}}}
+        (tmp_path / "dreg.yml").write_text(json.dumps(cfg))  # JSON is YAML
+        argv = ["docker-registry", "serve", str(tmp_path / "dreg.yml")]
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        addr = server.address
-        ref = f"{addr}/private/bb:1"
-        docker("tag", "busybox", ref)
-        refused = docker("push", ref, check=False)
-        assert refused.returncode != 0 and b"auth" in refused.stderr.lower()
-        bad = docker("login", "-u", "dave", "--password-stdin", addr, input=b"wrong\n", check=False)
-        assert bad.returncode != 0
-        assert b"Login Succeeded" in docker("login", "-u", "dave", "--password-stdin", addr, input=b"d0ck3r\n").stdout
-        assert b"digest: sha256:" in docker("push", ref).stdout
-        docker("rmi", ref)
-        pulled = docker("pull", ref).stdout
-        assert b"Pulling from" in pulled and b"Digest: sha256:" in pulled
-        assert ref.encode() in docker("image", "inspect", "--format", "{{.RepoTags}}", ref).stdout
-        docker("rmi", ref)
-        docker("logout", addr)
-        denied = docker("pull", ref, check=False)
-        assert denied.returncode != 0 and b"auth" in denied.stderr.lower()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, f"{argv[0]} did not start"
+                time.sleep(0.05)
+        yield f"127.0.0.1:{port}"
     finally:
-        server.stop()
+        proc.terminate()
+        proc.wait(10)
+
+
+def test_login_push_pull_with_basic_auth_through_x_registry_auth(docker, basic_auth_registry):
+    """`docker login` checks the credentials through POST /auth and keeps them on the client side;
+    push and pull hand them to the daemon in X-Registry-Auth (the daemon has none of its own)."""
+    addr = basic_auth_registry
+    ref = f"{addr}/private/bb:1"
+    docker("tag", "busybox", ref)
+    refused = docker("push", ref, check=False)
+    assert refused.returncode != 0 and b"auth" in refused.stderr.lower()
+    bad = docker("login", "-u", "dave", "--password-stdin", addr, input=b"wrong\n", check=False)
+    assert bad.returncode != 0
+    assert b"Login Succeeded" in docker("login", "-u", "dave", "--password-stdin", addr, input=b"d0ck3r\n").stdout
+    assert b"digest: sha256:" in docker("push", ref).stdout
+    docker("rmi", ref)
+    pulled = docker("pull", ref).stdout
+    assert b"Pulling from" in pulled and b"Digest: sha256:" in pulled
+    assert ref.encode() in docker("image", "inspect", "--format", "{{.RepoTags}}", ref).stdout
+    docker("rmi", ref)
+    docker("logout", addr)
+    denied = docker("pull", ref, check=False)
+    assert denied.returncode != 0 and b"auth" in denied.stderr.lower()
