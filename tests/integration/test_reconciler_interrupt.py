@@ -180,3 +180,49 @@ def test_wanted_name_held_by_a_foreign_container_is_a_clear_conflict(eng, tmp_pa
     finally:
         wharf("down", "-v", "-f", str(f), "-t", "0")
         engine.containers.remove(foreign.id, force=True)
+
+
+@pytest.mark.parametrize("verb", ["watch", "apply"])
+def test_ctrl_c_mid_recreate_finishes_the_step(eng, tmp_path: Path, verb: str) -> None:
+    """SIGINT while a recreate is under way (the new container exists under its temporary name):
+    the command finishes that operation and stops; down and apply then converge."""
+    import os
+    import signal
+
+    engine = eng
+    name = "cc" + secrets.token_hex(3)
+    f = tmp_path / "compose.yaml"
+    f.write_text(STACK.format(name=name).replace("stop_grace_period: 0s\n  other", "stop_grace_period: 1s\n  other"))
+    (tmp_path / "message.env").write_text("MESSAGE=one\n")
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    try:
+        wharf("apply", "-f", str(f), "--progress", "plain", check=True)
+        old = engine.containers.inspect(f"{name}-clock-1").id
+        log = tmp_path / f"{verb}.log"
+        with open(log, "w") as out:
+            if verb == "watch":
+                p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "watch", "-f", str(f),
+                                      "--interval", "0"], env=env, stdout=out, stderr=subprocess.STDOUT)
+                until(lambda: "watching" in log.read_text() or p.poll() is not None, what="watch started")
+                (tmp_path / "message.env").write_text("MESSAGE=two\n")
+            else:
+                (tmp_path / "message.env").write_text("MESSAGE=two\n")
+                p = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "apply", "-f", str(f),
+                                      "--progress", "plain"], env=env, stdout=out, stderr=subprocess.STDOUT)
+            temp = f"{name}-clock-1-wharf-new"
+            until(lambda: any(c.name.lstrip("/") == temp for c in project_objects(engine, name)[0])
+                  or p.poll() is not None, what="the recreate under way")
+            p.send_signal(signal.SIGINT)  # old one is being stopped (1 s grace period)
+            rc = p.wait(60)
+        assert rc == (0 if verb == "watch" else 130), log.read_text()
+        assert "Traceback" not in log.read_text(), log.read_text()
+        cs = {c.name.lstrip("/"): c for c in project_objects(engine, name)[0]}
+        assert sorted(cs) == [f"{name}-clock-1", f"{name}-other-1"], (sorted(cs), log.read_text())
+        assert cs[f"{name}-clock-1"].id != old and cs[f"{name}-clock-1"].state.running  # the step was finished
+        assert wharf("diff", "-f", str(f)).returncode == 0
+        wharf("down", "-v", "-f", str(f), "-t", "0", check=True)
+        assert project_objects(engine, name) == ([], [], [])
+        wharf("apply", "-f", str(f), "--progress", "plain", check=True)
+        _converged(engine, name, f)
+    finally:
+        wharf("down", "-v", "-f", str(f), "-t", "0")
