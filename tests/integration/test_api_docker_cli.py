@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -152,36 +153,14 @@ def test_run_it_through_a_pty(docker):
 
 
 def test_push_and_pull_with_a_loopback_registry(docker, tmp_path):
-    import signal
-    import socket
-    import sys
-    import time
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    reg = subprocess.Popen([sys.executable, "-m", "reconciler.cli.app", "registry", "serve", "--addr",
-                            f"127.0.0.1:{port}", "--root", str(tmp_path / "reg")],
-                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=1).close()
-                break
-            except OSError:
-                assert time.monotonic() < deadline and reg.poll() is None
-                time.sleep(0.05)
-        ref = f"127.0.0.1:{port}/apibb:1"
+    with loopback_registry(tmp_path, "wharf") as addr:
+        ref = f"{addr}/apibb:1"
         docker("tag", "busybox", ref)
         assert b"digest: sha256:" in docker("push", ref).stdout
         docker("rmi", ref)
         docker("rmi", "busybox")
         assert b"Downloaded newer image" in docker("pull", ref).stdout
         assert docker("run", "--rm", ref, "echo", "pulled").stdout == b"pulled\n"
-    finally:
-        reg.send_signal(signal.SIGTERM)
-        reg.wait(10)
 
 
 def test_top_stats_pause_rename_diff_export_prune(docker, tmp_path):
@@ -265,31 +244,27 @@ def test_published_port(docker):
     docker("rm", "-f", "apip")
 
 
-@pytest.fixture(params=["wharf", "distribution"])
-def basic_auth_registry(request, tmp_path):
-    """A loopback registry that wants user dave / password d0ck3r: ours, or Debian's docker-registry
-    (distribution 2.8); yields its address."""
+@contextlib.contextmanager
+def loopback_registry(tmp_path, kind: str, htpasswd=None):
+    """Our registry (kind "wharf") or Debian's docker-registry ("distribution", 2.8) on a free loopback
+    port, with basic auth when `htpasswd` is given; yields its address."""
     import socket
     import sys
     import time
 
-    import bcrypt
-
-    hashed = bcrypt.hashpw(b"d0ck3r", bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
-    (tmp_path / "htpasswd").write_text(f"dave:{hashed}\n")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    if request.param == "wharf":
+    if kind == "wharf":
         argv = [sys.executable, "-m", "reconciler.cli.app", "registry", "serve", "--addr", f"127.0.0.1:{port}",
-                "--root", str(tmp_path / "areg"), "--htpasswd", str(tmp_path / "htpasswd")]
+                "--root", str(tmp_path / "reg"), *(["--htpasswd", str(htpasswd)] if htpasswd else [])]
     else:
         if not shutil.which("docker-registry"):
             pytest.skip("docker-registry is not installed")
         cfg = {"version": 0.1, "log": {"level": "error"},
                "storage": {"filesystem": {"rootdirectory": str(tmp_path / "dreg")}},
                "http": {"addr": f"127.0.0.1:{port}"},
-               "auth": {"htpasswd": {"realm": "test", "path": str(tmp_path / "htpasswd")}}}
+               **({"auth": {"htpasswd": {"realm": "test", "path": str(htpasswd)}}} if htpasswd else {})}
         (tmp_path / "dreg.yml").write_text(json.dumps(cfg))  # JSON is YAML
         argv = ["docker-registry", "serve", str(tmp_path / "dreg.yml")]
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -306,6 +281,17 @@ def basic_auth_registry(request, tmp_path):
     finally:
         proc.terminate()
         proc.wait(10)
+
+
+@pytest.fixture(params=["wharf", "distribution"])
+def basic_auth_registry(request, tmp_path):
+    """A loopback registry that wants user dave / password d0ck3r; yields its address."""
+    import bcrypt
+
+    hashed = bcrypt.hashpw(b"d0ck3r", bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
+    (tmp_path / "htpasswd").write_text(f"dave:{hashed}\n")
+    with loopback_registry(tmp_path, request.param, tmp_path / "htpasswd") as addr:
+        yield addr
 
 
 def test_login_push_pull_with_basic_auth_through_x_registry_auth(docker, basic_auth_registry):
