@@ -233,3 +233,31 @@ def test_reconciler_through_remote_engine(wharf_daemon, tmp_path):
     r = wharf("down", "-f", str(f))
     assert r.returncode == 0, r.stdout + r.stderr
     assert local.containers.list(all=True, filters=flt) == []
+
+
+def test_docker_py_push_and_pull_with_auth_config(wharf_daemon, tmp_path):
+    """docker-py's auth_config travels in X-Registry-Auth (its own base64 flavour) to a basic-auth registry."""
+    docker = pytest.importorskip("docker")
+    import bcrypt
+
+    from runtime.registry.server import RegistryServer
+
+    hashed = bcrypt.hashpw(b"pyp4ss", bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
+    (tmp_path / "htpasswd").write_text(f"pia:{hashed}\n")
+    server = RegistryServer(tmp_path / "preg", "127.0.0.1:0", htpasswd=tmp_path / "htpasswd").start()
+    client = docker.DockerClient(base_url=f"unix://{wharf_daemon}", version="1.41")
+    try:
+        repo = f"{server.address}/py/bb"
+        assert client.images.get("busybox").tag(repo, "2")
+        denied = client.images.push(repo, "2", auth_config={"username": "pia", "password": "nope"})
+        assert "incorrect user name or password" in denied
+        pushed = client.images.push(repo, "2", auth_config={"username": "pia", "password": "pyp4ss"})
+        assert "digest: sha256:" in pushed and "error" not in pushed
+        client.images.remove(f"{repo}:2")
+        img = client.images.pull(repo, "2", auth_config={"username": "pia", "password": "pyp4ss"})
+        assert f"{repo}:2" in img.tags
+        with pytest.raises(docker.errors.APIError):
+            client.images.pull(repo, "3", auth_config={"username": "pia", "password": "pyp4ss"})
+    finally:
+        client.close()
+        server.stop()
