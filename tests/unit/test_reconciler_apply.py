@@ -6,6 +6,7 @@ from __future__ import annotations
 import itertools
 import textwrap
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -21,6 +22,12 @@ from runtime.engine import (
     VolumeInfo,
 )
 from runtime.errors import Conflict, NotFound, RuntimeFailure
+
+
+@pytest.fixture(autouse=True)
+def private_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """apply/down take the project lock under WHARF_RUN: a private one per test."""
+    monkeypatch.setenv("WHARF_RUN", str(tmp_path / "run"))
 
 
 def _match(labels: dict[str, str], filters) -> bool:
@@ -317,3 +324,48 @@ def test_stack_logs_prefixes_every_replica(tmp_path: Path) -> None:
         "web-2 | line 1 of t-web-2", "web-2 | line 2 of t-web-2"]
     with pytest.raises(NotFound):
         service_logs(e, t.desired, ["nope"], out=buf)
+
+
+def test_ctrl_c_starts_nothing_more_and_lets_the_running_operation_finish(tmp_path: Path) -> None:
+    from reconciler.apply import NullReporter
+
+    e = FakeEngine()
+    real_create = e.containers.create
+    under_way = threading.Event()
+
+    def create(spec):  # the first create is under way when Ctrl-C comes
+        under_way.set()
+        time.sleep(0.3)
+        return real_create(spec)
+
+    class CtrlC(NullReporter):  # Ctrl-C in the main thread as it schedules the third container
+        def start(self, op):
+            if op.resource == "container:s2:1":
+                under_way.wait(5)
+                raise KeyboardInterrupt
+
+    e.containers.create = create
+    t = target(tmp_path, "name: i\nservices:\n" + "".join(
+        f"  s{i}:\n    image: busybox\n    command: [sleep, '1']\n" for i in range(4)))
+    with pytest.raises(KeyboardInterrupt):
+        R.apply(e, t, timeout=5, workers=1, reporter=CtrlC())
+    assert names(e) == ["i-s0-1"]  # s0 finished (created and started); s1, queued, never ran
+    assert e.containers.log == ["create i-s0-1", "start i-s0-1"]
+    p, res = R.apply(e, t, timeout=5)
+    assert res.ok and len(e.containers.items) == 4
+
+
+def test_project_lock_serialises_apply_and_down(tmp_path: Path) -> None:
+    from reconciler.lock import project_lock
+
+    e = FakeEngine()
+    t = target(tmp_path)
+    R.apply(e, t, timeout=5)
+    order: list[str] = []
+    with project_lock("t"):
+        th = threading.Thread(target=lambda: (R.down(e, t.desired, timeout=0), order.append("down")))
+        th.start()
+        th.join(0.3)
+        order.append("released")
+    th.join(10)
+    assert order == ["released", "down"] and names(e) == []

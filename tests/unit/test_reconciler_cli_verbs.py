@@ -9,7 +9,11 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from tests.unit.test_reconciler_apply import STACK, FakeEngine
+from tests.unit.test_reconciler_apply import (
+    STACK,
+    FakeEngine,
+    private_run,  # noqa: F401 - autouse
+)
 
 
 @pytest.fixture

@@ -10,7 +10,10 @@ from pathlib import Path
 
 from reconciler.cli.options import ProjectOptions
 from reconciler.watch import watch
-from tests.unit.test_reconciler_apply import FakeEngine
+from tests.unit.test_reconciler_apply import (
+    FakeEngine,
+    private_run,  # noqa: F401 - autouse
+)
 
 SPEC = "name: w\nservices:\n  a:\n    image: busybox\n    command: [sleep, '1000']\n    env_file: a.env\n"
 
