@@ -1,4 +1,5 @@
-"""Build benchmark: 4 RUN steps each writing 25 MB of random data FROM busybox, uncached and fully cached.
+"""Build benchmark: 4 RUN steps each writing 25 MB of random data FROM busybox, uncached and fully cached;
+4 COPY steps of a 25 MB file each (plus a WORKDIR and 200 small files), uncached.
 
 Runs in a private WHARF_ROOT/WHARF_RUN (needs root). Prints medians and ratios against the
 docker figures measured on this machine (issue 7) and against buildah when it is installed
@@ -24,6 +25,14 @@ RUN head -c 26214400 /dev/urandom > /r1
 RUN head -c 26214400 /dev/urandom > /r2
 RUN head -c 26214400 /dev/urandom > /r3
 RUN head -c 26214400 /dev/urandom > /r4
+"""
+COPY_DOCKERFILE = """\
+FROM busybox:latest
+COPY f1 /data/
+COPY f2 /data/
+WORKDIR /app
+COPY small/ /app/small/
+COPY f3 f4 /data/
 """
 DOCKER_UNCACHED, DOCKER_CACHED = 2.08, 0.047  # docker build, measured here (issue 7)
 
@@ -102,6 +111,15 @@ def main() -> None:
               f"({uncached / DOCKER_UNCACHED:.2f}x docker's {DOCKER_UNCACHED} s)")
         print(f"wharf build, 4 x 25 MB RUN steps, fully cached: {cached:.4f} s median "
               f"({cached / DOCKER_CACHED:.2f}x docker's {DOCKER_CACHED} s)")
+        cctx = tmp / "cctx"
+        (cctx / "small").mkdir(parents=True)
+        (cctx / "Dockerfile").write_text(COPY_DOCKERFILE)
+        for i in range(1, 5):
+            (cctx / f"f{i}").write_bytes(os.urandom(25 << 20))
+        for i in range(200):
+            (cctx / "small" / f"s{i}").write_bytes(os.urandom(1000))
+        copies = median_time(lambda: build(store, cctx, no_cache=True, progress=quiet), 5)
+        print(f"wharf build, COPY 4 x 25 MB + 200 files, uncached: {copies:.3f} s median")
         bh = None if os.environ.get("BENCH_NO_PEERS") else bench_buildah(ctx, tmp)
         if bh is not None:
             print(f"buildah bud (vfs, chroot), uncached:            {bh:.3f} s median "

@@ -476,15 +476,29 @@ class Builder:
                     if from_image is not None:
                         with rfs.mounted(self.store, from_image()) as (src_root, _):
                             req.from_rootfs = src_root
-                            return self._commit_layer(copy_step.build_layer(req, self.ctx, root)), None
-                    return self._commit_layer(copy_step.build_layer(req, self.ctx, root)), None
+                            return self._commit_layer(state, copy_step.build_layer(req, self.ctx, root)), None
+                    return self._commit_layer(state, copy_step.build_layer(req, self.ctx, root)), None
 
             self._step(state, inst, text, f"{digest} {from_key}", produce)
         finally:
             copy_step.cleanup(req)
 
-    def _commit_layer(self, lb: LayerBuilder) -> tuple[str, str]:
-        digest = lb.write(self.store.content)
+    def _commit_layer(self, state: StageState, lb: LayerBuilder) -> tuple[str, str]:
+        """The layer's blob; its snapshot is unpacked from the same stream, so add_image finds it in
+        place instead of reading the blob back. The blob is an uncompressed tar: digest == diff_id."""
+        from runtime.images import oci
+
+        diff_ids = [d for _, d in state.layers]
+        if "" in diff_ids:  # a RUN below is still being committed (the callers settle it first)
+            self._settle(state)
+            diff_ids = [d for _, d in state.layers]
+        snap = self.store.snapshots.writer(f"build step {self.step} layer")
+        try:
+            digest = lb.write(self.store.content, snap)
+            chain = oci.chain_ids(diff_ids + [digest])
+            snap.publish(chain[-1], chain[-2] if len(chain) > 1 else None, digest)
+        finally:
+            snap.abort()
         return digest, digest
 
     def _workdir(self, state: StageState, inst: Instruction) -> None:
@@ -503,7 +517,7 @@ class Builder:
                 lb = LayerBuilder()
                 lb.ensure_parents(new, lambda p: rfs.exists_in(root, p))
                 lb.add_dir(new)
-                return self._commit_layer(lb), None
+                return self._commit_layer(state, lb), None
 
         self._step(state, inst, f"WORKDIR {new}", None, produce,
                    lambda: state.cfg.__setitem__("WorkingDir", new))

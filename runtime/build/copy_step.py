@@ -118,7 +118,7 @@ def build_layer(req: CopyRequest, ctx: BuildContext, rootfs: Path) -> LayerBuild
     dest_is_dir = req.dest_is_dir or rfs.is_dir_in(rootfs, req.dest)
     dest = _real(rootfs, req.dest)
 
-    def exists(p: str) -> bool:
+    def exists(p: str) -> os.stat_result | None:
         return rfs.exists_in(rootfs, p)
 
     def target_for(name: str) -> str:
@@ -157,15 +157,13 @@ def _real(rootfs: Path, path: str) -> str:
 def _copy_tree(lb: LayerBuilder, walk: Any, is_dir: bool, dest: str, file_target: str, exists: Any,
                uid: int, gid: int, chmod: int | None, keep_owner: bool = False) -> None:
     for below, path, st in walk:
-        if is_dir:
-            t = posixpath.join(dest, below) if below else dest
-            if not below and exists(dest):
-                continue  # an existing destination dir keeps its own metadata
-        else:
-            t = file_target
         u, g = (st.st_uid, st.st_gid) if keep_owner else (uid, gid)
+        t = (posixpath.join(dest, below) if below else dest) if is_dir else file_target
         if not below:
             lb.ensure_parents(t, exists, u, g)
+            if is_dir and (have := exists(dest)) is not None:
+                lb.add_existing(t, have)  # an existing destination dir keeps its own metadata
+                continue
         lb.add_host(t, path, st, u, g, chmod)
 
 
@@ -216,8 +214,9 @@ def _add_archive(lb: LayerBuilder, path: Path, dest: str, exists: Any, uid: int,
     except (tarfile.TarError, OSError, EOFError):
         return False
     lb.ensure_parents(posixpath.join(dest, "x"), exists, uid, gid)
-    if not exists(dest):
-        lb.add_dir(dest, 0o755, uid, gid)
     for member in tf.getmembers():
         lb.add_archive_member(dest, tf, member)
+        # directories the archive only implies get an entry: the layer alone makes the tree
+        rel = posixpath.normpath("/" + member.name).lstrip("/")
+        lb.ensure_parents(posixpath.join(dest, rel), exists)
     return True

@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+BUFSIZE = 1 << 16  # the tar goes out in 64 KiB writes (tarfile's 10 KiB default: 6x the hand-offs to the unpacker)
+
 
 @dataclass
 class _Entry:
@@ -81,23 +83,36 @@ class LayerBuilder:
                      "devmajor", "devminor"):
             setattr(info, attr, getattr(member, attr))
         if member.islnk():  # hard link target is also inside the archive
-            info.linkname = self._name(posixpath.join(dest_dir, posixpath.normpath("/" + member.linkname)))
+            target = posixpath.normpath("/" + member.linkname).lstrip("/")  # relative: joined below dest_dir
+            info.linkname = self._name(posixpath.join(dest_dir, target))
         entry = _Entry(info, archive=(tf, member) if member.isreg() else None)
         self.entries[info.name] = entry
 
     def ensure_parents(self, path: str, exists: Any, uid: int = 0, gid: int = 0) -> None:
-        """Add the missing parent dirs of `path` (those for which exists(abs_path) is False)."""
+        """Give every parent dir of `path` an entry, so the layer alone makes its tree (an unpacker
+        would otherwise create the missing ones with its own mode and time, and in an overlay they
+        hide the image's): exists(abs_path) -> the image's lstat of it (kept as it is) or None (new)."""
         parts = self._name(path).split("/")[:-1]
         for i in range(1, len(parts) + 1):
             name = "/".join(parts[:i])
-            if name not in self.entries and not exists("/" + name):
-                self.add_dir(name, 0o755, uid, gid)
+            if name not in self.entries:
+                self.add_existing(name, exists("/" + name), uid, gid)
 
-    def write(self, content: Any) -> str:
-        """Write the tar into the content store (a ContentStore); returns the blob digest."""
+    def add_existing(self, path: str, st: Any, uid: int = 0, gid: int = 0) -> None:
+        """An entry for dir `path` as the image has it (st: its lstat), a new one when st is None/False.
+        Existing non-directories (a symlink the path was resolved through) get no entry."""
+        if not st:
+            self.add_dir(path, 0o755, uid, gid)
+        elif isinstance(st, os.stat_result) and stat.S_ISDIR(st.st_mode):
+            self.add_dir(path, stat.S_IMODE(st.st_mode), st.st_uid, st.st_gid, st.st_mtime)
+
+    def write(self, content: Any, snapshot: Any = None) -> str:
+        """Write the tar into the content store (a ContentStore); returns the blob digest.
+        `snapshot` (a Snapshots.writer) gets the same bytes: the layer is unpacked on the way."""
         writer = content.writer()
         try:
-            with tarfile.open(fileobj=writer, mode="w|", format=tarfile.PAX_FORMAT) as tf:
+            sink = writer if snapshot is None else _Tee(writer, snapshot)
+            with tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT, bufsize=BUFSIZE) as tf:
                 for name in sorted(self.entries):
                     entry = self.entries[name]
                     if entry.host is not None:
@@ -115,3 +130,15 @@ class LayerBuilder:
         except BaseException:
             writer.abort()
             raise
+
+
+class _Tee:
+    """The tar stream to the blob and to the snapshot being unpacked."""
+
+    def __init__(self, blob: Any, snapshot: Any) -> None:
+        self.blob, self.snapshot = blob, snapshot
+
+    def write(self, data: bytes) -> int:
+        self.blob.write(data)
+        self.snapshot.write(data)
+        return len(data)

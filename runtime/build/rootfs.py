@@ -142,9 +142,12 @@ def repair(store: Any, runtime_state: Path, delete_container: Any) -> list[str]:
     return cleaned
 
 
-def exists_in(rootfs: Path, path: str) -> bool:
-    """Whether `path` exists in the image (symlinks are not followed out of the rootfs)."""
-    return os.path.lexists(rootfs / path.lstrip("/"))
+def exists_in(rootfs: Path, path: str) -> os.stat_result | None:
+    """The lstat of `path` in the image, None when it does not exist (no symlink is followed)."""
+    try:
+        return os.lstat(rootfs / path.lstrip("/"))
+    except (FileNotFoundError, NotADirectoryError):
+        return None
 
 
 def is_dir_in(rootfs: Path, path: str) -> bool:

@@ -91,3 +91,30 @@ def test_layer_tar_orders_parents_first(tmp_path: Path):
         members = [(m.name, m.type, m.mode, m.uid, m.gid) for m in tf.getmembers()]
     assert members == [("a/b", tarfile.DIRTYPE, 0o755, 5, 6), ("a/b/f.txt", tarfile.REGTYPE, 0o600, 5, 6),
                        ("a/b/heredoc", tarfile.REGTYPE, 0o644, 0, 0)]
+
+
+def test_existing_parents_get_entries_with_the_images_metadata(tmp_path: Path):
+    """A layer names every parent dir: existing ones as the image has them (else an unpacker makes them
+    with its own mode/time, which an overlay then shows over the image's), new ones 0755."""
+    import os
+
+    from runtime.build import rootfs as rfs
+
+    img = tmp_path / "img"
+    (img / "etc").mkdir(parents=True)
+    os.chmod(img / "etc", 0o710)
+    os.utime(img / "etc", (1_000_000_000, 1_000_000_000))
+    os.symlink("etc", img / "link")
+    lb = LayerBuilder()
+    lb.ensure_parents("/etc/new/f", lambda p: rfs.exists_in(img, p), 5, 6)
+    lb.ensure_parents("/link/g", lambda p: rfs.exists_in(img, p), 5, 6)
+    lb.add_bytes("/etc/new/f", b"x")
+    content = _Content()
+    lb.write(content)
+    out = tmp_path / "layer.tar"
+    out.write_bytes(content.data)
+    with tarfile.open(out) as tf:
+        members = [(m.name, m.type, m.mode, m.uid, m.gid) for m in tf.getmembers()]
+        assert tf.getmember("etc").mtime == 1_000_000_000
+    assert members == [("etc", tarfile.DIRTYPE, 0o710, os.getuid(), os.getgid()), ("etc/new", tarfile.DIRTYPE, 0o755, 5, 6),
+                       ("etc/new/f", tarfile.REGTYPE, 0o644, 0, 0)]  # no entry for the symlink
