@@ -206,8 +206,10 @@ class Executor:
         try:
             other = self.engine.containers.inspect(name)
         except NotFound:
-            raise Conflict(f"container name {name} is reserved by the engine for a container it cannot find",
-                           hint=f"remove the stale name (`wharf rm -f {name}`), then apply again") from None
+            raise Conflict(f"container name {name} is still reserved by the engine for a container that no longer "
+                           f"exists (an engine bug: a rename raced a remove)",
+                           hint=f"with the embedded engine, delete the link containers/names/{name} under "
+                                f"WHARF_ROOT, then apply again") from None
         lab = other.labels or {}
         if other.id == keep or lab.get(L.PROJECT) != self.d.project or lab.get(L.SERVICE) != svc.name:
             raise Conflict(f"container name {name} is taken by container {other.id[:12]}, which is not a "

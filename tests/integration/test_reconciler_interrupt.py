@@ -226,3 +226,24 @@ def test_ctrl_c_mid_recreate_finishes_the_step(eng, tmp_path: Path, verb: str) -
         _converged(engine, name, f)
     finally:
         wharf("down", "-v", "-f", str(f), "-t", "0")
+
+
+def test_a_stale_name_reservation_is_a_clear_error(eng, wharf_root: Path, tmp_path: Path) -> None:
+    """What the engine's rename/remove race leaves (a name whose container is gone): one clear line."""
+    import os
+
+    name = "sn" + secrets.token_hex(3)
+    f = tmp_path / "compose.yaml"
+    f.write_text(STACK.format(name=name))
+    (tmp_path / "message.env").write_text("MESSAGE=one\n")
+    names = wharf_root / "containers" / "names"
+    names.mkdir(parents=True, exist_ok=True)
+    os.symlink("f" * 64, names / f"{name}-clock-1")
+    try:
+        r = wharf("apply", "-f", str(f), "--progress", "plain")
+        assert r.returncode == 1 and "Traceback" not in r.stderr, r.stderr
+        assert f"container name {name}-clock-1 is still reserved by the engine" in r.stdout + r.stderr
+        assert f"containers/names/{name}-clock-1" in r.stdout + r.stderr
+    finally:
+        (names / f"{name}-clock-1").unlink(missing_ok=True)
+        wharf("down", "-v", "-f", str(f), "-t", "0")
