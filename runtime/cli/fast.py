@@ -317,7 +317,7 @@ def run_container(cs, spec, detach: bool) -> int:
         print(info.id)
         return 0
     from runtime.containers import attach, stream  # not on the `run -d` path (socket, signal, json)
-    from runtime.containers.store import wait_pid_exit
+    from runtime.containers.store import wait_shim_exit
 
     sock = stream.connect(cs.store.run_dir(info.id) / "attach.sock",
                           {"op": "attach", "stdin": spec.stdin_open, "start": True, "remove": spec.auto_remove})
@@ -329,8 +329,7 @@ def run_container(cs, spec, detach: bool) -> int:
         code = cs.inspect(info.id).state.exit_code
     if spec.auto_remove:
         st = cs.store.load_state(info.id) if cs.store.dir(info.id).exists() else {}
-        if st.get("shim_pid"):
-            wait_pid_exit(st["shim_pid"], 30)
+        wait_shim_exit(st, 30)
         if cs.store.dir(info.id).exists():
             cs.destroy(info.id, cs.store.load(info.id), volumes=True)
     return code

@@ -1,6 +1,6 @@
 """Run a process inside a running container: join its cgroup and namespaces, then exec.
 
-Used by `exec` (CLI/engine) and by the shim's health checks, independent of the OCI
+Used by `exec` (CLI/engine) and by the supervisor's health checks, independent of the OCI
 runtime (the built-in one, runc and crun all leave the same /proc/<pid>/ns/* behind).
 Fork layout: caller -> helper (joins cgroup + namespaces, stays outside the new pid
 namespace, forwards signals, exits with the child's status) -> child (in the pid ns,
@@ -27,6 +27,9 @@ def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid:
         return pid
     code = 126
     try:
+        import _signal
+
+        _signal.set_wakeup_fd(-1)  # a caller's wakeup fd (the supervisor's) is not the helper's
         code = _helper(target_pid, argv, env, cgroup, uid, gid, groups or [], cwd, stdio, tty, term_kills)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the caller
         try:
