@@ -14,7 +14,16 @@ import os
 import threading
 import time
 
-UNCLAIMED_TTL = 60.0
+UNCLAIMED_TTL = 10.0
+
+
+def _is_our_child(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            data = f.read()
+    except OSError:
+        return False
+    return int(data[data.rindex(b")") + 2:].split()[1]) == os.getpid()
 
 
 def exit_code(status: int) -> int:
@@ -61,10 +70,15 @@ class Reaper:
         return child
 
     def watch(self, pid: int, notify=None) -> Child:
-        """A process this supervisor did not fork (a container's init): its status, also one reaped earlier."""
+        """A process this supervisor did not fork (a container's init): its status, also one reaped earlier.
+
+        pids are reused (pid_max may be 32768): a status kept for `pid` is this process's only if
+        no child of ours has that pid now; else it was an earlier process's."""
         child = Child(pid, notify)
         with self.lock:
             early = self.unclaimed.pop(pid, None)
+            if early is not None and _is_our_child(pid):
+                early = None
             if early is None:
                 self.owners[pid] = child
         if early is not None:

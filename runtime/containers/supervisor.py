@@ -13,20 +13,29 @@ here calls waitpid. No chdir, no signal handlers: everything process-wide is the
 At a hand-off (the supervisor re-executing itself) a shim parks at a safe point and
 `snapshot()`s its live state (fds, phase, restart count, health, clients); the next image
 rebuilds it with `Shim.adopt()` and `run()` continues where it stopped.
+
+Everything is imported at module level: threads of the supervisor never import (see
+supervisord.preload: a fork while another thread imports leaves the child hanging).
 """
 
 from __future__ import annotations
 
 import _socket as socket  # the C module: `socket` would pull in enum
+import fcntl
 import os
 import select
+import struct
 import sys
+import termios
 import threading
 import time
 
 from runtime.containers import stream
+from runtime.containers.health import HealthChecker
 from runtime.containers.lean import Locked, append_line, atomic_write_json, loads, read_json
 from runtime.containers.logs import LogWriter, rfc3339
+from runtime.linux.cgroups import oom_kills  # kernel files are runtime/linux's
+from runtime.linux.mount import umount_all_under
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
@@ -102,11 +111,7 @@ class Shim:
         self.start_requested = False
         self.listener: socket.socket | None = None
         self.log = LogWriter(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
-        self.health = None
-        if cfg.get("healthcheck"):
-            from runtime.containers.health import HealthChecker
-
-            self.health = HealthChecker(cfg["healthcheck"], self)
+        self.health = HealthChecker(cfg["healthcheck"], self) if cfg.get("healthcheck") else None
         self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         # a short path to the run dir for unix sockets (108-byte limit): /proc/PID/fd/N/name
         self.dfd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
@@ -152,8 +157,7 @@ class Shim:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = stdio or (null, null, null)
         try:
-            if self.cfg.get("runtime_builtin"):
-                self.sup.preload_runtime()  # imported once in the supervisor: the fork needs no import
+            if self.cfg.get("runtime_builtin"):  # (imported in the supervisor: the fork imports nothing)
                 return self.sup.reaper.spawn(lambda: _fork_builtin(argv[-len(args) - 2:], fds))
             actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
                        (os.POSIX_SPAWN_DUP2, fds[2], 2)]
@@ -503,10 +507,6 @@ class Shim:
     def _resize(self, size) -> None:
         if self.master < 0 or not size:
             return
-        import fcntl
-        import struct
-        import termios
-
         rows, cols = (int(x) for x in str(size).split())
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -529,8 +529,6 @@ class Shim:
 
     # ------------------------------------------------------------ end
     def oom_killed(self) -> bool:
-        from runtime.linux.cgroups import oom_kills  # kernel files are runtime/linux's
-
         try:
             return oom_kills(self.cfg["cgroup"]) > 0
         except OSError:
@@ -538,8 +536,6 @@ class Shim:
 
     def finish(self, code: int) -> int:
         """Unmount, release the network (--rm: remove) unless a client does it, then let go of the lock."""
-        from runtime.linux.mount import umount_all_under
-
         try:
             self.log.close()
             umount_all_under(os.path.join(self.cfg["bundle"], "rootfs"))
@@ -556,6 +552,19 @@ class Shim:
             for fd in (self.wake_r, self.wake_w, self.dfd, self.lock_fd):
                 os.close(fd)
         return code
+
+    def abort(self, msg: str) -> None:
+        """After a bug in this shim: end the container rather than leave it running unsupervised."""
+        for step in (lambda: self.signal_init(SIGKILL), lambda: self.init and self.init.wait(5),
+                     lambda: self.runtime("delete", "--force", self.id),
+                     lambda: self.update(status="exited", pid=0, exit_code=255, error=msg,
+                                         finished_at=rfc3339(time.time()))):
+            try:
+                step()
+            except Exception:  # noqa: BLE001, S112 - best effort, each step on its own
+                continue
+        self.notify_exit(255)
+        self.finish(255)
 
     # ------------------------------------------------------------ hand-off
     def park(self) -> None:

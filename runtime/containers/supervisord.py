@@ -55,8 +55,6 @@ class Supervisor:
         self.parked_shims: list[Shim] = []
         self.stop_requested: set[str] = set()  # containers killed because the root went away
         self.orphaned = False
-        self.runtime_loaded = False
-        self.manager_loaded = False
         self.pid_fd = -1
         self.listener: socket.socket | None = None
         self.sock_ino = 0
@@ -243,13 +241,15 @@ class Supervisor:
         self._run_shim(shim)
 
     def _run_shim(self, shim: Shim) -> None:
+        shim.thread = threading.get_ident()
         try:
             shim.run()
         except Exception as e:  # noqa: BLE001 - one container's bug must not take the others down
-            shim.ready(f"error:125:supervisor: {e!r}")
             import traceback
 
             traceback.print_exc()
+            shim.ready(f"error:125:supervisor: {e!r}")
+            shim.abort(f"supervisor: {e!r}")
         finally:
             with self.lock:
                 if self.shims.get(shim.id) is shim:
@@ -258,19 +258,9 @@ class Supervisor:
                 self.last_active = time.monotonic()
 
     # ------------------------------------------------------------ work done for the shims
-    def preload_runtime(self) -> None:
-        """Import the built-in runtime once, here: each forked `create`/`start` then imports nothing."""
-        if not self.runtime_loaded:
-            import runtime.oci.cli  # noqa: F401
-
-            self.runtime_loaded = True
-
     def cleanup(self, cid: str) -> None:
-        """The engine's cleanup after exit (unmount, network release, --rm removal) in a forked child."""
-        if not self.manager_loaded:
-            import runtime.containers.manager  # noqa: F401 - once, shared by every later fork
-
-            self.manager_loaded = True
+        """The engine's cleanup after exit (unmount, network release, --rm removal) in a forked child
+        (which imports the engine's code itself: nothing is imported in this process's threads)."""
         child = self.reaper.spawn(lambda: _fork_cleanup(cid))
         child.wait()
 
@@ -295,10 +285,15 @@ class Supervisor:
         self.reaper.paused = True  # from now on, exit statuses wait for the next image
         with self.lock:
             shims = [s for s in self.parked_shims if self.shims.get(s.id) is s]
-            lost = [s.id for s in self.shims.values() if s not in shims]
+            lost = [s for s in self.shims.values() if s not in shims]
         if lost:
-            print(f"wharf supervisor: hand-off without {len(lost)} container(s) that did not park: "
-                  f"{', '.join(c[:12] for c in lost)}", file=sys.stderr)
+            import traceback
+
+            frames = sys._current_frames()
+            for s in lost:
+                where = "".join(traceback.format_stack(frames[s.thread])) if s.thread in frames else "?"
+                print(f"wharf supervisor: hand-off without container {s.id[:12]}, which did not park:\n{where}",
+                      file=sys.stderr)
         saved = []
         for s in shims:
             st = dict(s.saved)
@@ -376,11 +371,35 @@ def daemonize() -> None:
     os.setsid()
 
 
+def preload() -> None:
+    """Everything the shim threads and the forked children (built-in runtime, health probes) use,
+    imported before any thread starts. A fork copies only the forking thread: had another thread
+    been importing a module at that moment, its module lock would stay taken in the child forever,
+    and the child would hang at its first import of that module. So no thread ever imports."""
+    import fcntl  # noqa: F401
+    import json  # noqa: F401
+    import struct  # noqa: F401
+    import termios  # noqa: F401
+    import traceback  # noqa: F401
+    import warnings  # noqa: F401
+
+    import runtime.containers.health  # noqa: F401
+    import runtime.linux.cgroups  # noqa: F401
+    import runtime.linux.mount  # noqa: F401
+    import runtime.linux.mount_desc  # noqa: F401
+    import runtime.linux.ns  # noqa: F401
+    import runtime.oci.cli  # noqa: F401
+    import runtime.oci.console  # noqa: F401
+    from runtime.linux.cgroups import freezer, fs, manager, misc, v1, v2  # noqa: F401
+    from runtime.oci import create, init, lifecycle, spec, state  # noqa: F401 - what create/start/delete use
+
+
 def main(argv: list[str]) -> int:
     """supervise.py RUN_ROOT [READY_FD]  |  supervise.py RUN_ROOT --adopt FILE (a hand-off)."""
     from runtime.linux.prctl import set_child_subreaper
 
     run_root = argv[1]
+    preload()
     threading.stack_size(THREAD_STACK)
     sup = Supervisor(run_root)
     if len(argv) > 3 and argv[2] == "--adopt":
