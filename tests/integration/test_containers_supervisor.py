@@ -7,8 +7,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -16,42 +14,20 @@ from pathlib import Path
 
 import pytest
 
-WHARF = str(Path(sys.executable).with_name("wharf"))
+from tests.integration.test_containers_lifecycle import env as lifecycle_env  # noqa: F401 - a fixture
+from tests.integration.test_containers_lifecycle import until, wharf
+
 pytestmark = pytest.mark.root
 
 COUNTER = "trap 'exit 7' TERM; i=0; while true; do echo $i; i=$((i+1)); sleep 0.01; done"
 
 
-def wharf(*args: str, check: bool = True, timeout: float = 60):
-    p = subprocess.run([WHARF, *args], capture_output=True, timeout=timeout)
-    if check and p.returncode != 0:
-        raise AssertionError(f"wharf {' '.join(args)} -> {p.returncode}: {p.stderr.decode()}")
-    return p
-
-
-def until(pred, timeout: float = 10.0, interval: float = 0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        v = pred()
-        if v:
-            return v
-        time.sleep(interval)
-    raise AssertionError("condition not met in time")
-
-
 @pytest.fixture
-def env(wharf_root, busybox_rootfs):
-    from runtime.containers.manager import LocalContainers
-
-    yield str(busybox_rootfs)
-    cs = LocalContainers()
-    for info in cs.list(all=True):
-        try:
-            cs.remove(info.id, force=True, volumes=True)
-        except Exception:  # noqa: BLE001 - best-effort cleanup of a failed test
-            pass
+def env(lifecycle_env):  # noqa: F811
+    """A private root (its containers removed afterwards); its supervisor must then go by itself."""
+    yield lifecycle_env
     pid = supervisor_pid()
-    if pid:  # idle now: it must go by itself
+    if pid:
         until(lambda: not os.path.exists(f"/proc/{pid}"), timeout=15)
 
 
