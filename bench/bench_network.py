@@ -1,19 +1,26 @@
 """Network: setup cost per container, and published ports — DNAT vs the userland proxy vs direct.
 
 Measures (medians):
-- create_netns + attach + release on the default bridge, in-process (warm) and in a fresh process;
+- setup (create_netns + attach) and teardown (release) on the default bridge, in-process (warm) and
+  in a fresh process, and how long after release the kernel takes to destroy the veth (background);
 - `wharf run --rm busybox true` on the default bridge vs `--network none` (the network's share);
 - TCP throughput and connection rate to a server in a netns: direct to its address, through a port
   published with nft DNAT on 127.0.0.1, and through the userland proxy (WHARF_USERLAND_PROXY=1);
-- the same through docker's published port when a docker daemon is already running (never started here).
+- when dockerd is installed: the same server (the host's /usr/bin/python3, bind-mounted) behind a port
+  published by a PRIVATE dockerd (socket and roots under /tmp/h4d, docker0 on 10.214.0.1/24), once
+  with its default userland proxy and once with --userland-proxy=false, and its `run --rm busybox true`
+  (our image through `wharf save` + `docker load`). Each dockerd runs only for its measurement; then
+  it is stopped and docker0, its iptables rules and chains and any nft table it created are removed.
 
 Needs root. Uses a private WHARF_ROOT/WHARF_RUN/WHARF_BRIDGE and removes everything it made.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
+import shlex
 import shutil
 import socket
 import statistics
@@ -21,10 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 WHARF = str(Path(sys.executable).with_name("wharf"))
-DOCKER_RUN = 0.251  # `docker run --rm busybox true` on the default bridge, this VM (issue 5)
 SERVER = r"""
 import socket, threading
 def sink(s):
@@ -41,7 +48,8 @@ def closer(s):
         c, _ = s.accept()
         c.close()
 socks = []
-for port, fn in ((9000, sink), (9001, closer), (9002, sink), (9003, closer), (9004, sink), (9005, closer)):
+for port in range(9000, 9010):  # even: sink, odd: closer; each path measured gets its own pair
+    fn = closer if port % 2 else sink
     s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     s.bind(("0.0.0.0", port)); s.listen(1024)
     threading.Thread(target=fn, args=(s,), daemon=True).start()
@@ -82,6 +90,7 @@ def measure(label: str, host: str, sink: int, closer: int) -> dict[str, float]:
 
 def setup_cost(nm, n: int = 15) -> None:
     from runtime.engine import EndpointSpec
+    from runtime.network import links
 
     times = []
     for _ in range(n):
@@ -89,10 +98,16 @@ def setup_cost(nm, n: int = 15) -> None:
         t = time.perf_counter()
         nm.attach(cid, nm.create_netns(cid), "bridge", EndpointSpec(), "b", "b")
         t1 = time.perf_counter()
+        veth = next(iter(nm.store.endpoint(cid)["networks"].values()))["veth"]
         nm.release(cid)
-        times.append((t1 - t, time.perf_counter() - t1))
-    print(f"  netns+attach (warm)          {statistics.median(a for a, _ in times) * 1000:7.1f} ms")
-    print(f"  release (warm)               {statistics.median(b for _, b in times) * 1000:7.1f} ms")
+        t2 = time.perf_counter()
+        while links.exists(veth) and time.perf_counter() - t2 < 5:
+            time.sleep(0.0005)
+        times.append((t1 - t, t2 - t1, time.perf_counter() - t2))
+    print(f"  setup: netns+attach (warm)   {statistics.median(a for a, _, _ in times) * 1000:7.1f} ms")
+    print(f"  teardown: release (warm)     {statistics.median(b for _, b, _ in times) * 1000:7.1f} ms")
+    print(f"  ... the kernel destroys the veth {statistics.median(c for _, _, c in times) * 1000:.0f} ms later,"
+          " in the background (its address stays reserved until then)")
     code = ("import time, secrets; t = time.perf_counter()\n"
             "from runtime.network.manager import NetworkManager\nfrom runtime.engine import EndpointSpec\n"
             "nm = NetworkManager(); c = secrets.token_hex(32)\n"
@@ -100,10 +115,11 @@ def setup_cost(nm, n: int = 15) -> None:
             "nm.release(c); print(t1 - t, time.perf_counter() - t1)")
     fresh = [tuple(map(float, subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                                              check=True).stdout.split())) for _ in range(5)]
-    print(f"  netns+attach (fresh process) {statistics.median(a for a, _ in fresh) * 1000:7.1f} ms  (incl. imports)")
+    print(f"  setup: fresh process         {statistics.median(a for a, _ in fresh) * 1000:7.1f} ms  (incl. imports)")
 
 
-def run_cost(n: int = 12) -> None:
+def run_cost(n: int = 15) -> float | None:
+    """Median `wharf run --rm busybox true` on the default bridge (and its difference to --network none)."""
     def once(args: list[str]) -> float:
         t = time.perf_counter()
         subprocess.run([WHARF, *args], capture_output=True)
@@ -111,22 +127,147 @@ def run_cost(n: int = 12) -> None:
 
     if subprocess.run([WHARF, "image", "bootstrap", "busybox"], capture_output=True).returncode != 0:
         print("  (no busybox image: skipped)")
-        return
+        return None
     bridge_args = ["run", "--rm", "busybox", "true"]
     none_args = ["run", "--rm", "--network", "none", "busybox", "true"]
     once(bridge_args)
+    once(none_args)
     pairs = [(once(bridge_args), once(none_args)) for _ in range(n)]  # alternated: load drifts equally
     bridge = statistics.median(b for b, _ in pairs)
     none = statistics.median(x for _, x in pairs)
-    print(f"  run --rm busybox true        {bridge:7.3f} s  (docker {DOCKER_RUN} s: {bridge / DOCKER_RUN:.2f}x)")
-    print(f"  ... --network none           {none:7.3f} s  -> the network adds {(bridge - none) * 1000:.0f} ms")
+    print(f"  run --rm busybox true        {bridge:7.3f} s")
+    print(f"  ... --network none           {none:7.3f} s  -> the network adds {(bridge - none) * 1000:.0f} ms"
+          f" (median of the pairs' differences {statistics.median(b - x for b, x in pairs) * 1000:.0f} ms)")
+    return bridge
 
 
-def docker_ports() -> dict[str, float] | None:
-    if not shutil.which("docker") or subprocess.run(["docker", "info"], capture_output=True).returncode != 0:
-        print("  docker: no running daemon (not started by this bench)")
-        return None
-    return None
+DOCKERD_DIR = "/tmp/h4d"
+BRIDGE_IP = "10.214.0.1/24"
+
+
+def _iptables_lines() -> set[str]:
+    out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+    return {ln for ln in out.splitlines() if ln and not ln.startswith("#")}
+
+
+def _nft_tables() -> set[str]:
+    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
+    return {ln.strip() for ln in out.splitlines() if ln.strip()}
+
+
+class PrivateDockerd:
+    """A dockerd of this bench's own (its socket, data and exec roots under /tmp/h4d, docker0 on
+    10.214.0.1/24), for the shortest time; stop() kills it and removes docker0 and every iptables rule,
+    chain and nft table it added (also after a failure)."""
+
+    def __init__(self, *extra: str) -> None:
+        self.extra = extra
+        self.sock = f"unix://{DOCKERD_DIR}/docker.sock"
+        self.proc: subprocess.Popen | None = None
+        self.before_rules = _iptables_lines()
+        self.before_tables = _nft_tables()
+
+    def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
+        return subprocess.run(["docker", "-H", self.sock, *args], capture_output=True, text=True, check=check, **kw)
+
+    def start(self) -> None:
+        os.makedirs(DOCKERD_DIR, exist_ok=True)
+        log = open(f"{DOCKERD_DIR}/log", "wb")  # noqa: SIM115 - closed right after the spawn
+        self.proc = subprocess.Popen(
+            ["dockerd", "-H", self.sock, "--data-root", f"{DOCKERD_DIR}/root", "--exec-root", f"{DOCKERD_DIR}/exec",
+             "--pidfile", f"{DOCKERD_DIR}/pid", "--bip", BRIDGE_IP, *self.extra],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        log.close()
+        deadline = time.monotonic() + 60
+        while self.docker("version", check=False).returncode != 0:
+            if self.proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError("dockerd did not start: " + open(f"{DOCKERD_DIR}/log").read()[-2000:])
+            time.sleep(0.1)
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            with contextlib.suppress(Exception):
+                ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
+                if ids:
+                    self.docker("rm", "-f", *ids, check=False, timeout=60)
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+            self.proc = None
+        if os.path.exists("/sys/class/net/docker0"):
+            subprocess.run(["ip", "link", "del", "docker0"], check=False)
+        self._undo_iptables()
+        for table in _nft_tables() - self.before_tables:  # e.g. `table ip nat` that iptables-nft created
+            if "wharf" not in table:
+                subprocess.run(["nft", "delete", *table.split()], check=False)
+        subprocess.run(["umount", "-R", DOCKERD_DIR], capture_output=True)
+        shutil.rmtree(DOCKERD_DIR, ignore_errors=True)
+
+    def _undo_iptables(self) -> None:
+        out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
+        table, chains = "", []
+        for ln in out.splitlines():
+            if ln.startswith("*"):
+                table = ln[1:]
+            elif ln.startswith(":DOCKER"):
+                chains.append((table, ln[1:].split()[0]))
+            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER"):
+                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(ln)[1:]], check=False)
+        for table, chain in chains:
+            subprocess.run(["iptables", "-t", table, "-F", chain], check=False)
+        for table, chain in chains:
+            subprocess.run(["iptables", "-t", table, "-X", chain], check=False)
+        left = _iptables_lines() - self.before_rules
+        left = {ln for ln in left if ln.startswith("-A") or ln.startswith(":DOCKER")}
+        if left:
+            print(f"  warning: iptables rules of dockerd left: {sorted(left)}")
+
+
+def docker_measure(archive: str, server_py: str, ours: Callable[[int], dict[str, float]]) -> dict[str, dict[str, float]]:
+    """docker's published ports (same server, same client) and `docker run --rm busybox true`, with a private
+    dockerd: its default (userland proxy for 127.0.0.1) and --userland-proxy=false (DNAT). Right after each,
+    ours(i) measures Wharf's DNAT port again (same load: the others share this machine), stored as
+    results[label + " wharf"]. Each measurement has server ports of its own: conntrack keeps closed
+    connections for minutes, and NAT tuples that collide with them make new connections slow."""
+    results: dict[str, dict[str, float]] = {}
+    for i, (label, extra) in enumerate((("docker (docker-proxy)", ()),
+                                        ("docker --userland-proxy=false", ("--userland-proxy=false",)))):
+        sink, closer = 9002 + 2 * i, 9003 + 2 * i
+        d = PrivateDockerd(*extra)
+        try:
+            d.start()
+            d.docker("load", "-i", archive)
+            if not extra:
+                d.docker("run", "--rm", "busybox", "true")
+                runs = []
+                for _ in range(8):
+                    t = time.perf_counter()
+                    d.docker("run", "--rm", "busybox", "true")
+                    runs.append(time.perf_counter() - t)
+                results["run"] = {"s": statistics.median(runs)}
+            py = os.path.realpath(server_py)
+            d.docker("run", "-d", "--name", "h4srv", "-p", str(sink), "-p", str(closer), "-v", "/usr:/usr:ro",
+                     "-v", "/lib64:/lib64:ro", "-v", "/lib:/lib:ro", "busybox", py, "-c", SERVER)
+            ports = {}
+            for cport in (sink, closer):
+                out = d.docker("port", "h4srv", f"{cport}/tcp").stdout.split()[0]
+                ports[cport] = int(out.rsplit(":", 1)[1])
+            deadline = time.monotonic() + 20
+            while "ready" not in d.docker("logs", "h4srv").stdout:
+                if time.monotonic() > deadline:
+                    raise RuntimeError("the server in docker did not start: " + d.docker("logs", "h4srv").stderr)
+                time.sleep(0.05)
+            results[label] = measure(f"127.0.0.1 via {label}", "127.0.0.1", ports[sink], ports[closer])
+            results[label + " wharf"] = ours(i)
+        except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
+            err = getattr(e, "stderr", "") or str(e)
+            print(f"  {label}: failed: {err.strip()[:300]}")
+        finally:
+            d.stop()
+    return results
 
 
 def main() -> int:
@@ -135,20 +276,22 @@ def main() -> int:
         return 1
     tmp = tempfile.mkdtemp(prefix="wharf-bench-net-")
     os.environ.update(WHARF_ROOT=f"{tmp}/root", WHARF_RUN=f"{tmp}/run", WHARF_BRIDGE="whb" + secrets.token_hex(4))
+    os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # the wharf processes measured use .pyc files, as installed
     from runtime.engine import EndpointSpec, PortBinding
     from runtime.network.manager import NetworkManager
 
+    server_py = "/usr/bin/python3" if os.path.exists("/usr/bin/python3") else sys.executable  # same one in docker
     nm = NetworkManager()
     server = None
     cid = secrets.token_hex(32)
     try:
         nm.ensure_default()
-        print("network setup")
+        print("network setup and teardown")
         setup_cost(nm)
-        run_cost()
+        run = run_cost()
         path = nm.create_netns(cid)
         ep = nm.attach(cid, path, "bridge", EndpointSpec(), "srv", "srv")
-        server = subprocess.Popen(["nsenter", f"--net={path}", sys.executable, "-c", SERVER], stdout=subprocess.PIPE)
+        server = subprocess.Popen(["nsenter", f"--net={path}", server_py, "-c", SERVER], stdout=subprocess.PIPE)
         server.stdout.readline()
         print("published ports (TCP, one stream of 512 MB; connect+close rate)")
         direct = measure("direct to the container", ep.ip_address, 9000, 9001)
@@ -162,8 +305,27 @@ def main() -> int:
         d, p = results["dnat"], results["proxy"]
         print(f"  DNAT / proxy: throughput {d['mbs'] / p['mbs']:.2f}x, connection rate {d['rate'] / p['rate']:.2f}x;"
               f" DNAT / direct: {d['mbs'] / direct['mbs']:.2f}x, {d['rate'] / direct['rate']:.2f}x")
-        print(f"  default: {'DNAT' if d['mbs'] >= p['mbs'] else 'proxy'} is faster")
-        docker_ports()
+        if not shutil.which("dockerd") or not shutil.which("docker"):
+            print("  docker: not installed")
+            return 0
+        os.environ["WHARF_USERLAND_PROXY"] = ""
+
+        def ours(i: int) -> dict[str, float]:
+            again = nm.publish(cid, [PortBinding(9006 + 2 * i), PortBinding(9007 + 2 * i)], ep.ip_address)
+            return measure("127.0.0.1 via dnat (again)", "127.0.0.1", again[0].host_port, again[1].host_port)
+
+        archive = f"{tmp}/busybox.tar"
+        subprocess.run([WHARF, "save", "busybox", "-o", archive], check=True, capture_output=True)
+        theirs = docker_measure(archive, server_py, ours)
+        for label, m in theirs.items():
+            if label != "run" and not label.endswith(" wharf"):
+                w = theirs[label + " wharf"]
+                print(f"  wharf DNAT / {label}: throughput {w['mbs'] / m['mbs']:.2f}x,"
+                      f" connection rate {w['rate'] / m['rate']:.2f}x (measured back to back);"
+                      f" wharf proxy / {label}: {p['mbs'] / m['mbs']:.2f}x, {p['rate'] / m['rate']:.2f}x")
+        if run and "run" in theirs:
+            print(f"  run --rm busybox true: wharf {run:.3f} s, docker {theirs['run']['s']:.3f} s"
+                  f" ({run / theirs['run']['s']:.2f}x)")
     finally:
         if server:
             server.kill()

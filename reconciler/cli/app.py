@@ -19,6 +19,7 @@ VERB_MODULES = (
     "runtime.cli.build",
     "runtime.cli.serve",
     "reconciler.cli.stack",
+    "reconciler.cli.gitops",
 )
 
 

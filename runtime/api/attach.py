@@ -105,12 +105,15 @@ def connect_running(engine, cid: str, request: dict) -> socket.socket | None:
         return None
 
 
-def wait_for_shim(engine, cid: str, request: dict, gone, timeout: float | None = None) -> socket.socket | None:
-    """A shim connection for `request` once the container runs (parked, or started elsewhere)."""
+def wait_for_shim(engine, cid: str, request: dict, gone, timeout: float | None = None,
+                  parked: Parked | None = None) -> socket.socket | None:
+    """A shim connection for `request` once the container runs (parked, or started elsewhere).
+    Park first (`parked`, from PENDING.park) when the client may send `start` as soon as it has
+    the response head: a start that comes before the park would leave this waiting forever."""
     from runtime.containers.store import shim_alive
 
     cs = engine.containers
-    p = PENDING.park(cid, request)
+    p = parked or PENDING.park(cid, request)
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
         while not p.ready.wait(0.1):
@@ -143,8 +146,10 @@ def pump(shim: socket.socket, client: socket.socket, reader, stdin: bool, tty: b
             while not done.is_set():
                 data = reader.read1(65536)
                 if not data:
-                    if stdin:
+                    if stdin and not tty:
                         shim.sendall(stream.frame(stream.STDIN_EOF, b""))
+                    elif stdin:  # a tty client left (detach keys): end the attach, as dockerd keeps a tty's stdin open
+                        shim.shutdown(socket.SHUT_RDWR)
                     return
                 if stdin:
                     shim.sendall(stream.frame(stream.STDIN, data))

@@ -161,12 +161,13 @@ def wait(engine, req: Request) -> Stream:
     sock = None
     if status in RUNNING or parked:
         sock = attach.connect_running(engine, cid, {"op": "wait"}) if status in RUNNING else None
+    early = attach.PENDING.park(cid, {"op": "wait"}) if parked else None  # before the client can send start
 
     def gen():
         code: int | None = None
         s = sock
         if s is None and parked:
-            s = attach.wait_for_shim(engine, cid, {"op": "wait"}, gone)
+            s = attach.wait_for_shim(engine, cid, {"op": "wait"}, gone, parked=early)
             if s is None and gone():
                 return
         if s is not None:
@@ -249,19 +250,31 @@ def attach_route(engine, req: Request):
     status = cs.inspect(cid).state.status
     if not req.qbool("stream") and not req.qbool("logs"):
         raise InvalidArgument("attach needs stream=1 or logs=1")
-    client, reader = req.hijack()
+    request = {"op": "attach", "stdin": want_stdin, "stream": want_out}
+    # parked before the 101 goes out: the client may send start as soon as it has it
+    early = attach.PENDING.park(cid, request) if req.qbool("stream") and status not in RUNNING else None
+    try:
+        client, reader = req.hijack()
+    except BaseException:
+        if early:
+            attach.PENDING.unpark(cid, early)
+        raise
     if req.qbool("logs"):
-        for kind, line, _ in logfiles.read_log(str(cs.store.log_path(cid))):
-            if (kind == "stdout" and req.qbool("stdout")) or (kind == "stderr" and req.qbool("stderr")):
-                client.sendall(_frame(kind, line, tty))
+        try:
+            for kind, line, _ in logfiles.read_log(str(cs.store.log_path(cid))):
+                if (kind == "stdout" and req.qbool("stdout")) or (kind == "stderr" and req.qbool("stderr")):
+                    client.sendall(_frame(kind, line, tty))
+        except OSError:
+            if early:
+                attach.PENDING.unpark(cid, early)
+            return HIJACKED
     if not req.qbool("stream"):
         return HIJACKED
-    request = {"op": "attach", "stdin": want_stdin, "stream": want_out}
     gone = client_hung_up_probe(client)
     if status in RUNNING:
         shim = attach.connect_running(engine, cid, request)
     else:
-        shim = attach.wait_for_shim(engine, cid, request, gone)
+        shim = attach.wait_for_shim(engine, cid, request, gone, parked=early)
     if shim is None:
         return HIJACKED
     attach.pump(shim, client, reader, want_stdin, tty)

@@ -35,6 +35,7 @@ class ExecInstance:
     stdout: bool
     stderr: bool
     privileged: bool = False
+    size: tuple[int, int] | None = None  # ConsoleSize [rows, cols] (API 1.42): the pty's size from the start
     running: bool = False
     started: bool = False
     exit_code: int | None = None
@@ -90,6 +91,9 @@ def create(engine, req: Request) -> Reply:
                      stdout=field_of(body, "AttachStdout", bool, "body", True),
                      stderr=field_of(body, "AttachStderr", bool, "body", True),
                      privileged=field_of(body, "Privileged", bool, "body", False))
+    size = body.get("ConsoleSize")
+    if isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size):
+        e.size = (size[0], size[1])
     with _LOCK:
         EXECS[e.id] = e
     return Reply(201, {"Id": e.id})
@@ -206,15 +210,9 @@ def _run_pipes(cs, e: ExecInstance, req: Request):
 
 
 def _run_tty(cs, e: ExecInstance, req: Request):
-    master, slave = os.openpty()
+    # the pty comes from the container's own devpts (as `wharf exec -t`), so `tty` names it in there
+    e.pid, master = cs.exec_spawn_pty(e.container, e.cmd, e.env, e.user, e.workdir, size=e.size)
     os.set_inheritable(master, False)
-    try:
-        e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(slave, slave, slave), tty=True)
-    except BaseException:
-        os.close(master)
-        raise
-    finally:
-        os.close(slave)
     e.master = master
     e.running = True
     client, reader = req.hijack()

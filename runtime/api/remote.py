@@ -8,12 +8,10 @@ DOCKER_TLS_VERIFY as the docker CLI reads them); it imports nothing heavy.
 from __future__ import annotations
 
 import http.client
-import io
 import json
 import os
 import socket
 import struct
-import tarfile
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -34,7 +32,7 @@ from runtime.engine import (
 )
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure, WharfError
 
-API = "/v1.41"
+API_VERSION = "1.41"  # the newest we speak; older engines say their maximum and we step down
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -56,12 +54,15 @@ class _UnixConnection(http.client.HTTPConnection):
 
 
 def _error(status: int, body: bytes, what: str) -> WharfError:
+    hint = None
     try:
         msg = json.loads(body).get("message") or body.decode(errors="replace")
     except (ValueError, AttributeError):
         msg = body.decode(errors="replace").strip() or f"HTTP {status}"
+        if status in (404, 405) and body.strip():  # a router's plain answer, not an object's: the call itself is missing
+            msg, hint = f"the engine does not serve this call (HTTP {status} {msg})", "it may be too old for it"
     cls = {400: InvalidArgument, 404: NotFound, 409: Conflict}.get(status, RuntimeFailure)
-    return cls(f"{what}: {msg}" if what else msg)
+    return cls(f"{what}: {msg}" if what else msg, hint=hint)
 
 
 class Client:
@@ -78,6 +79,22 @@ class Client:
         else:
             raise InvalidArgument(f"unsupported engine address {host!r}", hint="use unix:///path or tcp://HOST:PORT")
         self._local = threading.local()  # one keep-alive connection per thread (the reconciler is parallel)
+        self.version = os.environ.get("DOCKER_API_VERSION") or API_VERSION
+
+    def prefix(self) -> str:
+        return "/v" + self.version
+
+    def _step_down(self, status: int, body: bytes) -> bool:
+        """dockerd refuses a too-new client version with 400 and its maximum: use that one."""
+        if status != 400 or b"Maximum supported API version is" not in body:
+            return False
+        import re
+
+        m = re.search(rb"Maximum supported API version is (\d+\.\d+)", body)
+        if not m or m.group(1).decode() == self.version:
+            return False
+        self.version = m.group(1).decode()
+        return True
 
     def _new(self, timeout: float | None = None) -> http.client.HTTPConnection:
         if self.scheme == "unix":
@@ -100,7 +117,7 @@ class Client:
              headers: dict[str, str] | None = None, stream: bool = False, what: str = ""
              ) -> http.client.HTTPResponse:
         q = {k: v for k, v in (query or {}).items() if v is not None}
-        url = API + path + ("?" + urlencode(q, doseq=True) if q else "")
+        suffix = path + ("?" + urlencode(q, doseq=True) if q else "")
         hdrs = dict(headers or {})
         data = body
         if body is not None and not isinstance(body, bytes | bytearray) and not hasattr(body, "read"):
@@ -109,13 +126,15 @@ class Client:
         conn = self._new() if stream else (getattr(self._local, "conn", None) or self._new())
         for attempt in (0, 1):
             try:
-                conn.request(method, url, body=data, headers=hdrs)
+                conn.request(method, self.prefix() + suffix, body=data, headers=hdrs)
                 resp = conn.getresponse()
                 break
-            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError):
+            except (ConnectionError, http.client.RemoteDisconnected, BrokenPipeError) as e:
                 conn.close()
                 if attempt or stream or hasattr(body, "read"):
-                    raise RuntimeFailure(f"the engine at {self.host} closed the connection") from None
+                    what_happened = "refused the connection" if isinstance(e, ConnectionRefusedError) else \
+                        "closed the connection"
+                    raise RuntimeFailure(f"the engine at {self.host} {what_happened} ({method} {path})") from None
                 conn = self._new()
             except OSError as e:
                 conn.close()
@@ -126,6 +145,10 @@ class Client:
             err = resp.read()
             if stream:
                 conn.close()
+            if self._step_down(resp.status, err) and (not hasattr(body, "read") or hasattr(body, "seek")):
+                if hasattr(body, "seek"):
+                    body.seek(0)
+                return self.open(method, path, query, body, headers, stream, what)
             raise _error(resp.status, err, what)
         return resp
 
@@ -135,8 +158,14 @@ class Client:
         data = resp.read()
         if not data or resp.status == 204:
             return None
-        if (resp.getheader("Content-Type") or "").startswith("application/json"):
-            return json.loads(data)
+        ctype = resp.getheader("Content-Type") or ""
+        if ctype.startswith("application/json") or (not ctype.startswith("application/")
+                                                     and data.lstrip()[:1] in (b"{", b"[")):
+            try:  # podman sends some JSON answers (top, stats) as text/plain
+                return json.loads(data)
+            except ValueError:
+                if ctype.startswith("application/json"):
+                    raise RuntimeFailure(f"{what or path}: the engine sent malformed JSON") from None
         return data
 
     def messages(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
@@ -201,7 +230,7 @@ class RemoteContainers:
     def wait(self, ref: str, condition: str = "not-running", timeout: float | None = None) -> int:
         conn = self.c._new(timeout)
         try:
-            conn.request("POST", f"{API}/containers/{quote(ref)}/wait?condition={condition}")
+            conn.request("POST", f"{self.c.prefix()}/containers/{quote(ref)}/wait?condition={condition}")
             resp = conn.getresponse()
             data = resp.read()
         except TimeoutError:
@@ -253,11 +282,177 @@ class RemoteContainers:
     def rename(self, ref: str, new_name: str) -> None:
         self.c.call("POST", f"/containers/{quote(ref)}/rename", {"name": new_name}, what=f"rename {ref}")
 
+    # ---------------------------------------------------------- streams (the CLI's run/attach/exec)
+
+    def attach_stream(self, ref: str, stdin: bool, logs: bool = False,
+                      detach_keys: str = "ctrl-p,ctrl-q") -> tuple[socket.socket, bytes]:
+        from runtime.api.remote_stream import hijack
+
+        q = {"stream": 1, "stdin": int(stdin), "stdout": 1, "stderr": 1, "logs": int(logs),
+             "detachKeys": detach_keys or None}
+        return hijack(self.c, f"/containers/{quote(ref)}/attach", q, what=f"attach {ref}")
+
+    def wait_begin(self, ref: str, condition: str = "next-exit"):
+        """Send `wait` now (before `start`, as the docker CLI does); the returned function reads the
+        exit code (None when the engine went away)."""
+        conn = self.c._new()
+        try:
+            conn.request("POST", f"{self.c.prefix()}/containers/{quote(ref)}/wait?condition={condition}")
+            resp = conn.getresponse()
+        except OSError as e:
+            conn.close()
+            raise RuntimeFailure(f"wait {ref}: {e}") from None
+        if resp.status >= 400:
+            data = resp.read()
+            conn.close()
+            raise _error(resp.status, data, f"wait {ref}")
+
+        def result() -> int | None:
+            try:
+                data = resp.read()
+            except OSError:
+                return None
+            finally:
+                conn.close()
+            for line in data.splitlines():
+                if line.strip():
+                    msg = json.loads(line)
+                    if msg.get("error"):
+                        raise RuntimeFailure(f"wait {ref}: {msg['error']}")
+                    if (msg.get("Error") or {}).get("Message"):
+                        raise RuntimeFailure(f"wait {ref}: {msg['Error']['Message']}")
+                    return int(msg.get("StatusCode", 0))
+            return None
+
+        return result
+
+    def resize(self, ref: str, rows: int, cols: int) -> None:
+        self.c.call("POST", f"/containers/{quote(ref)}/resize", {"h": rows, "w": cols}, what=f"resize {ref}")
+
+    def exec_create(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
+                    workdir: str = "", tty: bool = False, stdin: bool = False, attach: bool = True,
+                    privileged: bool = False, detach_keys: str = "", size: tuple[int, int] | None = None) -> str:
+        body: dict[str, Any] = {"Cmd": cmd, "Env": env or [], "User": user, "WorkingDir": workdir, "Tty": tty,
+                                "AttachStdin": stdin, "AttachStdout": attach, "AttachStderr": attach,
+                                "Privileged": privileged}
+        if tty and size:
+            body["ConsoleSize"] = list(size)  # API 1.42: the pty has its size before the command runs
+        if detach_keys:
+            body["DetachKeys"] = detach_keys
+        return self.c.call("POST", f"/containers/{quote(ref)}/exec", body=body, what=f"exec in {ref}")["Id"]
+
+    def exec_start_stream(self, exec_id: str, tty: bool) -> tuple[socket.socket, bytes]:
+        from runtime.api.remote_stream import hijack
+
+        return hijack(self.c, f"/exec/{exec_id}/start", body={"Detach": False, "Tty": tty}, what="exec")
+
+    def exec_start_detached(self, exec_id: str, tty: bool = False) -> None:
+        self.c.call("POST", f"/exec/{exec_id}/start", body={"Detach": True, "Tty": tty}, what="exec")
+
+    def exec_resize(self, exec_id: str, rows: int, cols: int) -> None:
+        self.c.call("POST", f"/exec/{exec_id}/resize", {"h": rows, "w": cols}, what="exec resize")
+
+    def exec_inspect(self, exec_id: str) -> dict[str, Any]:
+        return self.c.call("GET", f"/exec/{exec_id}/json", what="exec inspect")
+
+    # ---------------------------------------------------------- files (cp, export)
+
+    def path_stat(self, ref: str, path: str) -> dict[str, Any] | None:
+        """HEAD /archive: the X-Docker-Container-Path-Stat of `path` (None: it does not exist)."""
+        import base64
+
+        try:
+            resp = self.c.open("HEAD", f"/containers/{quote(ref)}/archive", {"path": path}, what=f"cp {ref}:{path}")
+        except NotFound:
+            return None
+        resp.read()
+        return _path_stat(resp.getheader("X-Docker-Container-Path-Stat") or "", base64)
+
+    def get_archive(self, ref: str, path: str) -> tuple[http.client.HTTPResponse, dict[str, Any]]:
+        """A tar stream of `path` (docker's GET /archive) and the path's stat."""
+        import base64
+
+        resp = self.c.open("GET", f"/containers/{quote(ref)}/archive", {"path": path}, stream=True,
+                           what=f"cp {ref}:{path}")
+        return resp, _path_stat(resp.getheader("X-Docker-Container-Path-Stat") or "", base64)
+
+    def put_archive(self, ref: str, path: str, tar: Any) -> None:
+        """Extract a tar (bytes or a readable file) into directory `path` of the container."""
+        self.c.call("PUT", f"/containers/{quote(ref)}/archive", {"path": path, "noOverwriteDirNonDir": "true"},
+                    body=tar, headers={"Content-Type": "application/x-tar"}, what=f"cp to {ref}:{path}")
+
+    def export(self, ref: str) -> http.client.HTTPResponse:
+        return self.c.open("GET", f"/containers/{quote(ref)}/export", stream=True, what=f"export {ref}")
+
+    # ---------------------------------------------------------- the rest of docker's container verbs
+
+    def top(self, ref: str) -> tuple[list[str], list[list[str]]]:
+        r = self.c.call("GET", f"/containers/{quote(ref)}/top", what=f"top {ref}")
+        if not isinstance(r, dict):  # podman answers 200 and nothing for a stopped container
+            raise Conflict(f"top {ref}: the engine sent no process list", hint="is the container running?")
+        return r.get("Titles") or [], r.get("Processes") or []
+
+    def diff(self, ref: str) -> list[tuple[str, str]]:
+        kinds = {0: "C", 1: "A", 2: "D"}
+        rows = self.c.call("GET", f"/containers/{quote(ref)}/changes", what=f"diff {ref}") or []
+        return [(kinds.get(r.get("Kind"), "C"), r.get("Path", "")) for r in rows]
+
+    def commit(self, ref: str, repository: str | None = None, changes: list[str] | None = None,
+               author: str = "", message: str = "", pause: bool = True) -> ImageInfo:
+        repo, tag = repository or "", ""
+        if repository and ":" in repository.rsplit("/", 1)[-1]:
+            repo, _, tag = repository.rpartition(":")
+        q = {"container": ref, "repo": repo or None, "tag": tag or None, "author": author or None,
+             "comment": message or None, "pause": int(pause), "changes": list(changes or []) or None}
+        r = self.c.call("POST", "/commit", q, body={}, what=f"commit {ref}")
+        return ImageInfo(id=r["Id"])
+
+    def update(self, ref: str, resources=None, restart=None) -> None:
+        body: dict[str, Any] = {}
+        if resources is not None:
+            for key, attr in (("Memory", "memory"), ("MemorySwap", "memory_swap"), ("NanoCpus", "nano_cpus"),
+                              ("CpuShares", "cpu_shares"), ("CpusetCpus", "cpuset_cpus"), ("PidsLimit", "pids_limit")):
+                if getattr(resources, attr, None) is not None:
+                    body[key] = getattr(resources, attr)
+        if restart is not None:
+            body["RestartPolicy"] = {"Name": "" if restart.name == "no" else restart.name,
+                                     "MaximumRetryCount": restart.maximum_retry_count}
+        self.c.call("POST", f"/containers/{quote(ref)}/update", body=body, what=f"update {ref}")
+
+    def stats(self, ref: str) -> dict[str, Any]:
+        """One sample in the shape LocalContainers.stats gives (Name, CPUNanos, MemUsage, MemLimit, PIDs)."""
+        d = self.c.call("GET", f"/containers/{quote(ref)}/stats", {"stream": 0, "one-shot": 1}, what=f"stats {ref}")
+        if not isinstance(d, dict):  # podman: 200 and nothing for a stopped container
+            d = {"id": ref}
+        mem = d.get("memory_stats") or {}
+        usage, limit = int(mem.get("usage") or 0), int(mem.get("limit") or 0)
+        blk = {"read": 0, "write": 0}
+        for e in (d.get("blkio_stats") or {}).get("io_service_bytes_recursive") or []:
+            if (e.get("op") or "").lower() in blk:
+                blk[e["op"].lower()] += int(e.get("value") or 0)
+        return {"ID": (d.get("id") or ref)[:12], "Name": (d.get("name") or "").lstrip("/"),
+                "CPUNanos": int(((d.get("cpu_stats") or {}).get("cpu_usage") or {}).get("total_usage") or 0),
+                "MemUsage": usage, "MemLimit": limit, "MemPerc": round(100.0 * usage / limit, 2) if limit else 0.0,
+                "PIDs": int((d.get("pids_stats") or {}).get("current") or 0),
+                "BlockRead": blk["read"], "BlockWrite": blk["write"]}
+
+    def prune(self, filters: Filters | None = None) -> list[str]:
+        r = self.c.call("POST", "/containers/prune", {"filters": json.dumps(filters or {})}) or {}
+        return r.get("ContainersDeleted") or []
+
+
     def pause(self, ref: str) -> None:
         self.c.call("POST", f"/containers/{quote(ref)}/pause", what=f"pause {ref}")
 
     def unpause(self, ref: str) -> None:
         self.c.call("POST", f"/containers/{quote(ref)}/unpause", what=f"unpause {ref}")
+
+
+def _path_stat(header: str, base64) -> dict[str, Any]:
+    try:
+        return json.loads(base64.b64decode(header)) if header else {}
+    except ValueError:
+        return {}
 
 
 def image_from_json(d: dict[str, Any]) -> ImageInfo:
@@ -290,19 +485,37 @@ class RemoteImages:
 
     def build(self, context: str, dockerfile: str = "Dockerfile", tags: list[str] | None = None,
               build_args: dict[str, str] | None = None, target: str | None = None,
-              labels: dict[str, str] | None = None, no_cache: bool = False, progress=None) -> ImageInfo:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            tar.add(context, arcname=".")
-        q = {"t": tags or [], "dockerfile": dockerfile, "buildargs": json.dumps(build_args or {}),
-             "labels": json.dumps(labels or {}), "target": target, "nocache": int(no_cache)}
+              labels: dict[str, str] | None = None, no_cache: bool = False, progress=None,
+              pull: bool = False, dockerfile_text: str | None = None, context_tar=None,
+              quiet: bool = False) -> ImageInfo:
+        """`POST /build` of CONTEXT (a directory: sent without what .dockerignore excludes) or of
+        `context_tar` (a tar file object, with `dockerfile` its Dockerfile's name in it)."""
+        from runtime.api.remote_build import context_tar as make_tar
+
+        if context_tar is None:
+            df = None if dockerfile in (None, "", "Dockerfile") else (
+                dockerfile if os.path.isabs(dockerfile) else os.path.join(context, dockerfile))
+            tar, name = make_tar(context, df, dockerfile_text)
+        else:
+            tar, name = context_tar, dockerfile or "Dockerfile"
+        q = {"t": tags or [], "dockerfile": name, "buildargs": json.dumps(build_args or {}),
+             "labels": json.dumps(labels or {}), "target": target, "nocache": int(no_cache),
+             "pull": int(pull) or None, "q": int(quiet) or None, "rm": 1}
         image_id = ""
-        for msg in self.c.messages("POST", "/build", q, buf.getvalue(), {"Content-Type": "application/x-tar"},
-                                   what="build"):
-            if "aux" in msg and isinstance(msg["aux"], dict):
-                image_id = msg["aux"].get("ID", image_id)
-            if progress:
-                progress(msg.get("stream", msg) if isinstance(msg.get("stream"), str) else msg)
+        tar.seek(0, os.SEEK_END)
+        size = tar.tell()
+        tar.seek(0)
+        try:
+            for msg in self.c.messages("POST", "/build", q, tar, {"Content-Type": "application/x-tar",
+                                                                    "Content-Length": str(size)}, what="build"):
+                if "aux" in msg and isinstance(msg["aux"], dict):
+                    image_id = msg["aux"].get("ID", image_id)
+                elif isinstance(msg.get("stream"), str) and msg["stream"].startswith("Successfully built "):
+                    image_id = image_id or msg["stream"].split()[-1]
+                if progress:
+                    progress(msg.get("stream", msg) if isinstance(msg.get("stream"), str) else msg)
+        finally:
+            tar.close()
         if not image_id:
             raise RuntimeFailure("build: the engine did not report the image it built")
         return self.inspect(image_id)

@@ -72,10 +72,14 @@ def register(app: typer.Typer) -> None:
         iidfile: str = typer.Option(None, "--iidfile", help="Write the image id to this file."),
         network: str = typer.Option("host", "--network", help="Network of the RUN steps: host or none."),
     ) -> None:
-        from runtime.build.builder import build
-
         args = _pairs(build_arg, "--build-arg", env_fallback=True)
         labels = _pairs(label, "--label")
+        from runtime.cli import remote_verbs
+
+        if remote_verbs.remote():
+            return remote_verbs.build(path, tag, file, args, target, no_cache, pull, quiet, labels, iidfile)
+        from runtime.build.builder import build
+
         ctx, name, text = _context_and_dockerfile(path, file)
         lines: list[str] = []
 

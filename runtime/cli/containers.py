@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from runtime.cli import remote_verbs as rv
 from runtime.errors import InvalidArgument, NotFound, WharfError
 
 RUN_CTX = {"allow_interspersed_args": False}
@@ -240,6 +241,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
             spec = build_spec(image, command or [], o)
         except WharfError as e:
             raise _run_error(e) from None
+        if rv.remote():
+            return rv.run(spec, o["detach"])
         return run_container(_local().containers, spec, o["detach"])
 
     @app.command(context_settings=RUN_CTX)
@@ -250,6 +253,9 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
             image = ""
         try:
             spec = build_spec(image, command or [], o)
+            if rv.remote():
+                typer.echo(rv.create(rv._engine(), spec).id)
+                return
             if spec.image and not spec.rootfs:
                 from runtime.containers.imagesrc import pull_if_missing
 
@@ -263,6 +269,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
     def start(containers: list[str], attach: bool = typer.Option(False, "-a", "--attach"),
               interactive: bool = typer.Option(False, "-i", "--interactive")) -> int:
         """Start one or more stopped containers."""
+        if rv.remote():
+            return rv.start(containers, attach, interactive, _each)
         eng = _local()
         if attach or interactive:
             if len(containers) != 1:
@@ -334,6 +342,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
     def attach(container: str, no_stdin: bool = typer.Option(False, "--no-stdin"),
                sig_proxy: bool = typer.Option(True, "--sig-proxy/--no-sig-proxy")) -> int:
         """Attach local standard input, output, and error streams to a running container."""
+        if rv.remote():
+            return rv.attach(container, no_stdin, sig_proxy)
         eng = _local()
         info = eng.containers.inspect(container)
         if not info.state.running:
@@ -350,6 +360,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         from runtime.containers.execio import run_exec
         from runtime.containers.flags import parse_env
 
+        if rv.remote():
+            return rv.exec_(container, command, parse_env(env), user, workdir, interactive, tty, detach)
         return run_exec(_local().containers, container, command, parse_env(env), user, workdir,
                         interactive, tty, detach)
 
@@ -358,7 +370,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         """Display the running processes of a container."""
         from runtime.containers.views import table
 
-        titles, rows = _local().containers.top(container)
+        titles, rows = (rv.containers() if rv.remote() else _local().containers).top(container)
         cols = [(t, t) for t in titles]
         typer.echo(table([dict(zip(titles, r, strict=True)) for r in rows], cols))
 
@@ -391,6 +403,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         """Copy files/folders between a container and the local filesystem (use - for a tar stream)."""
         from runtime.containers import copy
 
+        if rv.remote():
+            return rv.cp(src, dest)
         cs = _local().containers
         if ":" in src and not src.startswith("/") and not src.startswith("."):
             ref, path = src.split(":", 1)
@@ -412,7 +426,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
     def diff(container: str) -> None:
         """Inspect changes to files or directories on a container's filesystem."""
-        for kind, path in _local().containers.diff(container):
+        for kind, path in (rv.containers() if rv.remote() else _local().containers).diff(container):
             typer.echo(f"{kind} {path}")
 
     @app.command()
@@ -421,7 +435,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                change: list[str] = typer.Option([], "-c", "--change"),
                pause: bool = typer.Option(True, "-p/--pause")) -> None:
         """Create a new image from a container's changes."""
-        img = _local().containers.commit(container, repository, list(change), author, message, pause)
+        cs = rv.containers() if rv.remote() else _local().containers
+        img = cs.commit(container, repository, list(change), author, message, pause)
         typer.echo(img.id)
 
     @app.command()
@@ -431,6 +446,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
         if output is None and sys.stdout.isatty():
             raise InvalidArgument("refusing to write a tar archive to a terminal", hint="use -o FILE or redirect")
+        if rv.remote():
+            return rv.export(container, output)
         with _local().containers.with_rootfs(container, live_view=False) as root:
             if output:
                 with open(output, "wb") as f:
@@ -469,7 +486,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
         from runtime.containers.procs import stats_table
 
-        cs = _local().containers
+        cs = rv.containers() if rv.remote() else _local().containers
         ids = containers or [i.id for i in cs.list(all=all)]
         before, t0 = {c: cs.stats(c)["CPUNanos"] for c in ids}, _t.monotonic()
         while True:
@@ -505,7 +522,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                         nano_cpus=fl.parse_cpus(cpus) if cpus else None, cpu_shares=cpu_shares,
                         cpuset_cpus=cpuset_cpus, pids_limit=pids_limit)
         pol = fl.parse_restart(restart) if restart else None
-        cs = _local().containers
+        cs = rv.containers() if rv.remote() else _local().containers
         return _each(containers, lambda c: cs.update(c, res, pol))
 
     container_app = typer.Typer(help="Manage containers", no_args_is_help=True)
@@ -517,7 +534,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         if not force and sys.stdin.isatty():
             if not typer.confirm("This will remove all stopped containers. Are you sure you want to continue?"):
                 return
-        gone = _local().containers.prune(_split_filters(filter))
+        gone = (rv.containers() if rv.remote() else _local().containers).prune(_split_filters(filter))
         if gone:
             typer.echo("Deleted Containers:")
             for g in gone:

@@ -70,11 +70,15 @@ def _formatted(rows: list[dict], format: str | None) -> bool:
     return True
 
 
+_NO_TRUNC = typer.Option(False, "--no-trunc", help="Don't truncate output.")
+_QUIET = typer.Option(False, "-q", "--quiet", help="Only show image IDs.")
+
+
 def images(repository: str = typer.Argument(None, help="Show only this REPOSITORY[:TAG]."),
            all: bool = typer.Option(False, "-a", "--all", help="Show all images (no intermediates exist here)."),
-           quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
+           quiet: bool = _QUIET,
            digests: bool = typer.Option(False, "--digests", help="Show digests."),
-           no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
+           no_trunc: bool = _NO_TRUNC,
            filter: list[str] = typer.Option([], "-f", "--filter", help="dangling=, reference=, label=, before=, since="),
            format: str = typer.Option(None, "--format", help="json (one object per line) or a Go template "
                                       "like '{{.Repository}}:{{.Tag}}'.")) -> None:
@@ -146,8 +150,8 @@ def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
 
 
 def history(image: str,
-            no_trunc: bool = typer.Option(False, "--no-trunc", help="Don't truncate output."),
-            quiet: bool = typer.Option(False, "-q", "--quiet", help="Only show image IDs."),
+            no_trunc: bool = _NO_TRUNC,
+            quiet: bool = _QUIET,
             human: bool = typer.Option(True, "-H/--human", help="Human-readable sizes and dates."),
             format: str = typer.Option(None, "--format", help="json (one object per line) or a Go template.")
             ) -> None:
@@ -295,27 +299,20 @@ def bootstrap(kind: str = typer.Argument(..., help="busybox or debian"),
     typer.echo(f"{', '.join(img.repo_tags)} {img.id}")
 
 
+_VERBS = {"images": images, "tag": tag, "rmi": rmi, "history": history, "save": save, "load": load,
+          "import": import_}  # `wharf VERB`
+_IMAGE_VERBS = {"ls": images, "tag": tag, "rm": rmi, "history": history, "inspect": inspect, "prune": prune,
+                "save": save, "load": load, "import": import_, "bootstrap": bootstrap}  # `wharf image VERB`
+
+
 def register(app: typer.Typer) -> None:
     """Add this module's verbs to the `wharf` typer app."""
-    app.command("images")(images)
-    app.command("tag")(tag)
-    app.command("rmi")(rmi)
-    app.command("history")(history)
-    app.command("save")(save)
-    app.command("load")(load)
-    app.command("import")(import_)
+    for name, fn in _VERBS.items():
+        app.command(name)(fn)
     image = typer.Typer(help="Manage images", no_args_is_help=True)
-    image.command("ls")(images)
     image.command("list", hidden=True)(images)
-    image.command("tag")(tag)
-    image.command("rm")(rmi)
-    image.command("history")(history)
-    image.command("inspect")(inspect)
-    image.command("prune")(prune)
-    image.command("save")(save)
-    image.command("load")(load)
-    image.command("import")(import_)
-    image.command("bootstrap")(bootstrap)
+    for name, fn in _IMAGE_VERBS.items():
+        image.command(name)(fn)
     from runtime.cli import registry  # `wharf image pull|push` = `wharf pull|push` (registry area's verbs)
 
     for verb in ("pull", "push"):

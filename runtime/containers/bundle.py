@@ -132,6 +132,9 @@ def oci_config(spec: ContainerSpec, inp: BundleInputs) -> dict[str, Any]:
             "readonlyPaths": [] if spec.privileged else READONLY,
         },
     }
+    from runtime.oci.seccomp_profile import linux_seccomp
+
+    cfg["linux"].update(linux_seccomp(spec.security_opt, spec.privileged, caps))
     if not inp.share_uts:
         cfg["hostname"] = inp.hostname
     if spec.sysctls:

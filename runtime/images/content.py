@@ -141,6 +141,10 @@ class ContentStore:
         return BlobWriter(self, expected, size)
 
     def put(self, data: bytes, expected: str | None = None) -> str:
+        """Store `data` (verified against `expected`); a blob already stored is not written again."""
+        digest = sha256_digest(data)
+        if (expected is None or expected == digest) and self.has(digest):
+            return digest
         with self.writer(expected, None) as w:
             w.write(data)
             return w.commit()

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import queue
 import secrets
 import shutil
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -76,9 +78,7 @@ class Snapshots:
         have = self.get(chain_id)
         if have:
             return have
-        self.root.mkdir(parents=True, exist_ok=True)
-        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
-        (tmp / "fs").mkdir(parents=True)
+        tmp = self._tmp()
         try:
             reader = open_layer(blob, compression)
             size = apply_tar(reader, tmp / "fs", what)
@@ -86,15 +86,7 @@ class Snapshots:
                 raise LayerError(f"{what}: uncompressed content hashes to {reader.digest}, "
                                  f"but the image config says diff_id {diff_id}",
                                  hint="the layer does not belong to this image; fetch it again")
-            atomic_write_json(tmp / "meta.json", {"chain_id": chain_id, "parent": parent, "diff_id": diff_id,
-                                                  "size": size, "diff_size": reader.size})
-            final = self._dir(chain_id)
-            try:
-                os.rename(tmp, final)
-            except OSError:
-                if self.get(chain_id) is None:  # occupied by something that is not this snapshot
-                    shutil.rmtree(final, ignore_errors=True)
-                    os.rename(tmp, final)
+            self._publish(tmp, chain_id, parent, diff_id, size, reader.size)
         finally:
             if tmp.exists():
                 shutil.rmtree(tmp, ignore_errors=True)
@@ -103,6 +95,32 @@ class Snapshots:
             raise InvalidArgument(f"{what}: snapshot {chain_id} could not be published")
         return info
 
+    def _tmp(self) -> Path:
+        self.root.mkdir(parents=True, exist_ok=True)
+        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
+        (tmp / "fs").mkdir(parents=True)
+        return tmp
+
+    def _publish(self, tmp: Path, chain_id: str, parent: str | None, diff_id: str, size: int,
+                 diff_size: int) -> bool:
+        """Rename the unpacked `tmp` into place as `chain_id`; False when that snapshot existed already."""
+        atomic_write_json(tmp / "meta.json", {"chain_id": chain_id, "parent": parent, "diff_id": diff_id,
+                                              "size": size, "diff_size": diff_size})
+        final = self._dir(chain_id)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if self.get(chain_id) is not None:
+                return False  # the same snapshot, published by someone else
+            shutil.rmtree(final, ignore_errors=True)  # occupied by something that is not this snapshot
+            os.rename(tmp, final)
+        return True
+
+    def writer(self, what: str) -> SnapshotWriter:
+        """A sink for a layer tar being written (e.g. by commit): it is unpacked as it streams by, so the
+        snapshot needs no second read of the layer; `publish()` names it once the diff_id is known."""
+        return SnapshotWriter(self, what)
+
     def flat(self, chain_ids: list[str]) -> SnapshotInfo:
         """One snapshot holding the merged tree of `chain_ids` (bottom first), for chains deeper than an
         overlay mount can stack. Files are hard links to the layers' (read-only) files: no data is copied."""
@@ -110,8 +128,7 @@ class Snapshots:
         have = self.get(key)
         if have:
             return have
-        tmp = self.root / f".tmp-{os.getpid()}-{secrets.token_hex(6)}"
-        (tmp / "fs").mkdir(parents=True)
+        tmp = self._tmp()
         try:
             size = 0
             dir_times: dict[str, int] = {}
@@ -171,6 +188,92 @@ class Snapshots:
         for e in entries:
             if e.name.startswith(".tmp-") and now - e.stat(follow_symlinks=False).st_mtime > older_than:
                 shutil.rmtree(e.path, ignore_errors=True)
+
+
+class _Pipe:
+    """Bytes from a writer thread to a reader thread, at most `depth` chunks in flight."""
+
+    def __init__(self, depth: int = 8) -> None:
+        self._q: queue.Queue[bytes | None] = queue.Queue(depth)
+        self._buf = b""
+        self._eof = False
+
+    def write(self, data: bytes) -> int:
+        self._q.put(bytes(data))
+        return len(data)
+
+    def close(self) -> None:
+        self._q.put(None)
+
+    def read(self, n: int = -1) -> bytes:
+        while not self._buf and not self._eof:
+            chunk = self._q.get()
+            if chunk is None:
+                self._eof = True
+            else:
+                self._buf = chunk
+        if n is None or n < 0 or n >= len(self._buf):
+            out, self._buf = self._buf, b""
+            return out
+        out, self._buf = self._buf[:n], self._buf[n:]
+        return out
+
+    def drain(self) -> None:
+        """Swallow the rest (the reader failed: the writer must not block)."""
+        while not self._eof:
+            self._eof = self._q.get() is None
+
+
+class SnapshotWriter:
+    """write() tar bytes; a thread unpacks them (apply_tar, as `create` does) into a temp snapshot dir."""
+
+    def __init__(self, snapshots: Snapshots, what: str) -> None:
+        from runtime.images.streams import HashingReader
+
+        self._snapshots = snapshots
+        self._what = what
+        self._tmp = snapshots._tmp()
+        self._pipe = _Pipe()
+        self._reader = HashingReader(self._pipe)
+        self._size = 0
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._unpack, name="snapshot-unpack", daemon=True)
+        self._thread.start()
+
+    def _unpack(self) -> None:
+        from runtime.images.apply import apply_tar
+
+        try:
+            self._size = apply_tar(self._reader, self._tmp / "fs", self._what)
+        except BaseException as e:
+            self._error = e
+            self._pipe.drain()
+
+    def write(self, data: bytes) -> int:
+        return self._pipe.write(data)
+
+    def _finish(self) -> None:
+        if self._thread.is_alive():
+            self._pipe.close()
+            self._thread.join()
+
+    def publish(self, chain_id: str, parent: str | None, diff_id: str) -> bool:
+        """End of the tar: the snapshot becomes `chain_id`; False when it existed already (nothing new)."""
+        try:
+            self._finish()
+            if self._error is not None:
+                raise self._error
+            if self._reader.digest != diff_id:
+                raise InvalidArgument(f"{self._what}: the unpacked tar hashes to {self._reader.digest}, "
+                                      f"not {diff_id}")
+            return self._snapshots._publish(self._tmp, chain_id, parent, diff_id, self._size, self._reader.size)
+        finally:
+            self.abort()
+
+    def abort(self) -> None:
+        self._finish()
+        if self._tmp.exists():
+            shutil.rmtree(self._tmp, ignore_errors=True)
 
 
 def merge_layer(src: Path, dest: Path, dir_times: dict[str, int]) -> None:

@@ -86,11 +86,14 @@ class ImageStore:
 
     @contextmanager
     def _locked(self) -> Iterator[dict[str, Any]]:
-        """The db under the store lock; written back when the block ends without error."""
+        """The db under the store lock; written back (fsync) when the block ends without error and
+        changed it: re-adding, re-tagging or re-pulling what is there already touches nothing."""
         with file_lock(self.root / "lock"):
             db = self._read()
+            before = json.dumps(db, sort_keys=True)
             yield db
-            atomic_write_json(self._db_path, db)
+            if json.dumps(db, sort_keys=True) != before:
+                atomic_write_json(self._db_path, db)
 
     def _load(self, image_id: str, rec: dict[str, Any]) -> Image:
         manifest = json.loads(self.content.read(rec["manifest"]))
@@ -633,22 +636,45 @@ class ImageStore:
         if message:
             entry["comment"] = message
         new_config["history"] = list(base.config.get("history") or []) + [entry]
-        with self.content.writer() as w:
-            cw = CompressingWriter(w, compression)
-            if upper.is_dir():
-                write_tree(upper, cw, overlay=True)  # type: ignore[arg-type]
-            else:
-                cw.write(b"\0" * 1024)  # an empty tar
-            cw.close()
-            layer_digest = w.commit()
+        # one pass over the upper dir: the tar goes to the (compressed) blob and is unpacked as the new
+        # snapshot on the way, exactly as unpacking the blob would; the layer is never read back
+        snap = self.snapshots.writer(f"commit of {key}")
+        try:
+            with self.content.writer() as w:
+                cw = CompressingWriter(w, compression)
+                out = _Both(cw, snap)
+                if upper.is_dir():
+                    write_tree(upper, out, overlay=True)  # type: ignore[arg-type]
+                else:
+                    out.write(b"\0" * 1024)  # an empty tar
+                cw.close()
+                layer_digest = w.commit()
+            chain = oci.chain_ids(base.diff_ids + [cw.diff_id])
+            new_snapshot = snap.publish(chain[-1], chain[-2] if len(chain) > 1 else None, cw.diff_id)
+        finally:
+            snap.abort()
         layers = list(zip([x["digest"] for x in base.layers], base.diff_ids, strict=True))
         try:
             return self.add_image(new_config, layers + [(layer_digest, cw.diff_id)], ref)
         except BaseException:
-            blobs, _ = self._references(self._read())
+            blobs, chains = self._references(self._read())
             if layer_digest not in blobs:
                 self.content.delete(layer_digest)
+            if new_snapshot and chain[-1] not in chains:
+                self.snapshots.remove(chain[-1])
             raise
+
+
+class _Both:
+    """Writes go to two sinks (the layer blob and the snapshot being unpacked)."""
+
+    def __init__(self, a: Any, b: Any) -> None:
+        self._a, self._b = a, b
+
+    def write(self, data: bytes) -> int:
+        self._a.write(data)
+        self._b.write(data)
+        return len(data)
 
 
 def _overlay_extras() -> list[str]:

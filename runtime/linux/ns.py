@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ctypes
 import os
 
 from runtime.linux.libc import check, libc
@@ -14,6 +15,7 @@ CLONE_NEWIPC = 0x08000000
 CLONE_NEWUSER = 0x10000000
 CLONE_NEWPID = 0x20000000
 CLONE_NEWNET = 0x40000000
+_AF_INET, _SOCK_DGRAM, _SOCK_CLOEXEC = 2, 2, 0o2000000
 
 # OCI runtime-spec linux.namespaces[].type -> clone flag
 FLAGS: dict[str, int] = {
@@ -47,6 +49,23 @@ def setns(fd_or_path: int | str | os.PathLike[str], nstype: int = 0) -> None:
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
         check(libc.setns(fd, nstype), f"setns({path})", path)
+    finally:
+        os.close(fd)
+
+
+def loopback_up() -> None:
+    """Bring `lo` of the caller's network namespace up (SIOCSIFFLAGS), as runc does for a netns it creates.
+
+    Plain libc calls: this runs in a new user namespace too, where Python may not import more modules."""
+    siocgifflags, siocsifflags, iff_up = 0x8913, 0x8914, 0x1
+    ifreq = ctypes.create_string_buffer(b"lo", 40)  # struct ifreq: name[16], then short ifr_flags
+    fd = check(libc.socket(_AF_INET, _SOCK_DGRAM | _SOCK_CLOEXEC, 0), "socket(AF_INET)")
+    try:
+        check(libc.ioctl(fd, siocgifflags, ifreq), "ioctl(lo, SIOCGIFFLAGS)")
+        flags = int.from_bytes(ifreq.raw[16:18], "little")
+        if not flags & iff_up:
+            ifreq[16:18] = (flags | iff_up).to_bytes(2, "little")
+            check(libc.ioctl(fd, siocsifflags, ifreq), "ioctl(lo, SIOCSIFFLAGS)")
     finally:
         os.close(fd)
 

@@ -1,7 +1,12 @@
-"""nftables rules: per network (masquerade, isolation, --internal) and per container (published ports).
+"""nftables rules: per network (masquerade, isolation, --internal, enable_icc=false) and per container
+(published ports).
 
 Tables: `ip wharf_n<network id>` and `ip wharf_p<container id>`; each object's rules live in its own
 table, so they go away with one `delete table`, and concurrent Wharf processes never edit the same table.
+A network with enable_icc=false also has `bridge wharf_n<network id>`: frames the bridge forwards from
+one container's port to another's are dropped there (its veths are in links.NO_ICC_GROUP; this kernel
+has no bridge-name match), whatever br_netfilter is set to, except published-port connections
+(HAIRPIN_MARK, set in the ip table: br_netfilter bridges a DNAT-ed hairpin instead of routing it).
 """
 
 from __future__ import annotations
@@ -10,9 +15,12 @@ import json
 from typing import Any
 
 from runtime.network import nft
-from runtime.network.links import WHARF_GROUP
+from runtime.network.links import NO_ICC_GROUP, WHARF_GROUP
 
 PORT_TABLE_PREFIX = "wharf_p"
+
+
+HAIRPIN_MARK = 0x2000000  # packet mark: a published-port (DNAT) connection on a bridge with enable_icc=false
 
 
 def network_table(net_id: str) -> str:
@@ -23,9 +31,13 @@ def port_table(container_id: str) -> str:
     return f"{PORT_TABLE_PREFIX}{container_id[:16]}"
 
 
-def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "", masquerade: bool = True) -> str:
+def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "", masquerade: bool = True,
+                  icc: bool = True) -> str:
     br = f'"{bridge}"'
-    forward = [f"iifname {br} oifname {br} accept"]
+    if icc:
+        forward = [f"iifname {br} oifname {br} accept"]
+    else:  # routed between two containers of the bridge: only a published port (hairpin)
+        forward = [f"iifname {br} oifname {br} ct status dnat accept", f"iifname {br} oifname {br} drop"]
     if internal:  # no way in or out except the bridge itself
         forward += [f"iifname {br} drop", f"oifname {br} drop"]
     forward += [
@@ -35,6 +47,9 @@ def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "", m
         f"oifname {br} iifgroup {WHARF_GROUP} drop",
     ]
     body = ["chain forward {", "type filter hook forward priority filter; policy accept;", *forward, "}"]
+    if not icc:  # with br_netfilter a hairpin to a published port is bridged, not routed: let NO_ICC_RULES know
+        body += ["chain prerouting {", "type filter hook prerouting priority dstnat + 10; policy accept;",
+                 f"iifname {br} ct status dnat meta mark set meta mark | {HAIRPIN_MARK:#x}", "}"]
     if gateway:  # the embedded DNS on the gateway answers the bridge (and the host), nobody else
         body += ["chain input {", "type filter hook input priority filter; policy accept;",
                  f'ip daddr {gateway} iifname != {{ {br}, "lo" }} meta l4proto {{ tcp, udp }} th dport 53 drop',
@@ -45,15 +60,27 @@ def network_rules(bridge: str, subnet: str, internal: bool, gateway: str = "", m
     return "\n".join(body)
 
 
+NO_ICC_RULES = "\n".join([
+    "chain forward {", "type filter hook forward priority filter; policy accept;",
+    f"iifgroup {NO_ICC_GROUP} oifgroup {NO_ICC_GROUP} meta mark & {HAIRPIN_MARK:#x} != 0 accept",
+    f"iifgroup {NO_ICC_GROUP} oifgroup {NO_ICC_GROUP} ether type {{ ip, ip6 }} drop",  # ARP still passes
+    "}"])
+
+
 def apply_network(net: dict[str, Any]) -> None:
     masq = net.get("options", {}).get("com.docker.network.bridge.enable_ip_masquerade", "true")
+    icc = net.get("icc", True)
     rules = network_rules(net["bridge"], net["subnet"], net["internal"],
-                          "" if net.get("default") else net["gateway"], masq.lower() not in ("false", "0"))
-    nft.replace_table(network_table(net["id"]), rules, f"network {net['name']}")
+                          "" if net.get("default") else net["gateway"], masq.lower() not in ("false", "0"), icc)
+    table = network_table(net["id"])
+    script = nft.replace_script(table, rules)
+    script += nft.delete_script(table, "bridge") if icc else nft.replace_script(table, NO_ICC_RULES, "bridge")
+    nft.apply(script, f"network {net['name']}")
 
 
 def remove_network(net_id: str) -> None:
-    nft.delete_table(network_table(net_id))
+    table = network_table(net_id)
+    nft.apply(nft.delete_script(table) + nft.delete_script(table, "bridge"), f"table {table}")
 
 
 def remove_tables_of_bridge(bridge: str) -> None:
@@ -62,7 +89,7 @@ def remove_tables_of_bridge(bridge: str) -> None:
     for item in nft.list_ruleset():
         rule = item.get("rule")
         if rule and rule.get("table", "").startswith("wharf_n") and needle in json.dumps(rule):
-            nft.delete_table(rule["table"])
+            remove_network(rule["table"][len("wharf_n"):])
             return remove_tables_of_bridge(bridge)
 
 

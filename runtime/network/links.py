@@ -16,6 +16,7 @@ from runtime.network.ipam import mac_for
 from runtime.network.netlink import Netlink
 
 WHARF_GROUP = 0x77686172  # link group ("whar") marking Wharf's bridges; nft isolates by it
+NO_ICC_GROUP = 0x77686173  # the host ends of veths on networks with enable_icc=false (firewall.py)
 
 
 def exists(name: str) -> bool:
@@ -106,8 +107,10 @@ def delete(nl: Netlink, name: str) -> None:
             raise _fail(f"cannot delete link {name}", e) from None
 
 
-def add_veth(nl: Netlink, host_name: str, peer_name: str, netns_fd: int, bridge: str, mtu: int | None) -> None:
-    """A veth pair: `host_name` enslaved to `bridge` and up, `peer_name` created inside the netns."""
+def add_veth(nl: Netlink, host_name: str, peer_name: str, netns_fd: int, bridge: str, mtu: int | None,
+             group: int | None = None) -> None:
+    """A veth pair: `host_name` enslaved to `bridge`, in link `group` and up, `peer_name` created
+    inside the netns."""
     br = nl.index(bridge)
     if br is None:
         raise RuntimeFailure(f"bridge {bridge} is missing")
@@ -116,7 +119,7 @@ def add_veth(nl: Netlink, host_name: str, peer_name: str, netns_fd: int, bridge:
         idx = nl.index(host_name)
         if idx is None:
             raise RuntimeFailure(f"veth {host_name} vanished while it was being created")
-        nl.set_link(idx, master=br, up=True)
+        nl.set_link(idx, master=br, up=True, group=group)
     except OSError as e:
         raise _fail(f"cannot create veth {host_name}", e) from None
 

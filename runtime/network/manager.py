@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,19 @@ from runtime.engine import EndpointInfo, EndpointSpec, NetworkInfo, NetworkSpec,
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure
 from runtime.network import etcfiles, ipam
 from runtime.network import netns as netns_mod
-from runtime.network.netspec import DEFAULT_NAME, OPT_BRIDGE, OPT_HOST_IP, default_bridge, new_record
+from runtime.network.netspec import (
+    DEFAULT_NAME,
+    ENV_DEFAULT_IP,
+    OPT_BRIDGE,
+    OPT_HOST_IP,
+    default_spec,
+    new_record,
+    spec_config,
+)
 from runtime.network.store import NetStore
 from runtime.util.labels import match_labels
+
+RELEASE_GRACE = 10.0  # seconds a released veth may live before the next attach deletes it itself
 
 
 def userland_proxy() -> bool:
@@ -65,13 +76,19 @@ class NetworkManager:
             ipr = rtnl.iproute()
             try:
                 adopted = links.bridge_subnet(ipr, rec["bridge"]) if existing else None
+                if existing:  # the default bridge survived a lost state dir: drop the old owner's rules
+                    from runtime.network import firewall
+                    from runtime.network.netlink import Netlink
+
+                    firewall.remove_tables_of_bridge(rec["bridge"])
+                    if user_subnet and adopted != IPv4Network(rec["subnet"]):  # ... and its old subnet
+                        with Netlink() as nl:
+                            links.delete(nl, rec["bridge"])
+                        adopted = None
                 host = links.host_subnets(ipr)
             finally:
                 ipr.close()
-            if adopted is not None:  # the default bridge survived a lost state dir: keep its subnet
-                from runtime.network import firewall
-
-                firewall.remove_tables_of_bridge(rec["bridge"])  # the old owner's rules
+            if adopted is not None:  # keep the surviving bridge's subnet
                 subnet = adopted
             elif user_subnet:
                 subnet = IPv4Network(rec["subnet"])
@@ -123,14 +140,25 @@ class NetworkManager:
                 self._setup_host(rec)
 
     def ensure_default(self) -> NetworkInfo:
+        """The default bridge network, created on first use as the daemon's flags ask (default_spec).
+        Flags that differ from the existing network's re-create it once no container uses it;
+        without flags the existing one is kept as it is."""
+        spec = default_spec()
+        config = spec_config(spec)
         with self.store.lock():
-            for n in self.store.networks():
-                if n["name"] == DEFAULT_NAME:
-                    rec = n
-                    break
-            else:
-                spec = NetworkSpec(name=DEFAULT_NAME, options={OPT_BRIDGE: default_bridge()})
-                rec = self._create_locked(new_record(spec), None)
+            rec = next((n for n in self.store.networks() if n["name"] == DEFAULT_NAME), None)
+            if rec is not None and any(config.values()) and rec.get("config") != config:
+                users = [e.get("name") or e["id"][:12] for e in self.store.endpoints() if rec["id"] in e["networks"]]
+                if users:
+                    raise Conflict(f"the default bridge network is in use ({', '.join(sorted(users))}) with "
+                                   f"other settings than the daemon's (--bip/--fixed-cidr/--mtu/--icc/--ip-masq)",
+                                   hint="stop those containers: the network is re-created with the new settings")
+                self._remove_locked(rec)
+                rec = None
+            if rec is None:
+                rec = new_record(spec)
+                rec["config"] = config
+                rec = self._create_locked(rec, spec.subnet)
                 return self._info(rec, self.store.endpoints())
         self._ensure_host(rec)
         return self._info(rec, self.store.endpoints())
@@ -191,6 +219,7 @@ class NetworkManager:
             self.release(ep["id"])
         for cid in netns_mod.leftovers():
             netns_mod.delete(cid)
+        self.wait_released()
         with self.store.lock():
             for rec in self.store.networks():
                 self._remove_locked(rec)
@@ -225,6 +254,7 @@ class NetworkManager:
             gateway = IPv4Address(net["gateway"])
             used = {IPv4Address(ep["ip"]) for e in self.store.endpoints() if e["id"] != container_id
                     for nid, ep in e.get("networks", {}).items() if nid == net["id"]}
+            used |= self._reap_released(net["id"], container_id)
             if endpoint.ipv4_address:
                 addr = ipam.parse_address(endpoint.ipv4_address, "--ip")
                 ipam.check_static(addr, subnet, gateway, used, net["name"])
@@ -247,7 +277,8 @@ class NetworkManager:
             peer = "wht" + ep["veth"][3:]
             with Netlink() as nl:
                 links.delete(nl, ep["veth"])  # a leftover of a crashed attach
-                links.add_veth(nl, ep["veth"], peer, fd, net["bridge"], net.get("mtu"))
+                links.add_veth(nl, ep["veth"], peer, fd, net["bridge"], net.get("mtu"),
+                               None if net.get("icc", True) else links.NO_ICC_GROUP)
             gw = None if net["internal"] else ep["gateway"]
             rtnl.in_netns(netns, lambda nl: links.configure_peer(nl, peer, ifname, ep["ip"], ep["prefix"],
                                                                  ep["mac"], gw))
@@ -304,8 +335,8 @@ class NetworkManager:
                                hint="attach it to a network before publishing ports")
             subnet = str(IPv4Network(f"{ep['ip']}/{ep['prefix']}", strict=False))
             net = next((n for n in self.store.networks() if n["name"] == ep["network"]), {})
-            host_ip = net.get("options", {}).get(OPT_HOST_IP, "")
-            if host_ip:  # the network's default host IP for bindings that name none
+            host_ip = net.get("options", {}).get(OPT_HOST_IP, "") or os.environ.get(ENV_DEFAULT_IP, "")
+            if host_ip:  # the network's (or the daemon's --ip) default host IP for bindings that name none
                 ports = [PortBinding(p.container_port, p.protocol, p.host_ip or host_ip, p.host_port) for p in ports]
             proxy = userland_proxy()
             with self.store.host_lock():
@@ -331,6 +362,8 @@ class NetworkManager:
     @staticmethod
     def _unpublish(rec: dict[str, Any]) -> None:
         """Remove the published ports of an endpoint record (DNAT table or proxy process)."""
+        if not (rec.get("proxy") or rec.get("ports") or rec.get("ports_ip")):
+            return
         from runtime.network import firewall
         from runtime.network import ports as ports_mod
 
@@ -341,24 +374,62 @@ class NetworkManager:
         rec.update(ports=[], proxy=False, proxy_pid=None)
 
     def release(self, container_id: str) -> None:
-        from runtime.network import links
-        from runtime.network.netlink import Netlink
+        """Free a container's network: published ports, its netns and (asynchronously) its veths.
 
+        Deleting a veth costs the caller ~30 ms (the kernel waits for an RCU grace period). Instead
+        the netns is unmounted: once its last user is gone the kernel's netns cleanup destroys the
+        veths in the background (~40 ms later). Until then the endpoint record stays in released/
+        and its addresses count as used (_reap_released), so no one gets an address whose old
+        interface still answers ARP.
+        """
         user_net = False
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if rec is not None:
                 self._unpublish(rec)
-                if any(links.exists(ep["veth"]) for ep in rec["networks"].values()):
-                    with Netlink() as nl:
-                        for ep in rec["networks"].values():
-                            links.delete(nl, ep["veth"])
                 defaults = {n["id"] for n in self.store.networks() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
-                self.store.delete_endpoint(container_id)
+                if rec["networks"]:
+                    self.store.release_endpoint(container_id)
+                else:
+                    self.store.delete_endpoint(container_id)
             netns_mod.delete(container_id)
         if user_net:
             self._sync_dns()
+
+    def _reap_released(self, net_id: str = "", own: str = "", grace: float | None = None) -> set[IPv4Address]:
+        """Forget released endpoints whose veths are gone; return the addresses on `net_id` still held
+        by released veths. Veths that outlive `grace` (a process kept the netns alive) and those of
+        `own` (the same container attaching again: its veth names are the same) are deleted here.
+        The caller holds the store lock."""
+        from runtime.network import links
+        from runtime.network.netlink import Netlink
+
+        held: set[IPv4Address] = set()
+        grace = RELEASE_GRACE if grace is None else grace
+        now = time.time()
+        for rec, since in self.store.released():
+            live = [(nid, ep) for nid, ep in rec["networks"].items() if links.exists(ep["veth"])]
+            if live and (rec["id"] == own or now - since >= grace):
+                with Netlink() as nl:
+                    for _, ep in live:
+                        links.delete(nl, ep["veth"])
+                live = []
+            if not live:
+                self.store.forget_released(rec["id"])
+            held |= {IPv4Address(ep["ip"]) for nid, ep in live if nid == net_id}
+        return held
+
+    def wait_released(self, timeout: float = 5.0) -> None:
+        """Until the kernel has destroyed every released veth (deleting what is left at the deadline)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self.store.lock():
+                late = time.monotonic() >= deadline
+                self._reap_released(grace=0 if late else None)
+                if late or not self.store.released():
+                    return
+            time.sleep(0.005)
 
     def container_files(self, container_id: str, hostname: str, networks: dict[str, EndpointInfo],
                         dns: list[str], dns_search: list[str], extra_hosts: list[str],

@@ -27,6 +27,53 @@ def default_bridge() -> str:
     return os.environ.get("WHARF_BRIDGE", "wharf0")
 
 
+# `wharf serve` flags for the default bridge, exported by runtime/api/daemon.py
+ENV_BRIDGE_IP, ENV_FIXED_CIDR, ENV_MTU, ENV_ICC, ENV_IP_MASQ = \
+    "WHARF_BRIDGE_IP", "WHARF_FIXED_CIDR", "WHARF_MTU", "WHARF_ICC", "WHARF_IP_MASQ"
+ENV_DEFAULT_IP = "WHARF_IP"  # --ip: the host IP of published ports that name none (also -P), on every network
+
+
+def default_spec() -> NetworkSpec:
+    """The default network as the daemon's flags ask for it: --bip (bridge address and subnet),
+    --fixed-cidr (the container addresses; the subnet itself without --bip, as docker), --mtu,
+    --icc=false, --ip-masq=false. Bad values raise InvalidArgument naming the flag."""
+    import ipaddress
+
+    env = os.environ
+    options = {OPT_BRIDGE: default_bridge()}
+    subnet = gateway = ip_range = None
+    bip = env.get(ENV_BRIDGE_IP, "")
+    if bip:
+        try:
+            iface = ipaddress.ip_interface(bip)
+        except ValueError:
+            iface = None
+        if not isinstance(iface, ipaddress.IPv4Interface) or "/" not in bip or iface.network.prefixlen > 30 \
+                or iface.ip in (iface.network.network_address, iface.network.broadcast_address):
+            raise InvalidArgument(f"invalid --bip {bip!r}", hint="give the bridge's address and prefix, e.g. 10.214.0.1/24")
+        subnet, gateway = str(iface.network), str(iface.ip)
+    fixed = env.get(ENV_FIXED_CIDR, "")
+    if fixed:
+        rng = ipam.parse_subnet(fixed, "--fixed-cidr")
+        if subnet is None:
+            subnet = str(rng)
+        elif not rng.subnet_of(ipaddress.IPv4Network(subnet)):
+            raise InvalidArgument(f"--fixed-cidr {rng} is not inside the bridge's subnet {subnet} (--bip)")
+        ip_range = str(rng)
+    if env.get(ENV_MTU, ""):
+        options[OPT_MTU] = env[ENV_MTU]
+    for var, opt in ((ENV_ICC, OPT_ICC), (ENV_IP_MASQ, OPT_MASQ)):
+        if env.get(var, "").lower() in ("false", "0"):
+            options[opt] = "false"
+    return NetworkSpec(name=DEFAULT_NAME, subnet=subnet, gateway=gateway, ip_range=ip_range, options=options)
+
+
+def spec_config(spec: NetworkSpec) -> dict[str, Any]:
+    """What of a default network's spec comes from the daemon's flags (a change re-creates it)."""
+    return {"subnet": spec.subnet or "", "gateway": spec.gateway or "", "ip_range": spec.ip_range or "",
+            "options": {k: v for k, v in spec.options.items() if k != OPT_BRIDGE}}
+
+
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
 
@@ -44,9 +91,6 @@ def new_record(spec: NetworkSpec) -> dict[str, Any]:
             raise InvalidArgument(f"unknown network option {key!r}", hint=f"supported: {', '.join(known)}")
         if key in (OPT_MASQ, OPT_ICC) and value.lower() not in ("true", "false", "1", "0"):
             raise InvalidArgument(f"invalid value {value!r} for -o {key}", hint="use true or false")
-    if spec.options.get(OPT_ICC, "true").lower() in ("false", "0"):
-        raise InvalidArgument(f"-o {OPT_ICC}=false is not supported",
-                              hint="containers on one bridge always reach each other; use separate networks")
     if OPT_HOST_IP in spec.options:
         ipam.parse_address(spec.options[OPT_HOST_IP], f"-o {OPT_HOST_IP}")
     bridge = spec.options.get(OPT_BRIDGE, "")
@@ -79,4 +123,5 @@ def new_record(spec: NetworkSpec) -> dict[str, Any]:
         "gateway": spec.gateway or "", "ip_range": spec.ip_range or "", "internal": bool(spec.internal),
         "labels": dict(spec.labels), "options": dict(spec.options), "mtu": mtu,
         "bridge": bridge or ("whbr" + net_id[:10]), "created": _now(), "default": spec.name == DEFAULT_NAME,
+        "icc": spec.options.get(OPT_ICC, "true").lower() not in ("false", "0"),
     }

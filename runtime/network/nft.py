@@ -33,14 +33,24 @@ def apply(script: str, what: str) -> None:
                              hint="is the nf_tables kernel module available?")
 
 
+def replace_script(name: str, body: str, family: str = "ip") -> str:
+    """nft script text that (re)creates `table FAMILY NAME` with `body` (idempotent)."""
+    return f"{delete_script(name, family)}table {family} {name} {{\n{body}\n}}\n"
+
+
+def delete_script(name: str, family: str = "ip") -> str:
+    """nft script text that deletes `table FAMILY NAME` if it exists."""
+    return f"add table {family} {name}\ndelete table {family} {name}\n"
+
+
 def replace_table(name: str, body: str, what: str) -> None:
     """(Re)create `table ip NAME` with `body` in one transaction (idempotent)."""
-    apply(f"add table ip {name}\ndelete table ip {name}\ntable ip {name} {{\n{body}\n}}\n", what)
+    apply(replace_script(name, body), what)
 
 
 def delete_table(name: str) -> None:
     """Delete `table ip NAME` if it exists."""
-    apply(f"add table ip {name}\ndelete table ip {name}\n", f"table {name}")
+    apply(delete_script(name), f"table {name}")
 
 
 def list_ruleset() -> list[dict[str, Any]]:
@@ -51,7 +61,8 @@ def list_ruleset() -> list[dict[str, Any]]:
 
 
 def tables(prefix: str = TABLE_PREFIX) -> list[str]:
-    proc = subprocess.run([_nft(), "-j", "list", "tables", "ip"], capture_output=True)
+    """Names of the tables (ip and bridge families) whose name starts with prefix."""
+    proc = subprocess.run([_nft(), "-j", "list", "tables"], capture_output=True)
     if proc.returncode != 0:
         return []
     items = json.loads(proc.stdout or b"{}").get("nftables", [])

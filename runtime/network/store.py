@@ -1,4 +1,5 @@
-"""Network state on disk: <root>/network/networks/<id>.json, <root>/network/endpoints/<container>.json.
+"""Network state on disk: <root>/network/networks/<id>.json, <root>/network/endpoints/<container>.json,
+<root>/network/released/<container>.json (endpoints whose veths the kernel is still destroying).
 
 Every mutation holds `lock()` (one flock per WHARF_ROOT); files are written atomically.
 An endpoint record is written before the kernel objects it names exist, so a crash
@@ -59,6 +60,35 @@ class NetStore:
     def delete_endpoint(self, container_id: str) -> None:
         with contextlib.suppress(FileNotFoundError):
             (self.dir / "endpoints" / f"{container_id}.json").unlink()
+
+    # released endpoints: the record moves here on release and stays while its veths exist
+    def release_endpoint(self, container_id: str) -> None:
+        """Move the endpoint record to released/ (a rename: no fsync on the hot path); its mtime
+        becomes the time of release."""
+        dest = self.dir / "released" / f"{container_id}.json"
+        try:
+            os.rename(self.dir / "endpoints" / f"{container_id}.json", dest)
+        except FileNotFoundError:
+            if not (self.dir / "endpoints").exists():
+                return
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                os.rename(self.dir / "endpoints" / f"{container_id}.json", dest)
+            except FileNotFoundError:
+                return
+        os.utime(dest)
+
+    def released(self) -> list[tuple[dict[str, Any], float]]:
+        """(record, time of release) of every released endpoint."""
+        out = []
+        for rec in self._all(self.dir / "released"):
+            with contextlib.suppress(FileNotFoundError):
+                out.append((rec, os.stat(self.dir / "released" / f"{rec['id']}.json").st_mtime))
+        return out
+
+    def forget_released(self, container_id: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            (self.dir / "released" / f"{container_id}.json").unlink()
 
     @staticmethod
     def _all(d: Path) -> list[dict[str, Any]]:

@@ -75,7 +75,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         record = _record(spec, cid, bundle, rootfs, host_mounts, cg_path)
         # everything the container's processes run is imported now: inside a user namespace they
         # may not be allowed to read the Python installation any more
-        init.preload(spec)
+        init.preload(spec, os.path.join(root, ".seccomp"))
         ch = Channel()
         pid = os.fork()
         if pid == 0:
@@ -257,6 +257,8 @@ def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd
         # the cgroup namespace comes later: the init unshares it once it is in its cgroup
         if flags & ~(ns.CLONE_NEWUSER | ns.CLONE_NEWCGROUP):
             ns.unshare(flags & ~(ns.CLONE_NEWUSER | ns.CLONE_NEWCGROUP))
+        if flags & ns.CLONE_NEWNET:
+            ns.loopback_up()  # a netns of our own has lo up, as runc's and crun's (one joined by path is the engine's)
         pid = os.fork()
         if pid == 0:
             dirs = dict(getattr(cg, "dirs", None) or {"unified": cg.dir})

@@ -10,6 +10,7 @@ from runtime.oci.channel import Channel
 from runtime.oci.rootfs import Rootfs
 
 STAGE = ["starting"]  # what setup() is doing: failures without a field name get it as context
+SECCOMP: list = [None]  # linux.seccomp compiled by preload (a seccomp.Program), or None: libseccomp loads it
 
 
 class SetupError(Exception):
@@ -44,9 +45,7 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
 
             h.run("startContainer", hooks, {**base_state, "status": "running", "pid": os.getpid()})
         if sc and proc.get("noNewPrivileges"):
-            from runtime.linux import seccomp
-
-            seccomp.load(sc)
+            _load_seccomp(sc)
         os.execve(path, proc["args"], env)
     except BaseException as e:  # noqa: BLE001
         try:
@@ -120,10 +119,8 @@ def setup(ch: Channel, spec: dict, rootfs: str, console_fd: int | None, in_usern
     sc = lx.get("seccomp")
     if sc and not proc.get("noNewPrivileges"):
         # without no_new_privs, loading a filter needs CAP_SYS_ADMIN: before the caps are dropped
-        from runtime.linux import seccomp
-
         STAGE[0] = "linux.seccomp"
-        seccomp.load(sc)
+        _load_seccomp(sc)
     STAGE[0] = "process.user/capabilities"
     switch_user(proc.get("user") or {}, proc.get("capabilities") or {})
     try:
@@ -144,15 +141,35 @@ def _join_cgroup(ch: Channel, cgroupns: bool) -> None:
         ns.unshare(ns.CLONE_NEWCGROUP)
 
 
-def preload(spec: dict) -> None:
-    """Import now what runs after pivot_root: the runtime's files are not visible from there."""
+def _load_seccomp(sc: dict) -> None:
+    from runtime.linux import seccomp
+
+    if SECCOMP[0] is not None:
+        seccomp.install(SECCOMP[0])
+    else:
+        seccomp.load(sc)
+
+
+def preload(spec: dict, cache_dir: str | None = None) -> None:
+    """Import now what runs after pivot_root: the runtime's files are not visible from there.
+
+    The seccomp filter is compiled here, once, or read from `cache_dir` when the same profile was
+    compiled before: the init then only installs it."""
     caps.last_cap()  # read the host's /proc once, before the container's replaces it
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         import runtime.linux.uts  # noqa: F401
-    if (spec.get("linux") or {}).get("seccomp"):
+    sc = (spec.get("linux") or {}).get("seccomp")
+    if sc:
         from runtime.linux import seccomp
 
         seccomp.library()
+        if cache_dir:
+            try:
+                SECCOMP[0] = seccomp.cached_program(sc, cache_dir)
+            except (OSError, ValueError) as e:
+                from runtime.errors import InvalidArgument
+
+                raise InvalidArgument(f"linux.seccomp: {message(e)}") from None
     if spec["process"].get("terminal"):
         import socket  # noqa: F401
 

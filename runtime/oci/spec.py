@@ -48,7 +48,7 @@ DOCKER_DEVICE_RULES = [
 def default_spec(args: list[str], rootfs: str = "rootfs") -> dict:
     """A config.json like `runc spec`'s, with Docker's defaults (caps, masked paths, devices, seccomp)."""
     from runtime.linux.caps import DOCKER_DEFAULT
-    from runtime.linux.seccomp import default_profile
+    from runtime.oci.seccomp_profile import default_profile, resolve
 
     caps = list(DOCKER_DEFAULT)
     return {
@@ -84,7 +84,7 @@ def default_spec(args: list[str], rootfs: str = "rootfs") -> dict:
             "namespaces": [{"type": t} for t in ("pid", "network", "ipc", "uts", "mount", "cgroup")],
             "maskedPaths": list(DOCKER_MASKED),
             "readonlyPaths": list(DOCKER_READONLY),
-            "seccomp": default_profile(),
+            "seccomp": resolve(default_profile(), caps),
         },
     }
 

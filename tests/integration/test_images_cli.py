@@ -125,3 +125,19 @@ def test_bad_input_is_one_line_exit_1(wharf_root, args, text):
     err = p.stderr.decode()
     assert p.returncode == 1 and text in err and "Traceback" not in err, err
     assert err.startswith("wharf: error:")
+
+
+def test_every_verb_is_registered_with_its_shared_options():
+    import typer.main
+
+    import runtime.cli.images as cli
+
+    app = typer.Typer()
+    cli.register(app)
+    group = typer.main.get_group(app)
+    assert set(cli._VERBS) <= set(group.commands)
+    image = group.commands["image"]
+    assert set(cli._IMAGE_VERBS) | {"list"} <= set(image.commands)  # type: ignore[attr-defined]
+    for verb in ("ls", "history"):
+        opts = {o for p in image.commands[verb].params for o in p.opts}  # type: ignore[attr-defined]
+        assert {"-q", "--quiet", "--no-trunc"} <= opts, verb

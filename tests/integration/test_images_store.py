@@ -312,3 +312,130 @@ def test_rootfs_mounts_reunpacks_a_missing_snapshot(store, mounted):
     store.snapshots.remove(img.chain_ids[0])
     target = mounted(store, img.id, "again")
     assert (target / "bin" / "busybox").is_file() and store.snapshots.has(img.chain_ids[0])
+
+
+def _stats(root: Path) -> dict[str, tuple[int, int, int]]:
+    """(inode, mtime, ctime) of every file and dir under the store (the lock file aside)."""
+    out = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in dirs + files:
+            p = os.path.join(dirpath, name)
+            if name != "lock":
+                st = os.lstat(p)
+                out[p] = (st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+    return out
+
+
+def test_adding_what_is_there_touches_nothing(store):
+    img = bootstrap_busybox(store)
+    layers = list(zip([x["digest"] for x in img.layers], img.diff_ids, strict=True))
+    made = store.add_image({"config": {"Cmd": ["true"]}, "created": "2020-01-01T00:00:00Z"}, layers, "same:1")
+    store.hold(img.id, "h1")
+    before = _stats(store.root)
+    again = store.add_image({"config": {"Cmd": ["true"]}, "created": "2020-01-01T00:00:00Z"}, layers, "same:1")
+    assert again.id == made.id
+    store.register(store.content.read(img.manifest_digest), "busybox:latest")
+    store.tag("busybox", "busybox:latest")
+    store.hold(img.id, "h1")
+    assert _stats(store.root) == before
+    store.tag("busybox", "busybox:2")  # a change is still written
+    assert _stats(store.root)[str(store.root / "images.json")] != before[str(store.root / "images.json")]
+
+
+def test_pull_of_a_present_image_touches_nothing(store, tmp_path):
+    from runtime.registry import client
+    from runtime.registry.server import RegistryServer
+    from tests.integration.test_registry_client import Wire, put_image
+
+    server = RegistryServer(tmp_path / "registry", "127.0.0.1:0").start()
+    try:
+        put_image(Wire(server.address), "lib/same", "v1", [{"a.txt": b"first"}, {"b.txt": b"second"}])
+        ref = f"{server.address}/lib/same:v1"
+        client.pull(store, ref)
+        before = _stats(store.root)
+        events: list[dict] = []
+        client.pull(store, ref, progress=events.append)
+        assert _stats(store.root) == before
+        assert any("up to date" in e.get("status", "") for e in events)
+    finally:
+        server.stop()
+
+
+def _tree(root: Path) -> dict[str, tuple]:
+    """Everything overlay reads from a lower dir: type/mode/owner/times/xattrs/content/link targets/hardlinks."""
+    import hashlib
+
+    out: dict[str, tuple] = {}
+    inodes: dict[int, str] = {}
+    for dirpath, dirs, files in os.walk(root):
+        for name in sorted(dirs + files):
+            p = os.path.join(dirpath, name)
+            rel = os.path.relpath(p, root)
+            st = os.lstat(p)
+            xattrs = {x: os.getxattr(p, x, follow_symlinks=False) for x in os.listxattr(p, follow_symlinks=False)}
+            body = os.readlink(p) if os.path.islink(p) else (
+                hashlib.sha256(Path(p).read_bytes()).hexdigest() if os.path.isfile(p) else "")
+            link = inodes.setdefault(st.st_ino, rel) if os.path.isfile(p) and not os.path.islink(p) else ""
+            whiteout = st.st_mode & 0o170000 == 0o020000 and st.st_rdev == 0  # made at unpack time: no mtime
+            out[rel] = (st.st_mode, st.st_uid, st.st_gid, st.st_rdev, st.st_nlink,
+                        None if whiteout else st.st_mtime_ns, sorted(xattrs.items()), body, link)
+    return out
+
+
+@pytest.mark.parametrize("compression", ["gzip", ""])
+def test_commit_snapshot_is_what_unpacking_its_layer_gives(store, mounted, monkeypatch, compression):
+    import shutil as sh
+
+    from runtime.images.snapshots import Snapshots
+    from runtime.images.streams import open_layer
+
+    img = bootstrap_busybox(store)
+    t = mounted(store, img.id, "same")
+    (t / "etc" / "motd").write_bytes(os.urandom(3 << 20))  # several chunks through the pipe
+    os.link(t / "etc" / "motd", t / "etc" / "motd.hard")
+    os.symlink("../etc/motd", t / "bin" / "motd")
+    (t / "data").mkdir(mode=0o711)
+    (t / "data" / "f").write_text("x")
+    os.chown(t / "data" / "f", 1234, 5678)
+    os.chmod(t / "data" / "f", 0o4755)
+    os.setxattr(t / "data" / "f", "user.k", b"v")
+    os.mkfifo(t / "data" / "fifo")
+    os.utime(t / "data", ns=(10**18, 10**18))
+    sh.rmtree(t / "var")  # opaque dir
+    (t / "var").mkdir()
+    (t / "root").rmdir()  # whiteout
+    _umount(t)
+
+    def no_reunpack(*a, **k):
+        raise AssertionError("commit read its own layer back")
+
+    monkeypatch.setattr(Snapshots, "create", no_reunpack)
+    new = store.commit("same", img.id, compression=compression)
+    monkeypatch.undo()
+    top = new.layers[-1]
+    with store.content.open(top["digest"]) as f:  # the layer blob, unpacked the ordinary way
+        reader = open_layer(f)
+        other = Snapshots(store.root / "check")
+        with store.content.open(top["digest"]) as g:
+            fresh = other.create(new.chain_ids[-1], new.chain_ids[-2], new.diff_ids[-1], g, None, "check")
+        reader.drain()
+    assert reader.digest == new.diff_ids[-1]
+    got = store.snapshots.get(new.chain_ids[-1])
+    assert got is not None and (got.size, got.diff_size, got.parent) == (fresh.size, fresh.diff_size, fresh.parent)
+    assert _tree(got.path) == _tree(fresh.path)
+    assert "data/fifo" in _tree(got.path) and _tree(got.path)["root"][0] & 0o170000 == 0o020000
+    assert os.getxattr(got.path / "var", "trusted.overlay.opaque") == b"y"
+
+
+def test_commit_failure_leaves_no_snapshot(store, monkeypatch):
+    img = bootstrap_busybox(store)
+    before = sorted(store.snapshots.walk())
+
+    def refuse(*a, **k):
+        raise InvalidArgument("refused")
+
+    monkeypatch.setattr(ImageStore, "add_image", refuse)
+    with pytest.raises(InvalidArgument):
+        store.commit("never", img.id)
+    assert sorted(store.snapshots.walk()) == before
+    assert [e for e in os.listdir(store.root / "sn") if e.startswith(".")] == []

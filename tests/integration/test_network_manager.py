@@ -14,6 +14,7 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Network
 from pathlib import Path
 
 import pytest
@@ -48,7 +49,8 @@ def nm(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
         yield mgr
     finally:
         recs = mgr.store.networks()
-        veths = {ep["veth"] for e in mgr.store.endpoints() for ep in e["networks"].values()}
+        veths = {ep["veth"] for e in mgr.store.endpoints() + [r for r, _ in mgr.store.released()]
+                 for ep in e["networks"].values()}
         mgr.teardown()
         from runtime.network.firewall import network_table
 
@@ -108,6 +110,19 @@ def httpd(tmp_path: Path):
     for p in procs:
         p.kill()
         p.wait()
+
+
+def free_subnet(first: int, nm=None, prefix: int = 24) -> IPv4Network:
+    """A random 10.<first..first+49>.x.0/prefix that neither the host nor nm's networks use (tests run in parallel)."""
+    from runtime.network import links, rtnl
+
+    ipr = rtnl.iproute()
+    try:
+        taken = links.host_subnets(ipr) + [IPv4Network(n.subnet) for n in (nm.list() if nm else [])]
+    finally:
+        ipr.close()
+    return next(n for n in (IPv4Network(f"10.{random.randrange(first, first + 50)}.{random.randrange(256)}.0/{prefix}")
+                            for _ in range(1000)) if not any(n.overlaps(t) for t in taken))
 
 
 def endpoint(nm, network: str, name: str, aliases=(), ip=None):
@@ -270,19 +285,12 @@ def test_networks_are_isolated(nm, httpd):
 @pytest.fixture
 def outside():
     """A stand-in for 'the internet': a netns of ours behind a host veth with a /30 nobody uses."""
-    from runtime.network import ipam, links, netns, rtnl
+    from runtime.network import links, netns, rtnl
     from runtime.network.netlink import Netlink
 
     name = "whx" + secrets.token_hex(4)
     path = netns.create("outside-" + name)
-    ipr = rtnl.iproute()
-    try:
-        taken = links.host_subnets(ipr)
-    finally:
-        ipr.close()
-    subnet = next(n for n in (ipam.IPv4Network(f"10.{random.randrange(200, 250)}.{random.randrange(256)}.0/30")
-                              for _ in range(1000))
-                  if not any(n.overlaps(t) for t in taken))  # random: tests run in parallel
+    subnet = free_subnet(200, prefix=30)
     host_ip, far_ip = (str(h) for h in subnet.hosts())
     nl = Netlink()
     try:
@@ -365,16 +373,7 @@ def test_twenty_parallel_processes_get_distinct_addresses(nm):
 
 def test_static_ip_ip_range_gateway_and_options(nm):
     name = "s" + secrets.token_hex(3)
-    from runtime.network import ipam, links, rtnl
-
-    ipr = rtnl.iproute()
-    try:
-        taken = links.host_subnets(ipr) + [ipam.IPv4Network(n.subnet) for n in nm.list()]
-    finally:
-        ipr.close()
-    subnet = next(n for n in (ipam.IPv4Network(f"10.{random.randrange(100, 200)}.{random.randrange(256)}.0/24")
-                              for _ in range(1000))
-                  if not any(n.overlaps(t) for t in taken))  # random: tests run in parallel
+    subnet = free_subnet(100, nm)
     base = str(subnet.network_address)[:-1]
     br = "whs" + secrets.token_hex(4)
     net = nm.create(NetworkSpec(name=name, subnet=str(subnet), gateway=base + "254", ip_range=base + "128/25",
@@ -560,6 +559,7 @@ def test_kill_9_is_repaired(nm, where):
         with pytest.raises(Conflict, match="already connected"):
             nm.attach(c, nm.create_netns(c), net.name, EndpointSpec(), "crash", "crash")
     nm.release(c)
+    nm.wait_released()
     assert veth not in _links()
     assert nm.store.endpoint(c) is None and nm.inspect(net.name).containers == {}
     nm.release(c)  # idempotent
@@ -576,3 +576,181 @@ def test_dns_daemon_survives_its_starter_and_stops_with_the_last_network(nm):
     assert pid and os.path.exists(f"/proc/{pid}")
     nm.remove(name)
     assert dnsctl.daemon_pid(dnsctl.state_dir()) is None
+
+
+def test_released_address_stays_reserved_until_its_veth_is_gone(nm, monkeypatch):
+    """release() leaves the veths to the kernel's netns cleanup; their addresses are not handed out
+    again until the veths are gone (here a held netns fd keeps the first one alive)."""
+    from runtime.network import manager
+
+    net = nm.create(NetworkSpec(name="v" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "a")
+    veth = next(iter(nm.store.endpoint(a)["networks"].values()))["veth"]
+    holder = os.open(pa, os.O_RDONLY)  # like a process still in the netns
+    try:
+        nm.release(a)
+        assert nm.store.endpoint(a) is None and veth in _links()
+        assert nm.inspect(net.name).containers == {}
+        b, _, eb = endpoint(nm, net.name, "b")
+        assert eb.ip_address != ea.ip_address  # the old interface still answers for its address
+        assert veth in _links()
+        # a veth that outlives the grace period (its netns kept alive) is deleted by the next attach
+        monkeypatch.setattr(manager, "RELEASE_GRACE", 0.0)
+        c, _, ec = endpoint(nm, net.name, "c")
+        assert veth not in _links() and ec.ip_address == ea.ip_address
+    finally:
+        os.close(holder)
+    for x in (b, c):
+        nm.release(x)
+    nm.wait_released()
+    assert nm.store.released() == []
+    # normally the kernel destroys the veth by itself once the netns is unmounted
+    d, _, ed = endpoint(nm, net.name, "d")
+    veth = next(iter(nm.store.endpoint(d)["networks"].values()))["veth"]
+    nm.release(d)
+    deadline = time.monotonic() + 5
+    while veth in _links() and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert veth not in _links()
+    e, _, ee = endpoint(nm, net.name, "e")
+    assert ee.ip_address == ed.ip_address and nm.store.released() == []
+    nm.release(e)
+
+
+def talks(netns: str, ip: str, port: int = 80, wait: int = 1) -> bool:
+    return "ok" in ns_run(netns, BB, "nc", "-w", str(wait), ip, str(port), input="GET / HTTP/1.0\r\n\r\n").stdout
+
+
+def test_icc_false_blocks_containers_of_one_bridge_but_not_ports_or_outbound(nm, httpd, outside):
+    ext, far_ip = outside
+    httpd(ext, "ok outside\n")
+    net = nm.create(NetworkSpec(name="icc" + secrets.token_hex(3),
+                                options={"com.docker.network.bridge.enable_icc": "false"}))
+    other = nm.create(NetworkSpec(name="icd" + secrets.token_hex(3)))  # icc on: unaffected
+    a, pa, ea = endpoint(nm, net.name, "a")
+    b, pb, _ = endpoint(nm, net.name, "b")
+    c, pc, ec = endpoint(nm, other.name, "c")
+    d, pd, _ = endpoint(nm, other.name, "d")
+    httpd(pa, "ok\n")
+    httpd(pc, "ok\n", port=80)
+    assert not talks(pb, ea.ip_address)  # same bridge, icc off
+    assert talks(pd, ec.ip_address, wait=3)  # same bridge, icc on
+    assert talks(pa, far_ip, wait=3)  # outbound (masqueraded) still works
+    port = nm.publish(a, [PortBinding(80)], ea.ip_address)[0].host_port
+    r = subprocess.run([BB, "wget", "-qO-", f"http://127.0.0.1:{port}/"], capture_output=True, text=True, timeout=10)
+    assert r.stdout == "ok\n", r.stderr  # a published port from the host
+    assert talks(pb, net.gateway, port, wait=3)  # ... and through the gateway (hairpin)
+    assert not talks(pb, ea.ip_address)
+    from runtime.network.firewall import network_table
+
+    table = network_table(net.id)
+    assert "bridge" in subprocess.run(["nft", "list", "tables", "bridge"], capture_output=True, text=True).stdout \
+        and table in _tables()
+    for x in (a, b, c, d):
+        nm.release(x)
+    nm.remove(net.name)
+    assert table not in _tables()
+
+
+DAEMON_ENV = ("WHARF_BRIDGE_IP", "WHARF_FIXED_CIDR", "WHARF_MTU", "WHARF_ICC", "WHARF_IP_MASQ")
+
+
+def test_default_bridge_follows_the_daemon_flags(nm, httpd, outside, monkeypatch):
+    """--bip, --fixed-cidr, --mtu, --icc=false, --ip-masq=false as `wharf serve` exports them."""
+    ext, far_ip = outside
+    httpd(ext, "ok outside\n")
+    subnet = free_subnet(150, nm)
+    base = str(subnet.network_address)[:-1]
+    monkeypatch.setenv("WHARF_BRIDGE_IP", base + "254/24")
+    monkeypatch.setenv("WHARF_FIXED_CIDR", base + "64/26")
+    monkeypatch.setenv("WHARF_MTU", "1400")
+    monkeypatch.setenv("WHARF_ICC", "false")
+    monkeypatch.setenv("WHARF_IP_MASQ", "false")
+    d = nm.ensure_default()
+    bridge = os.environ["WHARF_BRIDGE"]
+    assert (d.subnet, d.gateway) == (str(subnet), base + "254")
+    assert f"inet {base}254/24" in subprocess.run(["ip", "-4", "addr", "show", bridge], capture_output=True,
+                                                  text=True).stdout
+    a, pa, ea = endpoint(nm, "bridge", "a")
+    b, pb, _ = endpoint(nm, "bridge", "b")
+    assert ea.ip_address == base + "65" and ea.gateway == base + "254"  # from --fixed-cidr
+    assert "mtu 1400" in ns_run(pa, "ip", "link", "show", "eth0").stdout
+    httpd(pa, "ok\n")
+    assert not talks(pb, ea.ip_address)  # --icc=false
+    assert not talks(pa, far_ip)  # --ip-masq=false: the outside sees 10.x and has no way back
+    # other flags while the network is in use: refused, nothing changed
+    monkeypatch.setenv("WHARF_MTU", "1300")
+    with pytest.raises(Conflict, match="in use"):
+        nm.ensure_default()
+    nm.release(a)
+    nm.release(b)
+    # ... and re-created with them once it is idle; without any flag the network is kept as it is
+    monkeypatch.setenv("WHARF_IP_MASQ", "true")
+    monkeypatch.delenv("WHARF_ICC")
+    again = nm.ensure_default()
+    assert again.id != d.id and again.subnet == d.subnet
+    assert Path(f"/sys/class/net/{bridge}/mtu").read_text().strip() == "1300"
+    a, pa, ea = endpoint(nm, "bridge", "a")
+    b, pb, _ = endpoint(nm, "bridge", "b")
+    httpd(pa, "ok\n")
+    assert talks(pb, ea.ip_address, wait=3) and talks(pa, far_ip, wait=3)
+    monkeypatch.setenv("WHARF_IP", "127.0.0.1")  # --ip: the host IP of bindings that name none (-P too)
+    got = nm.publish(a, [PortBinding(80), PortBinding(81, host_ip="0.0.0.0")], ea.ip_address)
+    assert [p.host_ip for p in got] == ["127.0.0.1", "0.0.0.0"]
+    for var in DAEMON_ENV:
+        monkeypatch.delenv(var, raising=False)
+    assert nm.ensure_default().id == again.id
+    nm.release(a)
+    nm.release(b)
+
+
+ECHO = r"""
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("0.0.0.0", 7)); s.listen(16)
+def echo(c):
+    while data := c.recv(1 << 16):
+        c.sendall(data)
+    c.close()  # after the client's half-close: everything was echoed
+while True:
+    threading.Thread(target=echo, args=(s.accept()[0],), daemon=True).start()
+"""
+
+
+def test_published_port_carries_bulk_data_both_ways_with_half_close(nm, port_mode):
+    import hashlib
+    import threading
+
+    net = nm.create(NetworkSpec(name="e" + secrets.token_hex(3)))
+    a, pa, ea = endpoint(nm, net.name, "echo")
+    srv = subprocess.Popen(["nsenter", f"--net={pa}", sys.executable, "-c", ECHO])
+    try:
+        wait_listening(pa, 7)
+        port = nm.publish(a, [PortBinding(7)], ea.ip_address)[0].host_port
+        blob = os.urandom(3 << 20) * 4  # 12 MB: the pipes and socket buffers fill up on the way
+        got = bytearray()
+        with socket.create_connection(("127.0.0.1", port), timeout=20) as s:
+            def send() -> None:
+                s.sendall(blob)
+                s.shutdown(socket.SHUT_WR)
+
+            t = threading.Thread(target=send)
+            t.start()
+            while chunk := s.recv(1 << 20):
+                got += chunk
+            t.join()
+        assert hashlib.sha256(got).digest() == hashlib.sha256(blob).digest()
+        for _ in range(200):  # many short connections: none is lost or left open
+            with socket.create_connection(("127.0.0.1", port), timeout=5) as s:
+                s.sendall(b"ping")
+                s.shutdown(socket.SHUT_WR)
+                assert s.recv(16) == b"ping" and s.recv(16) == b""
+        if port_mode == "proxy":  # every connection's sockets and pipes were closed
+            pid = nm.store.endpoint(a)["proxy_pid"]
+            deadline = time.monotonic() + 5
+            while len(os.listdir(f"/proc/{pid}/fd")) > 10 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert len(os.listdir(f"/proc/{pid}/fd")) <= 10
+    finally:
+        srv.kill()
+        srv.wait()
+    nm.release(a)

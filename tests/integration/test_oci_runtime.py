@@ -266,7 +266,7 @@ def test_exec_failure_reported_by_create(builtin, tmp_path, busybox_rootfs):
     write_bundle(b, busybox_rootfs, ["/no/such/binary"])
     p = builtin("create", "--bundle", str(b), new_id(), check=False)
     assert p.returncode == 1 and "process.args[0]" in p.stderr and "not found" in p.stderr
-    assert os.listdir(builtin.root) == []
+    assert os.listdir(builtin.root) == [".seccomp"]  # only the cache of compiled seccomp filters
 
 
 PROBE = r"""
@@ -320,6 +320,30 @@ def test_joins_a_network_namespace_by_path(rt, tmp_path, busybox_rootfs):
         inode = os.stat(f"/var/run/netns/{name}").st_ino
         assert out[0] == f"net:[{inode}]"
         assert {"lo", "wva0", "wvb0"} <= set(out[1].split())
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+LO_PROBE = "cat /sys/class/net/lo/flags; ip -o addr show lo | awk '{print $4}'; ping -c1 -W1 127.0.0.1 >/dev/null && echo ping"
+
+
+def test_a_network_namespace_of_its_own_has_lo_up(rt, tmp_path, busybox_rootfs):
+    """As runc (libcontainer's "loopback" network for a netns without a path): lo is up, 127.0.0.1 answers."""
+    out = rt.run(bundle(tmp_path, busybox_rootfs, LO_PROBE)).stdout.split()
+    assert int(out[0], 16) & 0x1 and out[1:] == ["127.0.0.1/8", "::1/128", "ping"]
+
+
+@pytest.mark.network
+def test_a_joined_network_namespace_keeps_lo_as_it_is(rt, tmp_path, busybox_rootfs):
+    """A netns given by path belongs to whoever made it (the engine brings its lo up): neither runc nor we touch it."""
+    name = "wl" + uuid.uuid4().hex[:8]
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        nss = [{"type": t} for t in ("pid", "ipc", "uts", "mount")] + [
+            {"type": "network", "path": f"/var/run/netns/{name}"}]
+        out = rt.run(bundle(tmp_path, busybox_rootfs, "cat /sys/class/net/lo/flags",
+                            {"linux": {"namespaces": nss}})).stdout.split()
+        assert not int(out[0], 16) & 0x1
     finally:
         subprocess.run(["ip", "netns", "del", name], check=False)
 

@@ -101,7 +101,7 @@ def test_nft_rule_text():
     assert 'ip daddr 127.0.0.1 udp dport 5000 dnat to 10.3.0.2:53 comment "udp:5000:127.0.0.1"' in ports
 
 
-@pytest.mark.parametrize("options,msg", [({"com.docker.network.bridge.enable_icc": "false"}, "not supported"),
+@pytest.mark.parametrize("options,msg", [({"com.docker.network.bridge.enable_icc": "no"}, "true or false"),
                                          ({"com.docker.network.bridge.enable_ip_masquerade": "maybe"}, "true or false"),
                                          ({"com.docker.network.bridge.host_binding_ipv4": "nope"}, "invalid IPv4"),
                                          ({"com.docker.network.whatever": "1"}, "unknown network option")])
@@ -112,4 +112,49 @@ def test_network_options_are_checked(options, msg):
     with pytest.raises(InvalidArgument, match=msg):
         new_record(NetworkSpec(name="n", options=options))
     rec = new_record(NetworkSpec(name="n", options={"com.docker.network.bridge.enable_ip_masquerade": "false"}))
-    assert rec["bridge"].startswith("whbr") and len(rec["bridge"]) <= 15
+    assert rec["bridge"].startswith("whbr") and len(rec["bridge"]) <= 15 and rec["icc"]
+    assert not new_record(NetworkSpec(name="n", options={"com.docker.network.bridge.enable_icc": "false"}))["icc"]
+
+
+def test_no_icc_rule_text():
+    text = firewall.network_rules("whbr1", "10.3.0.0/16", internal=False, icc=False)
+    assert 'iifname "whbr1" oifname "whbr1" ct status dnat accept\niifname "whbr1" oifname "whbr1" drop' in text
+    assert 'oifname "whbr1" accept' not in text
+    assert f"iifgroup {firewall.NO_ICC_GROUP} oifgroup {firewall.NO_ICC_GROUP} ether type {{ ip, ip6 }} drop" \
+        in firewall.NO_ICC_RULES
+
+
+def test_default_network_from_daemon_flags(monkeypatch):
+    from runtime.network import netspec
+
+    for var in ("WHARF_BRIDGE_IP", "WHARF_FIXED_CIDR", "WHARF_MTU", "WHARF_ICC", "WHARF_IP_MASQ"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("WHARF_BRIDGE", "whq0")
+    plain = netspec.default_spec()
+    assert (plain.subnet, plain.gateway, plain.ip_range) == (None, None, None)
+    assert plain.options == {"com.docker.network.bridge.name": "whq0"}
+    assert not any(netspec.spec_config(plain).values())
+    monkeypatch.setenv("WHARF_BRIDGE_IP", "10.214.0.1/24")
+    monkeypatch.setenv("WHARF_FIXED_CIDR", "10.214.0.128/25")
+    monkeypatch.setenv("WHARF_MTU", "1400")
+    monkeypatch.setenv("WHARF_ICC", "false")
+    monkeypatch.setenv("WHARF_IP_MASQ", "false")
+    spec = netspec.default_spec()
+    assert (spec.subnet, spec.gateway, spec.ip_range) == ("10.214.0.0/24", "10.214.0.1", "10.214.0.128/25")
+    rec = netspec.new_record(spec)
+    assert rec["mtu"] == 1400 and not rec["icc"] and rec["default"] and rec["bridge"] == "whq0"
+    assert rec["options"]["com.docker.network.bridge.enable_ip_masquerade"] == "false"
+    assert netspec.spec_config(spec)["options"] == {"com.docker.network.driver.mtu": "1400",
+                                                    "com.docker.network.bridge.enable_icc": "false",
+                                                    "com.docker.network.bridge.enable_ip_masquerade": "false"}
+    monkeypatch.delenv("WHARF_BRIDGE_IP")  # --fixed-cidr alone is the subnet too (docker)
+    assert netspec.default_spec().subnet == "10.214.0.128/25"
+    for bip, msg in (("10.214.0.1", "invalid --bip"), ("10.214.0.0/24", "invalid --bip"), ("nope/8", "invalid --bip"),
+                     ("10.215.0.1/24", "not inside the bridge's subnet")):
+        monkeypatch.setenv("WHARF_BRIDGE_IP", bip)
+        with pytest.raises(InvalidArgument, match=msg):
+            netspec.default_spec()
+    monkeypatch.setenv("WHARF_BRIDGE_IP", "10.214.0.1/24")
+    monkeypatch.setenv("WHARF_FIXED_CIDR", "10.214.0.5/25")
+    with pytest.raises(InvalidArgument, match="--fixed-cidr"):
+        netspec.default_spec()

@@ -64,14 +64,12 @@ def test_device_bpf_program_shape():
                                                                       "access": "m"}])) % 8 == 0
 
 
-def test_seccomp_actions_and_default_profile():
+def test_seccomp_actions():
     assert seccomp.action("SCMP_ACT_ERRNO", 38) == seccomp.ACT_ERRNO | 38
     assert seccomp.action("SCMP_ACT_ERRNO") == seccomp.ACT_ERRNO | 1
     assert seccomp.action("SCMP_ACT_KILL") == seccomp.ACT_KILL_THREAD
     with pytest.raises(ValueError, match="unknown seccomp action"):
         seccomp.action("SCMP_ACT_NOPE")
-    names = seccomp.default_profile()["syscalls"][0]["names"]
-    assert {"keyctl", "add_key", "request_key", "mount", "unshare"} <= set(names)
 
 
 def test_capability_masks():

@@ -1,0 +1,395 @@
+"""The container verbs over the Engine API (`wharf --host URL`, WHARF_HOST, DOCKER_HOST), as the
+docker CLI does them: run/start -a/attach/exec on hijacked connections, cp through the
+archive endpoints, export, top, diff, commit, update, stats, container prune.
+
+runtime/cli/containers.py calls these when `remote()` says an engine address is set.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any
+
+from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
+
+
+def remote() -> bool:
+    """True when the verbs go to an engine API (the same rule as runtime.engine.connect)."""
+    return bool(os.environ.get("WHARF_HOST") or os.environ.get("DOCKER_HOST"))
+
+
+def _engine():
+    from runtime.api.remote import RemoteEngine
+
+    return RemoteEngine(os.environ.get("WHARF_HOST") or os.environ["DOCKER_HOST"])
+
+
+def _run_error(e: WharfError) -> WharfError:
+    if e.exit_code == 1:
+        e.exit_code = 125
+    return e
+
+
+def _start_error(e: WharfError) -> WharfError:
+    """docker run's exit codes for a command that cannot run: 127 not found, 126 not executable."""
+    msg = e.message.lower()
+    if e.exit_code == 1 or e.exit_code >= 125:
+        if "not found" in msg or "no such file" in msg:
+            e.exit_code = 127
+        elif "permission denied" in msg or "not executable" in msg:
+            e.exit_code = 126
+        else:
+            e.exit_code = 125
+    return e
+
+
+def _pull_progress(msg: dict[str, Any]) -> None:
+    if msg.get("status") and not msg.get("progressDetail"):
+        line = f"{msg['id']}: {msg['status']}" if msg.get("id") else msg["status"]
+        print(line, file=sys.stderr, flush=True)
+
+
+def create(eng, spec) -> Any:
+    """POST /containers/create; a missing image is pulled first, as `docker run` does."""
+    if spec.rootfs:
+        raise _run_error(InvalidArgument("--rootfs needs the embedded engine", hint="run it without --host"))
+    try:
+        return eng.containers.create(spec)
+    except NotFound as e:
+        if "image" not in e.message.lower():
+            raise _run_error(e) from None
+    print(f"Unable to find image '{spec.image}' locally", file=sys.stderr, flush=True)
+    try:
+        eng.images.pull(spec.image, progress=_pull_progress)
+        return eng.containers.create(spec)
+    except WharfError as e:
+        raise _run_error(e) from None
+
+
+def _resize(eng, cid: str):
+    return lambda rows, cols: eng.containers.resize(cid, rows, cols)
+
+
+def _signal(eng, cid: str):
+    import signal
+
+    def send(signum: int) -> None:
+        try:
+            eng.containers.kill(cid, signal.Signals(signum).name)
+        except WharfError:
+            pass
+
+    return send
+
+
+def _tty_on_stdin(stdin: bool, tty: bool) -> None:
+    if tty and stdin and not os.isatty(0):
+        raise InvalidArgument("the input device is not a TTY", hint="drop -t, or run it from a terminal")
+
+
+def run(spec, detach: bool, sig_proxy: bool = True, detach_keys: str = "ctrl-p,ctrl-q") -> int:
+    """docker's run flow: create, (attach, wait, start, pump), the exit code."""
+    from runtime.api.remote_stream import DETACHED, parse_detach_keys, pump
+
+    eng = _engine()
+    if not detach:
+        try:
+            _tty_on_stdin(spec.stdin_open, spec.tty)
+        except WharfError as e:
+            raise _run_error(e) from None
+    keys = parse_detach_keys(detach_keys)
+    info = create(eng, spec)
+    cs = eng.containers
+    if detach:
+        try:
+            cs.start(info.id)
+        except WharfError as e:
+            raise _start_error(e) from None
+        print(info.id)
+        return 0
+    try:  # podman prepares (creates) the container at attach: its errors are start errors
+        sock, first = cs.attach_stream(info.id, spec.stdin_open, detach_keys=detach_keys)
+    except WharfError as e:
+        _remove_quietly(cs, info.id, spec.auto_remove)
+        raise _start_error(e) from None
+    try:
+        exit_code = cs.wait_begin(info.id, "next-exit")
+        # --rm: also wait for the removal (podman's "removed" answers 0, so the code comes from next-exit)
+        removed = cs.wait_begin(info.id, "removed") if spec.auto_remove else None
+    except WharfError as e:
+        sock.close()
+        raise _run_error(e) from None
+    try:
+        cs.start(info.id)
+    except WharfError as e:
+        sock.close()
+        _remove_quietly(cs, info.id, spec.auto_remove)
+        raise _start_error(e) from None
+    how = pump(sock, first, spec.stdin_open, spec.tty, resize=_resize(eng, info.id) if spec.tty else None,
+               signal_to=_signal(eng, info.id) if sig_proxy else None, detach_keys=keys)
+    if how == DETACHED:
+        return 0
+    code = exit_code()
+    if removed is not None:
+        try:
+            removed()
+        except WharfError:
+            pass
+    if code is None:
+        code = cs.inspect(info.id).state.exit_code
+    return code
+
+
+def _remove_quietly(cs, cid: str, auto_remove: bool) -> None:
+    if auto_remove:
+        try:
+            cs.remove(cid, force=True)
+        except WharfError:
+            pass
+
+
+def _attach(eng, cid: str, stdin: bool, tty: bool, sig_proxy: bool, detach_keys: str, logs: bool = False,
+            start: bool = False) -> int:
+    from runtime.api.remote_stream import DETACHED, parse_detach_keys, pump
+
+    keys = parse_detach_keys(detach_keys)
+    cs = eng.containers
+    sock, first = cs.attach_stream(cid, stdin, logs=logs, detach_keys=detach_keys)
+    exit_code = cs.wait_begin(cid, "next-exit" if start else "not-running")
+    if start:
+        try:
+            cs.start(cid)
+        except WharfError as e:
+            sock.close()
+            raise _start_error(e) from None
+    how = pump(sock, first, stdin, tty, resize=_resize(eng, cid) if tty else None,
+               signal_to=_signal(eng, cid) if sig_proxy else None, detach_keys=keys)
+    if how == DETACHED:
+        return 0
+    code = exit_code()
+    return cs.inspect(cid).state.exit_code if code is None else code
+
+
+def attach(container: str, no_stdin: bool, sig_proxy: bool, detach_keys: str = "ctrl-p,ctrl-q") -> int:
+    eng = _engine()
+    info = eng.containers.inspect(container)
+    if not info.state.running:
+        raise WharfError(f"you cannot attach to a stopped container {container}", hint="start it first")
+    stdin = info.spec.stdin_open and not no_stdin
+    _tty_on_stdin(stdin, info.spec.tty)
+    return _attach(eng, info.id, stdin, info.spec.tty, sig_proxy and not info.spec.tty, detach_keys)
+
+
+def start(containers: list[str], attach_out: bool, interactive: bool, each) -> int:
+    eng = _engine()
+    if attach_out or interactive:
+        if len(containers) != 1:
+            raise InvalidArgument("you cannot start and attach multiple containers at once")
+        info = eng.containers.inspect(containers[0])
+        stdin = interactive and info.spec.stdin_open
+        _tty_on_stdin(stdin, info.spec.tty)
+        return _attach(eng, info.id, stdin, info.spec.tty, not info.spec.tty, "ctrl-p,ctrl-q", start=True)
+    return each(containers, eng.containers.start)
+
+
+def exec_(container: str, command: list[str], env: list[str], user: str, workdir: str, interactive: bool,
+          tty: bool, detach: bool, privileged: bool = False, detach_keys: str = "ctrl-p,ctrl-q") -> int:
+    from runtime.api.remote_stream import DETACHED, parse_detach_keys, pump
+
+    if not command:
+        raise InvalidArgument("exec needs a command", hint="wharf exec CONTAINER COMMAND [ARG...]")
+    eng = _engine()
+    cs = eng.containers
+    keys = parse_detach_keys(detach_keys)
+    if not detach:
+        _tty_on_stdin(interactive, tty)
+    from runtime.api.remote_stream import terminal_size
+
+    size = terminal_size(0 if os.isatty(0) else 1) if tty else None
+    eid = cs.exec_create(container, command, env, user, workdir, tty=tty, stdin=interactive and not detach,
+                         attach=not detach, privileged=privileged, size=size)
+    if detach:
+        cs.exec_start_detached(eid, tty)
+        return 0
+    sock, first = cs.exec_start_stream(eid, tty)
+    how = pump(sock, first, interactive, tty,
+               resize=(lambda rows, cols: cs.exec_resize(eid, rows, cols)) if tty else None, detach_keys=keys)
+    if how == DETACHED:
+        return 0
+    import time
+
+    deadline = time.monotonic() + 10
+    while True:  # the stream ends as the process does; its exit code follows right after
+        doc = cs.exec_inspect(eid)
+        if not doc.get("Running") and doc.get("ExitCode") is not None or time.monotonic() > deadline:
+            return int(doc.get("ExitCode") or 0)
+        time.sleep(0.01)
+
+
+# ---------------------------------------------------------------- cp and export
+
+
+def _split(arg: str) -> tuple[str, str] | None:
+    """`CONTAINER:PATH` -> (container, path); a local path (/x, ./x, x without ':') -> None."""
+    if arg.startswith(("/", ".")) or ":" not in arg:
+        return None
+    ref, path = arg.split(":", 1)
+    return (ref, path) if ref else None
+
+
+def cp(src: str, dest: str) -> None:
+    s, d = _split(src), _split(dest)
+    if (s is None) == (d is None):
+        raise InvalidArgument("copying between two local paths or two containers is not supported",
+                              hint="one of SRC and DEST must be CONTAINER:PATH")
+    eng = _engine()
+    if s is not None:
+        _copy_out(eng, *s, dest)
+    else:
+        _copy_in(eng, src, *d)
+
+
+def _copy_out(eng, ref: str, path: str, dest: str) -> None:
+    import shutil
+    import tarfile
+
+    resp, stat = eng.containers.get_archive(ref, path)
+    try:
+        if dest == "-":
+            shutil.copyfileobj(resp, sys.stdout.buffer, 65536)
+            sys.stdout.buffer.flush()
+            return
+        contents = path.endswith("/.") and bool(stat.get("mode", 0) & (1 << 31))
+        if contents or os.path.isdir(dest):
+            target = dest
+            if contents and not os.path.exists(dest):
+                os.makedirs(dest)
+        else:
+            target = os.path.dirname(os.path.abspath(dest))
+            if not os.path.isdir(target):
+                raise NotFound(f"destination directory {target} does not exist")
+        with tarfile.open(fileobj=resp, mode="r|") as tar:
+            new_root = os.path.basename(os.path.abspath(dest))
+            for m in tar:
+                if contents:  # SRC/. : the entries are what SRC holds ("x" from wharf, "./x" from dockerd)
+                    m.name = m.name[2:] if m.name.startswith("./") else m.name
+                    if m.name in ("", "."):
+                        continue
+                elif not os.path.isdir(dest):  # DEST names the copy: the top entry is renamed
+                    _, sep, rest = m.name.partition("/")
+                    m.name = new_root + (sep + rest if sep else "")
+                tar.extract(m, target, filter="tar")
+    except tarfile.TarError as e:
+        raise RuntimeFailure(f"cp {ref}:{path}: bad archive from the engine: {e}") from None
+    finally:
+        resp.close()
+
+
+def _copy_in(eng, src: str, ref: str, path: str) -> None:
+    import tarfile
+    import tempfile
+
+    cs = eng.containers
+    if src == "-":
+        cs.put_archive(ref, path, sys.stdin.buffer.read())
+        return
+    if not os.path.lexists(src):
+        raise NotFound(f"could not find the file {src} on the host")
+    st = cs.path_stat(ref, path)
+    is_dir = st is not None and bool(st.get("mode", 0) & (1 << 31))
+    contents = src.endswith("/.") and os.path.isdir(src)
+    if is_dir:
+        into, name = path, os.path.basename(os.path.abspath(src))
+    else:
+        if path.endswith("/"):
+            raise NotFound(f"directory {path} does not exist in container")
+        if st is not None and os.path.isdir(src):
+            raise InvalidArgument(f"cannot copy a directory to the file {path} in the container")
+        into, name = os.path.dirname(path.rstrip("/")) or "/", os.path.basename(path.rstrip("/"))
+    with tempfile.TemporaryFile() as buf:
+        with tarfile.open(fileobj=buf, mode="w") as tar:
+            if contents and is_dir:
+                for entry in sorted(os.listdir(src)):
+                    tar.add(os.path.join(src, entry), arcname=entry)
+            else:
+                tar.add(src, arcname=name)
+        buf.seek(0)
+        cs.put_archive(ref, into, buf)
+
+
+def export(container: str, output: str | None) -> None:
+    import shutil
+
+    if output is None and sys.stdout.isatty():
+        raise InvalidArgument("refusing to write a tar archive to a terminal", hint="use -o FILE or redirect")
+    resp = _engine().containers.export(container)
+    try:
+        if output:  # nothing half-written: a temp file next to OUTPUT, renamed at the end
+            import tempfile
+
+            fd, tmp = tempfile.mkstemp(prefix=".export-", dir=os.path.dirname(os.path.abspath(output)))
+            try:
+                with os.fdopen(fd, "wb") as f:
+                    shutil.copyfileobj(resp, f, 65536)
+                os.replace(tmp, output)
+            except BaseException:
+                os.unlink(tmp)
+                raise
+        else:
+            shutil.copyfileobj(resp, sys.stdout.buffer, 65536)
+            sys.stdout.buffer.flush()
+    finally:
+        resp.close()
+
+
+# ---------------------------------------------------------------- the other container verbs
+
+
+def containers():
+    """The RemoteContainers of the selected engine (top, diff, commit, update, prune, stats)."""
+    return _engine().containers
+
+
+# ---------------------------------------------------------------- build
+
+
+def build(path: str, tags: list[str], file: str | None, build_args: dict[str, str], target: str | None,
+          no_cache: bool, pull: bool, quiet: bool, labels: dict[str, str], iidfile: str | None) -> None:
+    """`docker build` through the API: the context tar (less .dockerignore) to POST /build, its
+    progress stream printed as it comes."""
+    from runtime.api.remote_build import context_tar, stdin_context
+
+    if path == "-":
+        if file == "-":
+            raise InvalidArgument("cannot read both the context and the Dockerfile from stdin")
+        tar, name = stdin_context(sys.stdin.buffer.read(), file)
+    else:
+        text = sys.stdin.read() if file == "-" else None
+        tar, name = context_tar(path, None if file in (None, "-") else os.path.abspath(file), text)
+    lines: list[str] = []
+
+    def progress(msg) -> None:
+        if isinstance(msg, str):
+            if quiet:
+                lines.append(msg)
+            else:
+                sys.stdout.write(msg)
+                sys.stdout.flush()
+        elif not quiet and isinstance(msg, dict) and msg.get("status"):
+            print(msg["status"], flush=True)
+
+    try:
+        img = _engine().images.build(path, dockerfile=name, tags=tags, build_args=build_args, target=target,
+                                     labels=labels, no_cache=no_cache, pull=pull, context_tar=tar,
+                                     progress=progress)
+    except WharfError:
+        if quiet:  # docker -q still shows what went wrong
+            sys.stderr.write("".join(lines[-20:]))
+        raise
+    if quiet:
+        print(img.id)
+    if iidfile:
+        from runtime.util.fs import atomic_write
+
+        atomic_write(iidfile, img.id)
