@@ -122,7 +122,8 @@ class HealthChecker:
         self.probe = self.shim.sup.reaper.spawn(
             lambda: nsexec.spawn(self.shim.pid, self.argv, cfg.get("env", []), cfg["cgroup"],
                                  uid=cfg.get("uid", 0), gid=cfg.get("gid", 0), groups=cfg.get("groups", []),
-                                 cwd=cfg.get("cwd", "/"), stdio=(null, out_w, out_w), term_kills=True),
+                                 cwd=cfg.get("cwd", "/"), stdio=(null, out_w, out_w), term_kills=True,
+                                 only_stdio=True),
             self.shim.wake)
         os.close(null)
         os.close(out_w)

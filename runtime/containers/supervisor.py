@@ -665,7 +665,7 @@ def _builtin_runtime(args: list[str], fds: tuple[int, int, int]) -> None:
         reset_signals()
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
-        os.closerange(3, 1 << 16)  # the supervisor's sockets, pipes and locks stay out
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the supervisor's sockets, pipes and locks stay out
         from runtime.oci.cli import main as runtime_main
 
         rc = runtime_main(args)

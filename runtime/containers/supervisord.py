@@ -315,6 +315,7 @@ def _fork_cleanup(cid: str) -> int:
         rc = 1
         try:
             reset_signals()
+            os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # other containers' locks, pipes... are not its
             from runtime.containers.manager import LocalContainers
             from runtime.errors import WharfError
 
