@@ -168,3 +168,48 @@ def restart() -> dict | None:
         if sock is not None:
             request({"op": "restart"}, sock)
     return info
+
+
+RUN_SIGNALS = (1, 2, 3, 10, 12, 15, 28)  # HUP INT QUIT USR1 USR2 TERM WINCH: passed on to the worker
+
+
+def run_remote(args: list[str]) -> int | None:
+    """`wharf run ARGS` done by a worker the supervisor forks (everything already imported there),
+    with this process's stdio, environment and directory; this process only passes signals on and
+    waits. Returns the exit code, or None when no supervisor takes it (then run it here)."""
+    import _signal
+
+    from runtime.containers.lean import dumps, loads
+
+    try:
+        conn = _open()
+        sock = conn.wait() if isinstance(conn, _Spawn) else conn
+    except (OSError, RuntimeFailure):
+        return None
+    req = {"op": "run", "args": args, "env": dict(os.environ), "cwd": os.getcwd()}
+    fds = b"".join(fd.to_bytes(4, sys.byteorder) for fd in (0, 1, 2))
+    try:
+        sock.sendmsg([stream.frame(stream.CONTROL, dumps(req).encode())],
+                     [(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds)])
+        _, payload = stream.recv_frame(sock)  # {"pid"} once the worker runs
+    except (OSError, EOFError):  # (a supervisor exiting as idle resets what it did not accept)
+        sock.close()
+        return None
+    pid = loads(payload)["pid"]
+
+    def forward(signum: int, _frame: object) -> None:
+        try:
+            os.kill(pid, signum)
+        except ProcessLookupError:
+            pass
+
+    for sig in RUN_SIGNALS:
+        _signal.signal(sig, forward)
+    try:
+        _, payload = stream.recv_frame(sock)
+    except (OSError, EOFError):
+        raise RuntimeFailure("the container supervisor ended while running the container", exit_code=125,
+                             hint=f"see {paths.run_dir() / 'supervisor.log'}") from None
+    finally:
+        sock.close()
+    return int(loads(payload)["exit"])

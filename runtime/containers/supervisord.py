@@ -52,7 +52,8 @@ class Supervisor:
         self.last_active = time.monotonic()
         self.handing_off = False
         self.handoff_deadline = 0.0
-        self.parked_shims: list[Shim] = []
+        self.parked_shims: list = []  # shims and runs at their safe point
+        self.runs: list[Run] = []
         self.stop_requested: set[str] = set()  # containers killed because the root went away
         self.orphaned = False
         self.pid_fd = -1
@@ -95,6 +96,13 @@ class Supervisor:
             self.shims[shim.id] = shim
         for shim in list(self.shims.values()):
             threading.Thread(target=self._run_shim, args=(shim,), daemon=True).start()
+        for saved_run in saved.get("runs", []):
+            os.set_inheritable(saved_run["conn"], False)
+            r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+            conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, saved_run["conn"])
+            run = Run(conn, self.reaper.watch(saved_run["pid"], lambda w=w: _poke(w)), r, w)
+            self.runs.append(run)
+            threading.Thread(target=self._serve_run, args=(run,), daemon=True).start()
 
     # ------------------------------------------------------------ the main thread
     def serve(self) -> int:
@@ -171,19 +179,26 @@ class Supervisor:
         with self.lock:
             for shim in self.shims.values():
                 shim.wake()
+            for run in self.runs:
+                _poke(run.w)
 
     # ------------------------------------------------------------ requests
     def handle(self, conn: socket.socket) -> None:
         counted = True
+        fds: list[int] = []
         try:
             conn.settimeout(600)  # the engine connects first, then prepares the bundle, then asks
-            req = _read_request(conn)
+            req = _read_request(conn, fds)
             if req is None:
                 return
             op = req.get("op")
             if op == "start":
                 counted = False
                 self.start(conn, req)
+                return
+            if op == "run" and len(fds) == 3:
+                counted = False
+                self.run_worker(conn, req, fds)
                 return
             if op == "ping":
                 with self.lock:
@@ -197,6 +212,11 @@ class Supervisor:
         except OSError:
             pass
         finally:
+            for fd in fds:
+                try:
+                    os.close(fd)
+                except OSError:
+                    pass
             if counted:
                 conn.close()
                 with self.lock:
@@ -257,6 +277,68 @@ class Supervisor:
                 self.stop_requested.discard(shim.id)
                 self.last_active = time.monotonic()
 
+    # ------------------------------------------------------------ `wharf run` workers
+    def run_worker(self, conn: socket.socket, req: dict, fds: list[int]) -> None:
+        """Fork a worker that does `wharf run ARGS` for the client (its stdio are `fds`), tell the
+        client its pid, then its exit code; SIGKILL it if the client goes away (as if it had been it)."""
+        r, w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        try:
+            child = self.reaper.spawn(lambda: _fork_run(fds, req), notify=lambda: _poke(w))
+        except BaseException:
+            for fd in (r, w):
+                os.close(fd)
+            with self.lock:
+                self.handlers -= 1
+            conn.close()
+            raise
+        finally:
+            for fd in fds:
+                os.close(fd)
+            fds.clear()
+        run = Run(conn, child, r, w)
+        with self.lock:
+            self.handlers -= 1
+            self.runs.append(run)
+        try:
+            _reply(conn, dumps({"pid": child.pid}))
+        except OSError:
+            pass
+        self._serve_run(run)
+
+    def _serve_run(self, run: Run) -> None:
+        import select
+
+        try:
+            run.conn.setblocking(False)
+            p = select.poll()
+            p.register(run.r, select.POLLIN)
+            p.register(run.conn, select.POLLIN)
+            while not run.child.done.is_set():
+                for fd, _ in p.poll():
+                    if fd == run.r:
+                        _drain(run.r)
+                    elif not _recv_some(run.conn):  # the client is gone: so is its `run`
+                        os.kill(run.child.pid, 9)
+                        run.child.wait()
+                        run.client_gone = True
+                if self.handing_off and not run.child.done.is_set():
+                    run.saved = {"conn": run.conn.fileno(), "pid": run.child.pid}
+                    os.set_inheritable(run.conn.fileno(), True)
+                    self.parked(run)
+                    threading.Event().wait()  # the supervisor execs
+            if not run.client_gone:
+                run.conn.setblocking(True)
+                _reply(run.conn, dumps({"exit": run.child.code}))
+        except OSError:
+            pass
+        finally:
+            run.conn.close()
+            for fd in (run.r, run.w):
+                os.close(fd)
+            with self.lock:
+                self.runs.remove(run)
+                self.last_active = time.monotonic()
+
     # ------------------------------------------------------------ work done for the shims
     def cleanup(self, cid: str) -> None:
         """The engine's cleanup after exit (unmount, network release, --rm removal) in a forked child
@@ -272,19 +354,20 @@ class Supervisor:
         self.handoff_deadline = time.monotonic() + HANDOFF_WAIT
         self.wake_all()
 
-    def parked(self, shim: Shim) -> None:
+    def parked(self, what: Shim | Run) -> None:
         with self.lock:
-            self.parked_shims.append(shim)
+            self.parked_shims.append(what)
         os.kill(os.getpid(), signal.SIGUSR1)  # the main thread re-checks
 
     def ready_to_exec(self) -> bool:
         with self.lock:
-            return not self.handlers and all(s in self.parked_shims for s in self.shims.values())
+            return not self.handlers and all(s in self.parked_shims for s in [*self.shims.values(), *self.runs])
 
     def exec_next(self) -> None:
         self.reaper.paused = True  # from now on, exit statuses wait for the next image
         with self.lock:
-            shims = [s for s in self.parked_shims if self.shims.get(s.id) is s]
+            shims = [s for s in self.parked_shims if isinstance(s, Shim) and self.shims.get(s.id) is s]
+            runs = [r.saved for r in self.parked_shims if isinstance(r, Run) and r in self.runs]
             lost = [s for s in self.shims.values() if s not in shims]
         if lost:
             import traceback
@@ -304,9 +387,84 @@ class Supervisor:
         os.set_inheritable(self.listener.fileno(), True)
         path = os.path.join(self.run_root, "supervisor.handoff")
         atomic_write_json(path, {"pid_fd": self.pid_fd, "listener": self.listener.fileno(),
-                                 "sock_ino": self.sock_ino, "shims": saved})
+                                 "sock_ino": self.sock_ino, "shims": saved, "runs": runs})
         sys.stderr.flush()
         os.execv(sys.executable, [sys.executable, "-I", "-S", SUPERVISE, self.run_root, "--adopt", path])
+
+
+class Run:
+    """A `wharf run` worker and its client's connection."""
+
+    def __init__(self, conn: socket.socket, child, r: int, w: int) -> None:
+        self.conn, self.child, self.r, self.w = conn, child, r, w
+        self.client_gone = False
+        self.saved: dict = {}
+
+
+def _poke(fd: int) -> None:
+    try:
+        os.write(fd, b"x")
+    except OSError:
+        pass
+
+
+def _drain(fd: int) -> None:
+    try:
+        os.read(fd, 512)
+    except BlockingIOError:
+        pass
+
+
+def _recv_some(conn: socket.socket) -> bool:
+    """False when the peer closed the connection."""
+    try:
+        return bool(conn.recv(4096))
+    except BlockingIOError:
+        return True
+    except OSError:
+        return False
+
+
+def _fork_run(fds: list[int], req: dict) -> int:
+    """A worker for `wharf run`: the client's stdio, environment and directory, the engine's code
+    already imported (preload_engine), then the same `run` the CLI would have done itself."""
+    pid = os.fork()
+    if pid:
+        return pid
+    rc = 125
+    try:
+        reset_signals()
+        import _signal
+
+        _signal.signal(_signal.SIGINT, _signal.default_int_handler)  # Ctrl-C as in the CLI
+        for i, fd in enumerate(fds):
+            os.dup2(fd, i)
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))
+        os.environ.clear()
+        os.environ.update(req["env"])
+        try:
+            os.chdir(req["cwd"])
+        except OSError:
+            os.chdir("/")
+        sys.stdin = open(0, closefd=False)  # noqa: SIM115 - fresh objects: the inherited ones' locks
+        sys.stdout = open(1, "w", closefd=False)  # noqa: SIM115 - may be held by a thread that is gone
+        sys.stderr = open(2, "w", closefd=False, errors="backslashreplace")  # noqa: SIM115
+        from runtime.cli.fast import run_in_worker
+
+        try:
+            rc = run_in_worker(req["args"])
+        except KeyboardInterrupt:
+            rc = 130
+        for f in (sys.stdout, sys.stderr):
+            try:
+                f.flush()
+            except OSError:
+                pass
+    except BaseException:  # noqa: BLE001 - a forked child never returns into the supervisor
+        import traceback
+
+        traceback.print_exc()
+    os._exit(rc)
 
 
 def _fork_cleanup(cid: str) -> int:
@@ -351,10 +509,14 @@ def _lock_supervision(path: str) -> int:
             time.sleep(0.005)
 
 
-def _read_request(conn: socket.socket) -> dict | None:
+def _read_request(conn: socket.socket, fds: list[int]) -> dict | None:
+    """The one CONTROL frame a client opens with; fds passed along with it are added to `fds`."""
     reader = stream.FrameReader()
     while True:
-        data = conn.recv(65536)
+        data, anc, _, _ = conn.recvmsg(65536, socket.CMSG_LEN(3 * 4))
+        for lvl, typ, raw in anc:
+            if lvl == socket.SOL_SOCKET and typ == socket.SCM_RIGHTS:
+                fds += [int.from_bytes(raw[i:i + 4], sys.byteorder) for i in range(0, len(raw) - 3, 4)]
         if not data:
             return None
         for kind, payload in reader.feed(data):
@@ -395,6 +557,27 @@ def preload() -> None:
     from runtime.oci import create, init, lifecycle, spec, state  # noqa: F401 - what create/start/delete use
 
 
+def preload_engine() -> None:
+    """What a `wharf run` worker needs (so that it starts with nothing left to import), imported by
+    the main thread before it serves. Threads never import (see preload): a worker may still
+    import what is missing here, only more slowly."""
+    import select  # noqa: F401
+    import signal  # noqa: F401
+    import socket  # noqa: F401
+
+    import runtime.cli.fast  # noqa: F401
+    import runtime.containers.attach  # noqa: F401
+    import runtime.containers.bundle  # noqa: F401
+    import runtime.containers.flags  # noqa: F401
+    import runtime.containers.imagesrc  # noqa: F401
+    import runtime.containers.manager  # noqa: F401
+    import runtime.containers.users  # noqa: F401
+    import runtime.images.store  # noqa: F401
+    import runtime.network.manager  # noqa: F401
+    import runtime.util.fs  # noqa: F401
+    import runtime.volumes.store  # noqa: F401
+
+
 def main(argv: list[str]) -> int:
     """supervise.py RUN_ROOT [READY_FD]  |  supervise.py RUN_ROOT --adopt FILE (a hand-off)."""
     from runtime.linux.prctl import set_child_subreaper
@@ -405,6 +588,7 @@ def main(argv: list[str]) -> int:
     sup = Supervisor(run_root)
     if len(argv) > 3 and argv[2] == "--adopt":
         set_child_subreaper()
+        preload_engine()
         sup.adopt(argv[3])
         return sup.serve()
     ready_fd = int(argv[2]) if len(argv) > 2 else -1
@@ -427,4 +611,5 @@ def main(argv: list[str]) -> int:
     if ready_fd >= 0:
         os.write(ready_fd, b"ok")
         os.close(ready_fd)
+    preload_engine()  # clients queue meanwhile
     return sup.serve()

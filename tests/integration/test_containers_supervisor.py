@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.test_containers_lifecycle import WHARF, until, wharf
 from tests.integration.test_containers_lifecycle import env as lifecycle_env  # noqa: F401 - a fixture
-from tests.integration.test_containers_lifecycle import until, wharf
 
 pytestmark = pytest.mark.root
 
@@ -146,3 +147,43 @@ def test_killed_supervisor_neither_hangs_nor_lies(env):
     until(lambda: not os.path.exists(f"/proc/{st['pid']}"))
     wharf("stop", cid, timeout=20)
     wharf("rm", cid)
+
+
+@pytest.fixture
+def image_env(busybox_image, env):
+    """busybox:latest in the private root: `wharf run busybox ...` takes the lean path, done by a
+    worker the supervisor forks (runtime/containers/supervisord.py: run_worker)."""
+    yield env
+
+
+def test_run_in_a_worker_streams_passes_signals_and_survives_a_handoff(image_env, tmp_path):
+    p = wharf("run", "--rm", "--network", "none", "-e", "A=1", "busybox", "sh", "-c",
+              "echo out $A; echo err >&2; exit 3", check=False)
+    assert (p.returncode, p.stdout, p.stderr) == (3, b"out 1\n", b"err\n")
+    # Ctrl-C reaches the container through the client, the worker and the supervisor
+    proc = subprocess.Popen([WHARF, "run", "--rm", "--network", "none", "busybox", "sh", "-c",
+                             "trap 'exit 9' INT; i=0; while true; do echo $i; i=$((i+1)); sleep 0.02; done"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"0\n"
+    sup = supervisor_pid()
+    os.kill(sup, signal.SIGHUP)  # a hand-off while the worker runs: the client is not disturbed
+    until(lambda: b"--adopt" in cmdline(sup))
+    lines = [proc.stdout.readline() for _ in range(30)]
+    assert lines == [b"%d\n" % i for i in range(1, 31)]
+    proc.send_signal(signal.SIGINT)
+    proc.communicate(timeout=20)
+    assert proc.returncode == 9
+    # a killed client takes its worker along, not its container (as a killed CLI did)
+    proc = subprocess.Popen([WHARF, "run", "--name", "fg", "--network", "none", "busybox", "sh", "-c",
+                             "echo ready; sleep 60"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdout.readline() == b"ready\n"
+    proc.kill()
+    proc.wait()
+    time.sleep(0.3)
+    assert json.loads(wharf("inspect", "fg").stdout)[0]["State"]["Running"] is True
+    assert wharf("ps", "-q").stdout.split() == [state_id("fg")[:12].encode()]
+    wharf("rm", "-f", "fg")
+
+
+def state_id(name: str) -> str:
+    return json.loads(wharf("inspect", name).stdout)[0]["Id"]
