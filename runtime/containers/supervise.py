@@ -1,7 +1,8 @@
 """Entry point of the supervisor process (the code is in supervisord.py).
 
-Started by the engine as `python -I -S .../runtime/containers/supervise.py WHARF_RUN READY_FD`,
-and by itself at a hand-off as `... supervise.py WHARF_RUN --adopt FILE`. Kept this small on
+Started by the engine as `python -I .../runtime/containers/supervise.py WHARF_RUN READY_FD` (with
+site-packages: the `run` workers it forks need them), and by itself at a hand-off as
+`... supervise.py WHARF_RUN --adopt FILE`. Kept this small on
 purpose: a script run as __main__ is compiled from source at every start (no .pyc).
 """
 

@@ -65,7 +65,7 @@ class _Spawn:
         env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(run)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            self.pid = os.posix_spawn(sys.executable, [sys.executable, "-I", "-S", SUPERVISE, str(run), str(READY_FD)],
+            self.pid = os.posix_spawn(sys.executable, [sys.executable, "-I", SUPERVISE, str(run), str(READY_FD)],
                                       env, setsid=True,
                                       file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
                                                     (os.POSIX_SPAWN_DUP2, null, 2),

@@ -389,7 +389,7 @@ class Supervisor:
         atomic_write_json(path, {"pid_fd": self.pid_fd, "listener": self.listener.fileno(),
                                  "sock_ino": self.sock_ino, "shims": saved, "runs": runs})
         sys.stderr.flush()
-        os.execv(sys.executable, [sys.executable, "-I", "-S", SUPERVISE, self.run_root, "--adopt", path])
+        os.execv(sys.executable, [sys.executable, "-I", SUPERVISE, self.run_root, "--adopt", path])
 
 
 class Run:
@@ -455,15 +455,15 @@ def _fork_run(fds: list[int], req: dict) -> int:
             rc = run_in_worker(req["args"])
         except KeyboardInterrupt:
             rc = 130
-        for f in (sys.stdout, sys.stderr):
-            try:
-                f.flush()
-            except OSError:
-                pass
     except BaseException:  # noqa: BLE001 - a forked child never returns into the supervisor
         import traceback
 
         traceback.print_exc()
+    for f in (sys.stdout, sys.stderr):
+        try:
+            f.flush()
+        except (OSError, ValueError):
+            pass
     os._exit(rc)
 
 
