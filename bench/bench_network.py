@@ -88,6 +88,23 @@ def measure(label: str, host: str, sink: int, closer: int) -> dict[str, float]:
     return {"mbs": mbs, "rate": rate}
 
 
+def interleaved(label: str, theirs: tuple[int, int], ours: tuple[int, int], rounds: int = 6
+                ) -> tuple[dict[str, float], dict[str, float]]:
+    """Theirs and ours (published (sink, closer) host ports on 127.0.0.1) measured in turns, so that both
+    see the same load; medians."""
+    samples: dict[str, list[float]] = {"tm": [], "tr": [], "om": [], "or": []}
+    for i in range(rounds):
+        for who, ports in ((("t", theirs), ("o", ours)), (("o", ours), ("t", theirs)))[i % 2]:  # ABBA
+            samples[who + "m"].append(throughput(("127.0.0.1", ports[0]), 256 << 20))
+            samples[who + "r"].append(conn_rate(("127.0.0.1", ports[1]), 0.5))
+    t = {"mbs": statistics.median(samples["tm"]), "rate": statistics.median(samples["tr"])}
+    o = {"mbs": statistics.median(samples["om"]), "rate": statistics.median(samples["or"])}
+    print(f"  127.0.0.1 via {label:<32} {t['mbs']:6.0f} MB/s {t['rate']:7.0f} conn/s;"
+          f" wharf DNAT in turns: {o['mbs']:6.0f} MB/s {o['rate']:7.0f} conn/s"
+          f" -> {o['mbs'] / t['mbs']:.2f}x, {o['rate'] / t['rate']:.2f}x")
+    return t, o
+
+
 def setup_cost(nm, n: int = 15) -> None:
     from runtime.engine import EndpointSpec
     from runtime.network import links
@@ -150,6 +167,12 @@ def _iptables_lines() -> set[str]:
     return {ln for ln in out.splitlines() if ln and not ln.startswith("#")}
 
 
+def _forward_policy() -> str:
+    """The filter table's FORWARD policy (dockerd sets DROP), "" without a filter table."""
+    out = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
+    return next((ln.split()[1] for ln in out.splitlines() if ln.startswith(":FORWARD ")), "")
+
+
 def _nft_tables() -> set[str]:
     out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
     return {ln.strip() for ln in out.splitlines() if ln.strip()}
@@ -166,6 +189,7 @@ class PrivateDockerd:
         self.proc: subprocess.Popen | None = None
         self.before_rules = _iptables_lines()
         self.before_tables = _nft_tables()
+        self.before_policy = _forward_policy()
 
     def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
         return subprocess.run(["docker", "-H", self.sock, *args], capture_output=True, text=True, check=check, **kw)
@@ -200,8 +224,10 @@ class PrivateDockerd:
         if os.path.exists("/sys/class/net/docker0"):
             subprocess.run(["ip", "link", "del", "docker0"], check=False)
         self._undo_iptables()
-        for table in _nft_tables() - self.before_tables:  # e.g. `table ip nat` that iptables-nft created
-            if "wharf" not in table:
+        if self.before_policy and _forward_policy() != self.before_policy:
+            subprocess.run(["iptables", "-P", "FORWARD", self.before_policy], check=False)
+        for table in _nft_tables() - self.before_tables:  # the tables iptables-nft created for dockerd
+            if table in ("table ip nat", "table ip filter"):
                 subprocess.run(["nft", "delete", *table.split()], check=False)
         subprocess.run(["umount", "-R", DOCKERD_DIR], capture_output=True)
         shutil.rmtree(DOCKERD_DIR, ignore_errors=True)
@@ -214,7 +240,8 @@ class PrivateDockerd:
                 table = ln[1:]
             elif ln.startswith(":DOCKER"):
                 chains.append((table, ln[1:].split()[0]))
-            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER"):
+            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER") \
+                    and ("DOCKER" in ln or "docker0" in ln):
                 subprocess.run(["iptables", "-t", table, "-D", *shlex.split(ln)[1:]], check=False)
         for table, chain in chains:
             subprocess.run(["iptables", "-t", table, "-F", chain], check=False)
@@ -226,10 +253,10 @@ class PrivateDockerd:
             print(f"  warning: iptables rules of dockerd left: {sorted(left)}")
 
 
-def docker_measure(archive: str, server_py: str, ours: Callable[[int], dict[str, float]]) -> dict[str, dict[str, float]]:
+def docker_measure(archive: str, server_py: str, ours: Callable[[int], tuple[int, int]]) -> dict[str, dict[str, float]]:
     """docker's published ports (same server, same client) and `docker run --rm busybox true`, with a private
-    dockerd: its default (userland proxy for 127.0.0.1) and --userland-proxy=false (DNAT). Right after each,
-    ours(i) measures Wharf's DNAT port again (same load: the others share this machine), stored as
+    dockerd: its default (userland proxy for 127.0.0.1) and --userland-proxy=false (DNAT). Each is measured
+    in turns with a Wharf DNAT port (ours(i) publishes one; the others share this machine), stored as
     results[label + " wharf"]. Each measurement has server ports of its own: conntrack keeps closed
     connections for minutes, and NAT tuples that collide with them make new connections slow."""
     results: dict[str, dict[str, float]] = {}
@@ -260,8 +287,7 @@ def docker_measure(archive: str, server_py: str, ours: Callable[[int], dict[str,
                 if time.monotonic() > deadline:
                     raise RuntimeError("the server in docker did not start: " + d.docker("logs", "h4srv").stderr)
                 time.sleep(0.05)
-            results[label] = measure(f"127.0.0.1 via {label}", "127.0.0.1", ports[sink], ports[closer])
-            results[label + " wharf"] = ours(i)
+            results[label], results[label + " wharf"] = interleaved(label, (ports[sink], ports[closer]), ours(i))
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             err = getattr(e, "stderr", "") or str(e)
             print(f"  {label}: failed: {err.strip()[:300]}")
@@ -310,9 +336,9 @@ def main() -> int:
             return 0
         os.environ["WHARF_USERLAND_PROXY"] = ""
 
-        def ours(i: int) -> dict[str, float]:
+        def ours(i: int) -> tuple[int, int]:
             again = nm.publish(cid, [PortBinding(9006 + 2 * i), PortBinding(9007 + 2 * i)], ep.ip_address)
-            return measure("127.0.0.1 via dnat (again)", "127.0.0.1", again[0].host_port, again[1].host_port)
+            return again[0].host_port, again[1].host_port
 
         archive = f"{tmp}/busybox.tar"
         subprocess.run([WHARF, "save", "busybox", "-o", archive], check=True, capture_output=True)
@@ -321,8 +347,9 @@ def main() -> int:
             if label != "run" and not label.endswith(" wharf"):
                 w = theirs[label + " wharf"]
                 print(f"  wharf DNAT / {label}: throughput {w['mbs'] / m['mbs']:.2f}x,"
-                      f" connection rate {w['rate'] / m['rate']:.2f}x (measured back to back);"
-                      f" wharf proxy / {label}: {p['mbs'] / m['mbs']:.2f}x, {p['rate'] / m['rate']:.2f}x")
+                      f" connection rate {w['rate'] / m['rate']:.2f}x (in turns);"
+                      f" wharf proxy (measured before) / {label}: {p['mbs'] / m['mbs']:.2f}x,"
+                      f" {p['rate'] / m['rate']:.2f}x")
         if run and "run" in theirs:
             print(f"  run --rm busybox true: wharf {run:.3f} s, docker {theirs['run']['s']:.3f} s"
                   f" ({run / theirs['run']['s']:.2f}x)")

@@ -36,7 +36,7 @@ def fingerprints(mirror: Mirror, sha: str, root: Path, desired: Any) -> dict[str
         dockerfile = ctx / (img.build.get("dockerfile") or "Dockerfile")
         if _in_tree(dockerfile, ctx) is None:  # outside the context: its own input
             paths.append(_in_tree(dockerfile, root))
-        if None not in paths:
+        if None not in paths and not any("\n" in p for p in paths if p):  # one path per line to git
             wanted[ref] = [p for p in paths if p is not None]
     ids = mirror.object_ids(sha, sorted({p for ps in wanted.values() for p in ps}))
     out = {}

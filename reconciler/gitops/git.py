@@ -20,6 +20,7 @@ FETCH_TIMEOUT = 300.0
 _USERINFO = re.compile(r"\b([a-zA-Z][a-zA-Z0-9+.-]*://)([^/@\s]+)@")
 _SCP_LIKE = re.compile(r"^[^/:]+:(?!//)")  # host:path or user@host:path (git's rule: ':' before any '/')
 _SHA = re.compile(r"^[0-9a-f]{40}([0-9a-f]{24})?$")
+_REF_BAD = frozenset(" ~^:?*[\\\x7f")
 
 
 def redact(text: str) -> str:
@@ -33,10 +34,22 @@ def redact(text: str) -> str:
     return _USERINFO.sub(mask, text)
 
 
+def check_branch(branch: str | None) -> str | None:
+    """A branch name git accepts (git check-ref-format's rules), else InvalidArgument."""
+    if branch is None:
+        return None
+    if (not branch or branch.startswith(("-", "/")) or branch.endswith(("/", ".", ".lock")) or ".." in branch
+            or "@{" in branch or "//" in branch or any(c in _REF_BAD or ord(c) < 32 for c in branch)):
+        raise InvalidArgument(f"--branch {branch!r} is not a valid branch name", hint="e.g. main, release/1.2")
+    return branch
+
+
 def resolve_repo(repo: str) -> str:
     """A URL as git takes it: local paths made absolute (git runs elsewhere), URLs as given."""
     if not repo:
         raise InvalidArgument("no repository given", hint="pass a path or a URL: wharf gitops REPO")
+    if repo.startswith("-"):  # never an option of git's
+        raise InvalidArgument(f"repository {repo!r} cannot start with '-'", hint="for a local path: ./" + repo)
     if "://" in repo or (_SCP_LIKE.match(repo) and not Path(repo).exists()):
         return repo
     p = Path(repo).expanduser()
@@ -66,7 +79,7 @@ class Mirror:
     """A bare repository under `root` holding the fetched head of one branch of `url`."""
 
     def __init__(self, url: str, branch: str | None, root: Path) -> None:
-        self.url, self.branch, self.root = url, branch, root
+        self.url, self.branch, self.root = url, check_branch(branch), root
         self.git_dir = root / "repo.git"
 
     @property
@@ -79,17 +92,22 @@ class Mirror:
         full.pop("GIT_DIR", None)
         full.pop("GIT_WORK_TREE", None)
         try:
+            # its own session: no controlling terminal, so ssh fails on a host-key or passphrase prompt
+            # instead of waiting for an answer (GIT_TERMINAL_PROMPT=0 does that for git's own prompts)
             r = subprocess.run(["git", "--git-dir", str(self.git_dir), *args], capture_output=True, text=True,
-                               env=full, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd)
+                               env=full, stdin=subprocess.DEVNULL, timeout=timeout, cwd=cwd, start_new_session=True)
         except FileNotFoundError:
             raise RuntimeFailure("git is not installed", hint="apt-get install git") from None
         except subprocess.TimeoutExpired:
             raise RuntimeFailure(f"{what} of {self.where} timed out after {timeout:.0f}s") from None
         if r.returncode != 0:
-            lines = [ln.removeprefix("fatal: ").removeprefix("error: ") for ln in r.stderr.splitlines()
-                     if ln.strip() and not ln.startswith("hint:")]
-            msg = redact("; ".join(lines[-3:]) or f"git exited with {r.returncode}")
+            lines = [ln for ln in r.stderr.splitlines() if ln.strip() and not ln.startswith("hint:")]
+            fatal = [ln.split(": ", 1)[1] for ln in lines if ln.startswith(("fatal: ", "error: "))]
+            msg = redact("; ".join(fatal or lines[-3:]) or f"git exited with {r.returncode}")
             if "couldn't find remote ref" in msg:
+                if self.branch is None:
+                    raise NotFound(f"{redact(self.url)} has no default branch (no commit yet?)",
+                                   hint="push a commit, or name the branch with --branch")
                 raise NotFound(f"branch {self.branch} not found in {redact(self.url)}",
                                hint="check --branch (default: the repository's default branch)")
             raise RuntimeFailure(f"{what} of {self.where} failed: {msg}")
@@ -146,4 +164,4 @@ class Mirror:
                   cwd=work_tree)
 
 
-__all__ = ["Commit", "Mirror", "redact", "repo_name", "resolve_repo"]
+__all__ = ["Commit", "Mirror", "check_branch", "redact", "repo_name", "resolve_repo"]

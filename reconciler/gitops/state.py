@@ -23,6 +23,15 @@ def gitops_dir() -> Path:
     return paths.root() / "reconciler" / "gitops"
 
 
+def private_dir(path: Path) -> Path:
+    """Make `path` (under gitops_dir(), which is made 0700: clones of private repositories live
+    there) and return it."""
+    top = gitops_dir()
+    top.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    return path
+
+
 def deployment_id(name: str, key: list[Any]) -> str:
     """`<repo name>-<12 hex>`: readable, and distinct per (url, branch, path, files, project)."""
     h = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
@@ -57,7 +66,7 @@ class Deployment:
         return gitops_dir() / self.id
 
     def save(self) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
+        private_dir(self.dir)
         tmp = self.dir / f"state.json.{os.getpid()}.tmp"
         with open(tmp, "w") as f:
             json.dump(asdict(self), f, indent=2, sort_keys=True)
@@ -113,7 +122,7 @@ def forget(dep: Deployment) -> None:
 @contextmanager
 def locked(dep_dir: Path) -> Iterator[None]:
     """One sync pass of a deployment at a time (a --once next to a running watcher waits)."""
-    dep_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(dep_dir)
     fd = os.open(dep_dir / "lock", os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
@@ -123,4 +132,4 @@ def locked(dep_dir: Path) -> Iterator[None]:
 
 
 __all__ = ["Deployment", "all_deployments", "deployed", "deployment_id", "forget", "gitops_dir", "load",
-           "locked"]
+           "locked", "private_dir"]

@@ -20,7 +20,7 @@ from runtime.errors import InvalidArgument
 from .envfile import parse_env_text, read_env_file
 from .files import find_files
 from .interpolate import interpolate
-from .merge import merge, merge_files, normalize_service
+from .merge import mapping_values, merge, merge_files, normalize_service
 from .yamlmarks import MDict, MList, load_yaml
 
 PROFILES_VAR = "WHARF_PROFILES"
@@ -79,7 +79,7 @@ def _resolve_paths(doc: Any, base: Path) -> None:
     """Make every relative path of one file absolute against `base`."""
     if not isinstance(doc, dict):
         return
-    for svc in (doc.get("services") or {}).values():
+    for svc in mapping_values(doc, "services"):
         if not isinstance(svc, dict):
             continue
         b = svc.get("build")
@@ -115,7 +115,7 @@ def _resolve_paths(doc: Any, base: Path) -> None:
         elif isinstance(img, dict) and isinstance(img.get("build"), dict):
             img["build"]["context"] = _abs(str(img["build"].get("context", ".")), base)
     for kind in ("configs", "secrets"):
-        for obj in (doc.get(kind) or {}).values():
+        for obj in mapping_values(doc, kind):
             if isinstance(obj, dict) and isinstance(obj.get("file"), str):
                 obj["file"] = _abs(obj["file"], base)
 
@@ -143,7 +143,7 @@ class _Loader:
                                   where=f"{_display(path)}:1")
         interpolate(doc, self.env if env is None else env, self.warn)
         _resolve_paths(doc, base)
-        for svc in (doc.get("services") or {}).values():
+        for svc in mapping_values(doc, "services"):
             normalize_service(svc)
         self._cache[key] = doc
         return doc

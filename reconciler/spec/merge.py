@@ -218,11 +218,18 @@ def merge(base: Any, over: Any, path: tuple[Any, ...] = ()) -> Any:
     return _strip(over)
 
 
+def mapping_values(doc: Any, key: str) -> Any:
+    """The values of `doc[key]` when it is a mapping, else nothing: a wrong type is reported by
+    the models' validation with its file:line, not by a crash while loading."""
+    value = doc.get(key) if isinstance(doc, dict) else None
+    return value.values() if isinstance(value, dict) else ()
+
+
 def merge_files(docs: list[Any]) -> MDict:
     """Merge several loaded compose files, later ones override earlier ones."""
     out: Any = MDict()
     for doc in docs:
-        for svc in (doc.get("services") or {}).values() if isinstance(doc, dict) else ():
+        for svc in mapping_values(doc, "services"):
             normalize_service(svc)
         out = merge(out, doc)
     return out if isinstance(out, MDict) else MDict()

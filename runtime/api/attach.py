@@ -94,6 +94,12 @@ def start(engine, cid: str) -> bool:
             except OSError as e:
                 p.error = f"cannot reach the supervisor of {cid[:12]}: {e}"
             p.ready.set()
+        # the supervisor lets the container go when it reads "start": answer once it has (as dockerd
+        # does), so an inspect or attach right after `docker run -d` (which also parks a wait) sees it running
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and cs.store.dir(cid).exists() \
+                and cs.store.load_state(cid).get("status") == "created":
+            time.sleep(0.002)
         return True
 
 

@@ -204,10 +204,11 @@ def pump(sock: socket.socket, first: bytes, stdin: bool, tty: bool,
                 data = os.read(in_fd, 65536)
                 if not data:
                     in_fd = -1
-                    try:
-                        sock.shutdown(socket.SHUT_WR)  # docker's CloseWrite: stdin ended
-                    except OSError:
-                        pass
+                    if not hasattr(sock, "unwrap"):  # TLS cannot half-close here: the engine keeps stdin open
+                        try:
+                            sock.shutdown(socket.SHUT_WR)  # docker's CloseWrite: stdin ended
+                        except OSError:
+                            pass
                 else:
                     data = pending + data
                     pending = b""

@@ -326,7 +326,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         from runtime.cli.fast import print_logs
 
         n = None if tail == "all" else _int(tail, "--tail")
-        if os.environ.get("WHARF_HOST"):
+        if rv.remote():
             out, err = sys.stdout.buffer, sys.stderr.buffer
             for name, line in _engine().containers.logs(container, follow=follow, since=_since(since, "--since"),
                                                          until=_since(until, "--until"), tail=n,
@@ -472,7 +472,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         """Return low-level information on containers (and other objects)."""
         from runtime.cli.fast import inspect_docs
 
-        docs, missing = inspect_docs(objects, type)
+        docs, missing = (rv.inspect_docs if rv.remote() else inspect_docs)(objects, type)
         _print_docs(docs, format)
         for m in missing:
             print(f"wharf: error: no such object: {m}", file=sys.stderr)

@@ -393,3 +393,50 @@ def build(path: str, tags: list[str], file: str | None, build_args: dict[str, st
         from runtime.util.fs import atomic_write
 
         atomic_write(iidfile, img.id)
+
+
+class _RemoteVolumeStore:
+    """RemoteVolumes with VolumeStore's call shapes (prune(all, filters)) for `wharf volume ...`."""
+
+    def __init__(self, vols) -> None:
+        self.vols = vols
+        self.create, self.list, self.inspect, self.remove = vols.create, vols.list, vols.inspect, vols.remove
+
+    def prune(self, all: bool = False, filters=None) -> list[str]:
+        return self.vols.prune(filters, all=all)
+
+
+def volumes():
+    return _RemoteVolumeStore(_engine().volumes)
+
+
+def info() -> dict[str, Any]:
+    return _engine().info()
+
+
+def events(since: float | None, until: float | None, filters: dict[str, list[str]]):
+    """The engine's event stream (it ends at `until`, or follows)."""
+    return _engine().events(since=since, until=until, filters=filters)
+
+
+def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any]], list[str]]:
+    """The engine's own JSON for each ref: containers first, then volumes, images, networks (as docker)."""
+    from urllib.parse import quote
+
+    client = _engine().client
+    paths = {"container": "/containers/{}/json", "volume": "/volumes/{}", "image": "/images/{}/json",
+             "network": "/networks/{}"}
+    kinds = [type_] if type_ else list(paths)
+    if type_ and type_ not in paths:
+        raise InvalidArgument(f"unknown --type {type_!r}", hint="use container, image, network or volume")
+    docs, missing = [], []
+    for ref in refs:
+        for k in kinds:
+            try:
+                docs.append(client.call("GET", paths[k].format(quote(ref, safe=""))))
+                break
+            except NotFound:
+                continue
+        else:
+            missing.append(ref)
+    return docs, missing

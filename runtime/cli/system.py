@@ -24,9 +24,14 @@ def register(app: typer.Typer) -> None:
     @app.command()
     def info(format: str = typer.Option(None, "-f", "--format")) -> None:
         """Display system-wide information."""
-        from runtime.local_engine import LocalEngine
+        from runtime.cli import remote_verbs
 
-        data = LocalEngine().info()
+        if remote_verbs.remote():
+            data = remote_verbs.info()
+        else:
+            from runtime.local_engine import LocalEngine
+
+            data = LocalEngine().info()
         if format == "json":
             typer.echo(json.dumps(data))
             return
@@ -40,11 +45,14 @@ def register(app: typer.Typer) -> None:
         """Get real time events from the engine."""
         import datetime
 
+        from runtime.cli import remote_verbs
         from runtime.cli.containers import _since, _split_filters
         from runtime.containers.events import read_events
 
         s, u = _since(since, "--since"), _since(until, "--until")
-        for ev in read_events(s, u, _split_filters(filter), follow=u is None):
+        stream = remote_verbs.events(s, u, _split_filters(filter)) if remote_verbs.remote() else \
+            read_events(s, u, _split_filters(filter), follow=u is None)
+        for ev in stream:
             if format == "json":
                 typer.echo(json.dumps({"Type": ev.type, "Action": ev.action, "Actor": {
                     "ID": ev.id, "Attributes": ev.attributes}, "time": int(ev.time), "timeNano": int(ev.time * 1e9)}))

@@ -12,6 +12,10 @@ def register(app: typer.Typer) -> None:
     vol = typer.Typer(help="Manage volumes", no_args_is_help=True)
 
     def _store():
+        from runtime.cli import remote_verbs
+
+        if remote_verbs.remote():
+            return remote_verbs.volumes()
         from runtime.volumes.store import VolumeStore
 
         return VolumeStore()

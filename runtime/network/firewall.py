@@ -101,7 +101,8 @@ def port_rules(ports: list[dict[str, Any]], container_ip: str, subnet: str) -> s
     dnat = []
     for p in ports:
         match = f"ip daddr {p['host_ip']}" if p["host_ip"] not in ("", "0.0.0.0") else "fib daddr type local"
-        dnat.append(f"{match} {p['protocol']} dport {p['host_port']} dnat to {container_ip}:{p['container_port']}"
+        # the port first: the other containers' rules then cost new connections no fib lookup
+        dnat.append(f"{p['protocol']} dport {p['host_port']} {match} dnat to {container_ip}:{p['container_port']}"
                     f' comment "{port_comment(p["protocol"], p["host_port"], p["host_ip"])}"')
     return "\n".join([
         "chain prerouting {", "type nat hook prerouting priority dstnat; policy accept;", *dnat, "}",

@@ -254,13 +254,20 @@ class NetworkManager:
             gateway = IPv4Address(net["gateway"])
             used = {IPv4Address(ep["ip"]) for e in self.store.endpoints() if e["id"] != container_id
                     for nid, ep in e.get("networks", {}).items() if nid == net["id"]}
-            used |= self._reap_released(net["id"], container_id)
             if endpoint.ipv4_address:
                 addr = ipam.parse_address(endpoint.ipv4_address, "--ip")
+                used |= self._reap_released(net["id"], container_id, claim=str(addr))
                 ipam.check_static(addr, subnet, gateway, used, net["name"])
             else:
+                held = self._reap_released(net["id"], container_id)
                 pool = IPv4Network(net["ip_range"]) if net.get("ip_range") else subnet
-                addr = ipam.allocate(subnet, gateway, pool, used)
+                try:
+                    addr = ipam.allocate(subnet, gateway, pool, used | held)
+                except Conflict:
+                    if not held:
+                        raise
+                    addr = ipam.allocate(subnet, gateway, pool, used)  # full but for released veths:
+                    self._reap_released(net["id"], container_id, claim=str(addr))  # take one back now
             taken_if = {ep["ifname"] for ep in rec["networks"].values()}
             ifname = next(f"eth{i}" for i in range(len(taken_if) + 1) if f"eth{i}" not in taken_if)
             ep = {"network": net["name"], "ip": str(addr), "prefix": subnet.prefixlen, "gateway": net["gateway"],
@@ -389,6 +396,7 @@ class NetworkManager:
                 self._unpublish(rec)
                 defaults = {n["id"] for n in self.store.networks() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
+                self._reap_released()  # the records of veths the kernel has destroyed since
                 if rec["networks"]:
                     self.store.release_endpoint(container_id)
                 else:
@@ -397,11 +405,12 @@ class NetworkManager:
         if user_net:
             self._sync_dns()
 
-    def _reap_released(self, net_id: str = "", own: str = "", grace: float | None = None) -> set[IPv4Address]:
+    def _reap_released(self, net_id: str = "", own: str = "", grace: float | None = None,
+                       claim: str = "") -> set[IPv4Address]:
         """Forget released endpoints whose veths are gone; return the addresses on `net_id` still held
-        by released veths. Veths that outlive `grace` (a process kept the netns alive) and those of
-        `own` (the same container attaching again: its veth names are the same) are deleted here.
-        The caller holds the store lock."""
+        by released veths. Deleted here: veths that outlive `grace` (a process kept the netns alive),
+        those of `own` (the same container attaching again: its veth names are the same) and the one
+        holding address `claim` on net_id (a static --ip wants it now). The caller holds the store lock."""
         from runtime.network import links
         from runtime.network.netlink import Netlink
 
@@ -410,7 +419,8 @@ class NetworkManager:
         now = time.time()
         for rec, since in self.store.released():
             live = [(nid, ep) for nid, ep in rec["networks"].items() if links.exists(ep["veth"])]
-            if live and (rec["id"] == own or now - since >= grace):
+            claimed = any(nid == net_id and ep["ip"] == claim for nid, ep in live)
+            if live and (rec["id"] == own or now - since >= grace or claimed):
                 with Netlink() as nl:
                     for _, ep in live:
                         links.delete(nl, ep["veth"])

@@ -78,7 +78,8 @@ def test_network_verbs(net_env):
     assert doc["Id"] == nid and doc["Labels"] == {"team": "a"} and doc["IPAM"]["Config"][0]["Subnet"]
     assert out("network", "inspect", "-f", "{{.Name}}", nid[:12]).strip() == name
     other = "cli" + secrets.token_hex(3)
-    out("network", "create", other)
+    out("network", "create", "-o", "com.docker.network.bridge.enable_icc=false", other)
+    assert json.loads(out("network", "inspect", other))[0]["Options"]["com.docker.network.bridge.enable_icc"] == "false"
     assert out("network", "rm", name).strip() == name
     assert out("network", "prune", "-f").split() == ["Deleted", "Networks:", other]
     assert out("network", "ls", "-q") == ""
@@ -88,6 +89,7 @@ def test_network_verbs(net_env):
     (["network", "create", "--subnet", "10.0.0.0/33", "x"], "invalid CIDR"),
     (["network", "create", "--subnet", "10.0.0.1/24", "x"], "host bits"),
     (["network", "create", "-o", "com.docker.network.driver.mtu=abc", "x"], "MTU"),
+    (["network", "create", "-o", "com.docker.network.bridge.enable_icc=maybe", "x"], "true or false"),
     (["network", "inspect", "nosuchnet"], "not found"),
     (["network", "rm", "nosuchnet"], "not found"),
     (["network", "rm", "bridge"], "not found"),

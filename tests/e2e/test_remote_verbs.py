@@ -451,6 +451,11 @@ services:
     network_mode: none
     deploy: {{replicas: 2}}
     stop_grace_period: 1s
+  app:
+    build: {{context: ./app, args: {{FLAVOUR: mint}}}}
+    command: ["sleep", "100000"]
+    network_mode: none
+    stop_grace_period: 1s
 volumes:
   data: {{}}
 """
@@ -464,20 +469,88 @@ def test_reconciler_apply_diff_down(host, tmp_path):
     proj = name()
     f = tmp_path / "compose.yaml"
     f.write_text(STACK.format(name=proj))
+    (tmp_path / "app").mkdir()
+    (tmp_path / "app" / "Dockerfile").write_text("FROM busybox\nARG FLAVOUR\nCOPY . /app\nRUN echo $FLAVOUR > /flavour\n")
+    (tmp_path / "app" / "keep.txt").write_text("k")
+    (tmp_path / "app" / "secret.txt").write_text("s")
+    (tmp_path / "app" / ".dockerignore").write_text("secret.txt\n")
     r = wharf(host, "apply", "-f", str(f), "--progress", "plain", timeout=120)
     assert b"applied" in r.stdout
     eng = RemoteEngine(host)
     flt = {"label": [f"io.wharf.project={proj}"]}
     cs = eng.containers.list(all=True, filters=flt)
-    assert sorted(c.name for c in cs) == [f"{proj}-web-1", f"{proj}-worker-1", f"{proj}-worker-2"]
+    assert sorted(c.name for c in cs) == [f"{proj}-app-1", f"{proj}-web-1", f"{proj}-worker-1", f"{proj}-worker-2"]
     assert all(c.state.status == "running" for c in cs)
     web = eng.containers.inspect(f"{proj}-web-1")
     assert web.labels["tier"] == "front" and web.labels["io.wharf.service"] == "web"
     assert "GREETING=hi" in web.spec.env
     assert [v.name for v in eng.volumes.list(filters=flt)] == [f"{proj}_data"]
     assert out(host, "exec", f"{proj}-web-1", "cat", "/data/hello") == "hi\n"
+    built = out(host, "exec", f"{proj}-app-1", "sh", "-c", "cat /flavour; ls /app").split()
+    assert built[0] == "mint" and "keep.txt" in built and "secret.txt" not in built  # .dockerignore honoured
     r = wharf(host, "diff", "-f", str(f))
     assert b"nothing to do" in r.stdout  # converged: the second look plans nothing
     wharf(host, "down", "-v", "-t", "1", "-f", str(f), timeout=120)
     assert eng.containers.list(all=True, filters=flt) == []
     assert eng.volumes.list(filters=flt) == []
+
+
+def test_volumes_inspect_events_info_logs(host):
+    v = name()
+    assert out(host, "volume", "create", "-l", "k=v", v).strip() == v
+    assert v in out(host, "volume", "ls", "-q", "--filter", "label=k=v").split()
+    assert json.loads(out(host, "volume", "inspect", v))[0]["Labels"] == {"k": "v"}
+    t0 = time.time()
+    n = name()
+    cid = out(host, "run", "-d", "--name", n, "--network", "none", "busybox", "sh", "-c",
+              "echo to-out; echo to-err >&2; exec sleep 60").strip()
+    docs = json.loads(out(host, "inspect", n, v, "busybox"))  # the engine's own JSON, container first
+    assert docs[0]["Id"] == cid and docs[1]["Name"] == v and docs[2]["Id"].startswith("sha256:")
+    p = wharf(host, "inspect", "nosuch" + n, check=False)
+    assert p.returncode == 1 and b"nosuch" in p.stderr
+    deadline = time.monotonic() + 10
+    while (p := wharf(host, "logs", n)).stdout != b"to-out\n" or p.stderr != b"to-err\n":
+        assert time.monotonic() < deadline, p
+        time.sleep(0.05)
+    wharf(host, "rm", "-f", n)
+    deadline = time.monotonic() + 10
+    while True:  # podman writes some events from its cleanup process, a moment later
+        ev = out(host, "events", "--since", str(int(t0) - 1), "--until", str(int(time.time()) + 1),
+                 "--filter", f"container={cid}", "--format", "json")
+        actions = [json.loads(line)["Action"] for line in ev.splitlines()]
+        if "start" in actions and ("destroy" in actions or "remove" in actions):  # podman says remove
+            break
+        assert time.monotonic() < deadline, actions
+    assert out(host, "info", "--format", "json").strip().startswith("{")
+    wharf(host, "volume", "rm", v)
+    assert v not in out(host, "volume", "ls", "-q").split()
+
+
+def test_docker_cli_detach_leaves_a_tty_container_running(wharf_daemon, tmp_path):
+    """The docker CLI detaches client-side (Ctrl-P Ctrl-Q) and hangs up: wharf serve must end the attach
+    without closing the container's terminal."""
+    docker = shutil.which("docker")
+    if docker is None:
+        pytest.skip("the docker CLI is not installed (apt-get install docker.io)")
+    import pty
+
+    env = {**os.environ, "DOCKER_HOST": f"unix://{wharf_daemon}", "DOCKER_CONFIG": str(tmp_path / "dcfg")}
+    n = name()
+    subprocess.run([docker, "run", "-d", "-it", "--name", n, "--network", "none", "busybox", "sh"], env=env,
+                   check=True, capture_output=True)
+    pid, fd = pty.fork()
+    if pid == 0:
+        os.execve(docker, [docker, "attach", n], env)
+    t = Term.__new__(Term)
+    t.pid, t.fd, t.buf = pid, fd, b""
+    try:
+        t.write(b"echo attach''ed\r")
+        t.read_until(b"attached")
+        t.write(b"\x10\x11")
+        t.exit_code()  # docker 28 says "read escape sequence" and exits 1
+        assert b"read escape sequence" in t.buf
+    finally:
+        t.close()
+    doc = json.loads(subprocess.run([docker, "inspect", n], env=env, check=True, capture_output=True).stdout)[0]
+    assert doc["State"]["Running"] is True
+    subprocess.run([docker, "rm", "-f", n], env=env, check=True, capture_output=True)

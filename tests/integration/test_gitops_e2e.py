@@ -302,3 +302,25 @@ def test_a_push_webhook_wakes_the_watcher_of_a_remote(engine, tmp_path: Path) ->
             assert post(f"http://127.0.0.1:{port}/", b"{}", {"X-Gitlab-Token": "s3cret"}) == 202
             until(lambda: running(engine, name).get("web", ("", ""))[1] == "two", timeout=20, what="the hooked pass")
     assert p.returncode == 0
+
+
+def test_through_wharf_serve(wharf_daemon, tmp_path: Path) -> None:
+    """`wharf --host unix://... gitops`: the same passes through the Docker-API daemon."""
+    from runtime.local_engine import LocalEngine
+
+    name = "gd" + secrets.token_hex(3)
+    src = tmp_path / "repo"
+    first = commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "one"), network=True)}, "one")
+    host = ("--host", f"unix://{wharf_daemon}")
+    r = wharf(*host, "gitops", str(src), "--once", "--progress", "plain")
+    assert r.returncode == 0 and f"deployed {first[:12]}" in r.stdout, r.stdout + r.stderr
+    flt = {"label": [f"io.wharf.project={name}"]}
+    (c,) = LocalEngine().containers.list(filters=flt)
+    r = wharf(*host, "gitops", str(src), "--once")
+    assert r.returncode == 0 and f"up to date at {first[:12]}" in r.stdout, r.stdout + r.stderr
+    commit(src, {"compose.yaml": f"name: {name}\n" + stack(("web", "two"), network=True)}, "two")
+    r = wharf(*host, "gitops", str(src), "--once", "--progress", "plain")
+    assert r.returncode == 0 and "recreate" in r.stdout, r.stdout + r.stderr
+    (c2,) = LocalEngine().containers.list(filters=flt)
+    assert c2.id != c.id and "MSG=two" in LocalEngine().containers.inspect(c2.id).spec.env
+    assert wharf(*host, "down", "-p", name, "-t", "1").returncode == 0

@@ -580,41 +580,50 @@ def test_dns_daemon_survives_its_starter_and_stops_with_the_last_network(nm):
 
 def test_released_address_stays_reserved_until_its_veth_is_gone(nm, monkeypatch):
     """release() leaves the veths to the kernel's netns cleanup; their addresses are not handed out
-    again until the veths are gone (here a held netns fd keeps the first one alive)."""
+    again until the veths are gone (here a held netns fd keeps them alive)."""
     from runtime.network import manager
+
+    def veth_of(c: str) -> str:
+        return next(iter(nm.store.endpoint(c)["networks"].values()))["veth"]
 
     net = nm.create(NetworkSpec(name="v" + secrets.token_hex(3)))
     a, pa, ea = endpoint(nm, net.name, "a")
-    veth = next(iter(nm.store.endpoint(a)["networks"].values()))["veth"]
-    holder = os.open(pa, os.O_RDONLY)  # like a process still in the netns
+    d, pd, _ = endpoint(nm, net.name, "d")
+    veth_a, veth_d = veth_of(a), veth_of(d)
+    holders = [os.open(pa, os.O_RDONLY), os.open(pd, os.O_RDONLY)]  # like processes still in the netns
     try:
         nm.release(a)
-        assert nm.store.endpoint(a) is None and veth in _links()
+        nm.release(d)
+        assert nm.store.endpoint(a) is None and {veth_a, veth_d} <= _links()
         assert nm.inspect(net.name).containers == {}
         b, _, eb = endpoint(nm, net.name, "b")
         assert eb.ip_address != ea.ip_address  # the old interface still answers for its address
-        assert veth in _links()
+        assert veth_a in _links()
+        # a static --ip takes a released address at once (its old veth is deleted)
+        c, _, ec = endpoint(nm, net.name, "c", ip=ea.ip_address)
+        assert ec.ip_address == ea.ip_address and veth_a not in _links() and veth_d in _links()
         # a veth that outlives the grace period (its netns kept alive) is deleted by the next attach
         monkeypatch.setattr(manager, "RELEASE_GRACE", 0.0)
-        c, _, ec = endpoint(nm, net.name, "c")
-        assert veth not in _links() and ec.ip_address == ea.ip_address
+        e, _, _ = endpoint(nm, net.name, "e")
+        assert veth_d not in _links()
     finally:
-        os.close(holder)
-    for x in (b, c):
+        for fd in holders:
+            os.close(fd)
+    for x in (b, c, e):
         nm.release(x)
     nm.wait_released()
     assert nm.store.released() == []
     # normally the kernel destroys the veth by itself once the netns is unmounted
-    d, _, ed = endpoint(nm, net.name, "d")
-    veth = next(iter(nm.store.endpoint(d)["networks"].values()))["veth"]
-    nm.release(d)
+    f, _, ef = endpoint(nm, net.name, "f")
+    veth = veth_of(f)
+    nm.release(f)
     deadline = time.monotonic() + 5
     while veth in _links() and time.monotonic() < deadline:
         time.sleep(0.005)
     assert veth not in _links()
-    e, _, ee = endpoint(nm, net.name, "e")
-    assert ee.ip_address == ed.ip_address and nm.store.released() == []
-    nm.release(e)
+    g, _, eg = endpoint(nm, net.name, "g")
+    assert eg.ip_address == ef.ip_address and nm.store.released() == []
+    nm.release(g)
 
 
 def talks(netns: str, ip: str, port: int = 80, wait: int = 1) -> bool:
@@ -754,3 +763,23 @@ def test_published_port_carries_bulk_data_both_ways_with_half_close(nm, port_mod
         srv.kill()
         srv.wait()
     nm.release(a)
+
+
+def test_full_network_takes_back_a_released_address_at_once(nm):
+    subnet = free_subnet(100, nm, prefix=29)
+    base = str(subnet.network_address)[:-1]
+    net = nm.create(NetworkSpec(name="f" + secrets.token_hex(3), subnet=str(subnet), ip_range=f"{base}4/30"))
+    a, pa, ea = endpoint(nm, net.name, "a")
+    b, _, eb = endpoint(nm, net.name, "b")
+    with pytest.raises(Conflict, match="no free address"):
+        endpoint(nm, net.name, "x")
+    veth = next(iter(nm.store.endpoint(a)["networks"].values()))["veth"]
+    holder = os.open(pa, os.O_RDONLY)  # keeps a's veth alive after its release
+    try:
+        nm.release(a)
+        c, _, ec = endpoint(nm, net.name, "c")  # a recreated container must not wait for the kernel
+        assert ec.ip_address == ea.ip_address and veth not in _links()
+    finally:
+        os.close(holder)
+    for x in (b, c):
+        nm.release(x)

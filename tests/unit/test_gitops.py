@@ -81,6 +81,20 @@ def test_resolve_repo(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         assert G.resolve_repo(url) == url
     with pytest.raises(NotFound, match="repository nope not found"):
         G.resolve_repo("nope")
+    with pytest.raises(InvalidArgument, match="cannot start with '-'"):
+        G.resolve_repo("--upload-pack=touch /tmp/x:y")
+
+
+@pytest.mark.parametrize("branch", ["main", "release/1.2", "feat-x_y", None])
+def test_branch_names_git_takes(branch: str | None) -> None:
+    assert G.check_branch(branch) == branch
+
+
+@pytest.mark.parametrize("branch", ["", "-x", "a..b", "a b", "a:b", "x.lock", "a\\b", "a~1", "a^", "@{u}", "a/",
+                                    "/a", "a//b", "a\tb"])
+def test_branch_names_git_refuses(branch: str) -> None:
+    with pytest.raises(InvalidArgument, match="not a valid branch name"):
+        G.check_branch(branch)
 
 
 @pytest.mark.parametrize("url, name", [
@@ -155,6 +169,31 @@ def test_mirror_branches(tmp_path: Path) -> None:
         G.Mirror(str(src), "nope", tmp_path / "m2").fetch()
 
 
+def test_fetch_errors_say_what_is_wrong(tmp_path: Path) -> None:
+    from runtime.errors import RuntimeFailure
+
+    git(tmp_path, "init", "-q", "empty")
+    with pytest.raises(NotFound, match="has no default branch"):
+        G.Mirror(str(tmp_path / "empty"), None, tmp_path / "m1").fetch()
+    (tmp_path / "plain").mkdir()
+    with pytest.raises(RuntimeFailure, match="does not appear to be a git repository"):
+        G.Mirror(str(tmp_path / "plain"), None, tmp_path / "m2").fetch()
+
+
+def test_ssh_never_gets_a_terminal_to_prompt_on(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """git (and so ssh) runs in a session of its own: no controlling terminal to ask a question on."""
+    from runtime.errors import RuntimeFailure
+
+    ssh = tmp_path / "fake-ssh"
+    ssh.write_text("#!/bin/sh\nawk '{print $6}' /proc/$$/stat > \"$SIDFILE\"\nexit 255\n")
+    ssh.chmod(0o755)
+    monkeypatch.setenv("GIT_SSH_COMMAND", str(ssh))
+    monkeypatch.setenv("SIDFILE", str(tmp_path / "sid"))
+    with pytest.raises(RuntimeFailure, match="Could not read from remote repository"):
+        G.Mirror("ssh://git@127.0.0.1/org/shop.git", "main", tmp_path / "m").fetch()
+    assert int((tmp_path / "sid").read_text()) != os.getsid(0)
+
+
 def test_fetch_error_names_the_repository_without_credentials(tmp_path: Path) -> None:
     from runtime.errors import RuntimeFailure
 
@@ -212,6 +251,7 @@ def test_deployment_ids_and_state(tmp_path: Path, root: Path) -> None:
     assert S.load(a.id) == dep
     assert S.deployed("shop").commit == "d" * 40 and S.deployed("nothing") is None
     assert "tok" not in (S.gitops_dir() / a.id / "state.json").read_text()
+    assert (S.gitops_dir().stat().st_mode & 0o777) == 0o700  # clones of private repositories live here
     assert not list((S.gitops_dir() / a.id).glob("*.tmp"))
 
 

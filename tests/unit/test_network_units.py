@@ -98,7 +98,7 @@ def test_nft_rule_text():
     assert "masquerade" not in internal and 'iifname "whbr1" drop' in internal
     ports = firewall.port_rules([{"protocol": "udp", "host_port": 5000, "container_port": 53, "host_ip": "127.0.0.1"}],
                                 "10.3.0.2", "10.3.0.0/16")
-    assert 'ip daddr 127.0.0.1 udp dport 5000 dnat to 10.3.0.2:53 comment "udp:5000:127.0.0.1"' in ports
+    assert 'udp dport 5000 ip daddr 127.0.0.1 dnat to 10.3.0.2:53 comment "udp:5000:127.0.0.1"' in ports
 
 
 @pytest.mark.parametrize("options,msg", [({"com.docker.network.bridge.enable_icc": "no"}, "true or false"),

@@ -233,6 +233,9 @@ def test_env_file_merged_into_environment(tmp_path: Path) -> None:
     ("services:\n  web:\n    command: x\n", ["needs 'image' or 'build'"]),
     ("services:\n  web:\n    image: x\n    volumes: [data:/d]\n", ["volume 'data' is not declared"]),
     ("services:\n  web:\n    image: x\n    healthcheck: {interval: soon}\n", ["invalid duration"]),
+    ("services: [web]\n", ["compose.yaml:1:", "services must be a mapping"]),
+    ("services: {a: {image: x}}\nconfigs: [c]\n", ["compose.yaml:2:", "configs"]),
+    ("services: {a: {image: x}}\nsecrets: 3\n", ["compose.yaml:2:", "secrets"]),
 ])
 def test_bad_input(tmp_path: Path, text: str, fragments: list[str]) -> None:
     msg = error(tmp_path, {"compose.yaml": text})
