@@ -106,7 +106,10 @@ class Supervisor:
 
     # ------------------------------------------------------------ the main thread
     def serve(self) -> int:
+        import faulthandler
         import select
+
+        faulthandler.register(signal.SIGUSR2, all_threads=True)  # kill -USR2: every thread's stack to the log
 
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
