@@ -683,7 +683,7 @@ def reset_signals() -> None:
     import _signal as signal
 
     signal.set_wakeup_fd(-1)
-    for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+    for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
         signal.signal(sig, signal.SIG_DFL)
 
 

@@ -542,6 +542,7 @@ def preload() -> None:
     imported before any thread starts. A fork copies only the forking thread: had another thread
     been importing a module at that moment, its module lock would stay taken in the child forever,
     and the child would hang at its first import of that module. So no thread ever imports."""
+    import faulthandler  # noqa: F401
     import fcntl  # noqa: F401
     import json  # noqa: F401
     import struct  # noqa: F401
