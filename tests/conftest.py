@@ -95,6 +95,17 @@ def wharf_net(wharf_root: Path, monkeypatch: pytest.MonkeyPatch):
     NetworkManager().teardown()
 
 
+def _accepts(sock: Path) -> bool:
+    import socket
+
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        try:
+            s.connect(str(sock))
+        except OSError:
+            return False
+    return True
+
+
 @pytest.fixture
 def wharf_daemon(busybox_image, wharf_net, tmp_path: Path):
     """`wharf serve` on a private unix socket (WHARF_ROOT of wharf_root, busybox:latest in it);
@@ -111,7 +122,7 @@ def wharf_daemon(busybox_image, wharf_net, tmp_path: Path):
                             stdin=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 20
-        while not sock.exists():
+        while not _accepts(sock):  # the socket file exists a moment before the daemon listens
             if proc.poll() is not None or time.monotonic() > deadline:
                 raise RuntimeError("wharf serve did not start: " + (tmp_path / "api.log").read_text())
             time.sleep(0.02)

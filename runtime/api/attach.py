@@ -128,6 +128,8 @@ def wait_for_shim(engine, cid: str, request: dict, gone, timeout: float | None =
                 return None
             if deadline is not None and time.monotonic() > deadline:
                 return None
+            if not cs.store.dir(cid).exists():
+                return None  # removed meanwhile (e.g. --rm after a start that did not see this request)
             try:
                 st = cs.store.load_state(cid)
             except Exception:  # noqa: BLE001 - removed meanwhile

@@ -178,11 +178,23 @@ def wait(engine, req: Request) -> Stream:
             except NotFound:
                 code = 0
         if condition == "removed" and s is not None:
-            while cs.store.dir(cid).exists() and not gone():
-                time.sleep(0.02)
+            _wait_removed(cs, cid, gone)
         yield json.dumps({"StatusCode": code, "Error": None}).encode() + b"\n"
 
     return Stream(gen())
+
+
+def _wait_removed(cs, cid: str, gone) -> None:
+    """Until the container's directory is gone (or the client is). The shim runs the --rm cleanup
+    in its own pid: its exit is the moment to look again, no polling interval late."""
+    from runtime.containers.store import shim_alive, wait_pid_exit
+
+    while cs.store.dir(cid).exists() and not gone():
+        st = cs.store.load_state(cid)
+        if shim_alive(st):
+            wait_pid_exit(st["shim_pid"], 0.5)
+        else:
+            time.sleep(0.02)
 
 
 # ---------------------------------------------------------------- logs and attach

@@ -152,7 +152,7 @@ def apply_environment(opts: Options) -> None:
         os.environ["WHARF_REGISTRY_MIRRORS"] = ",".join(opts.registry_mirrors)
     bridge = {"WHARF_BRIDGE_IP": opts.bip, "WHARF_FIXED_CIDR": opts.fixed_cidr,
               "WHARF_MTU": str(opts.mtu) if opts.mtu else "", "WHARF_ICC": "" if opts.icc else "false",
-              "WHARF_IP_MASQ": "" if opts.ip_masq else "false"}
+              "WHARF_IP_MASQ": "" if opts.ip_masq else "false", "WHARF_IP": opts.ip or ""}
     for k, v in bridge.items():
         if v:
             os.environ[k] = v

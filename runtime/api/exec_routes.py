@@ -141,7 +141,8 @@ def start(engine, req: Request):
     if detach:
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         try:
-            e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(null, null, null))
+            e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(null, null, null),
+                                  privileged=e.privileged)
         finally:
             os.close(null)
         e.running = True
@@ -167,7 +168,8 @@ def _run_pipes(cs, e: ExecInstance, req: Request):
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         own += [out_w, err_w]
         try:
-            e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(in_fd, out_w, err_w))
+            e.pid = cs.exec_spawn(e.container, e.cmd, e.env, e.user, e.workdir, stdio=(in_fd, out_w, err_w),
+                                  privileged=e.privileged)
         except BaseException:
             os.close(out_r)
             os.close(err_r)
@@ -211,7 +213,8 @@ def _run_pipes(cs, e: ExecInstance, req: Request):
 
 def _run_tty(cs, e: ExecInstance, req: Request):
     # the pty comes from the container's own devpts (as `wharf exec -t`), so `tty` names it in there
-    e.pid, master = cs.exec_spawn_pty(e.container, e.cmd, e.env, e.user, e.workdir, size=e.size)
+    e.pid, master = cs.exec_spawn_pty(e.container, e.cmd, e.env, e.user, e.workdir, size=e.size,
+                                      privileged=e.privileged)
     os.set_inheritable(master, False)
     e.master = master
     e.running = True

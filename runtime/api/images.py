@@ -117,10 +117,47 @@ def create(engine, req: Request) -> Stream:
         ref = f"{image}@{t}" if t.startswith("sha256:") else f"{image}:{t}"
     platform = req.q("platform") or None
 
+    creds = registry_auth(req)
+
     def work(report):
-        return engine.images.pull(ref, platform=platform, progress=report)
+        if creds is None:
+            return engine.images.pull(ref, platform=platform, progress=report)
+        from runtime.registry.client import pull
+
+        return pull(_store(engine), ref, platform=platform, progress=report, auth=creds)
 
     return Stream(progress.run(work))  # the registry client reports Digest/Status itself
+
+
+def registry_auth(req: Request) -> tuple[str, str] | None:
+    """The client's X-Registry-Auth header (base64url JSON {username, password, auth, serveraddress,
+    identitytoken}) -> (user, password) for the registry client; None when absent or anonymous."""
+    import base64
+    import binascii
+    import json
+
+    raw = (req.headers.get("X-Registry-Auth") or "").strip()
+    if not raw:
+        return None
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw.replace("+", "-").replace("/", "_") + "=" * (-len(raw) % 4)))
+    except (binascii.Error, ValueError):
+        raise InvalidArgument("X-Registry-Auth is not base64-encoded JSON",
+                              hint='send base64url of {"username": ..., "password": ...}') from None
+    if not isinstance(doc, dict):
+        raise InvalidArgument("X-Registry-Auth must encode a JSON object")
+    user, password = doc.get("username") or "", doc.get("password") or ""
+    if not user and isinstance(doc.get("auth"), str) and doc["auth"]:
+        try:
+            user, _, password = base64.b64decode(doc["auth"]).decode().partition(":")
+        except (binascii.Error, ValueError):
+            raise InvalidArgument("X-Registry-Auth: auth is not base64 of user:password") from None
+    if not isinstance(user, str) or not isinstance(password, str):
+        raise InvalidArgument("X-Registry-Auth: username and password must be strings")
+    if doc.get("identitytoken") and not password:
+        raise InvalidArgument("X-Registry-Auth: identity tokens (OAuth refresh tokens) are not supported",
+                              hint="log in with a user name and password")
+    return (user, password) if user else None
 
 
 def _import(engine, req: Request, src: str) -> Stream:
@@ -150,9 +187,15 @@ def push(engine, req: Request) -> Stream:
     if req.q("tag"):
         ref = f"{ref}:{req.q('tag')}"
     _store(engine).resolve(ref)  # 404 before the stream starts
+    creds = registry_auth(req)
 
     def work(report):
-        engine.images.push(ref, progress=report)
+        if creds is None:
+            engine.images.push(ref, progress=report)
+            return
+        from runtime.registry.client import push as registry_push
+
+        registry_push(_store(engine), ref, progress=report, auth=creds)
 
     return Stream(progress.run(work))
 

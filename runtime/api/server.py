@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import logging
 import os
+import queue
 import socket
 import socketserver
 import ssl
 import sys
+import threading
 import traceback
 from http.server import BaseHTTPRequestHandler
 from typing import Any
@@ -51,6 +53,10 @@ class Handler(BaseHTTPRequestHandler):
 
     def address_string(self) -> str:
         return self.client_address[0] if isinstance(self.client_address, tuple) else "unix"
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        if log.isEnabledFor(logging.DEBUG):  # formatted only when it is written
+            super().log_request(code, size)
 
     def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base class's name
         log.debug("%s %s", self.address_string(), format % args)
@@ -130,9 +136,10 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Length", str(len(body)))
         for k, v in (headers or {}).items():
             self.send_header(k, v)
-        self.end_headers()
+        self._headers_buffer.append(b"\r\n")
         if self.command != "HEAD" and status not in (204, 304):
-            self.wfile.write(body)
+            self._headers_buffer.append(body)
+        self.flush_headers()  # head and body in one write: one wake-up of the client
 
     def _write(self, result: Any) -> None:
         if result is None:
@@ -198,10 +205,54 @@ def _version() -> str:
 
 
 class _Threaded(socketserver.ThreadingMixIn):
+    """One thread per connection, but threads are reused: a worker that finished its connection
+    waits a while for the next one (starting a thread costs as much as answering a /_ping)."""
+
     daemon_threads = True
     block_on_close = False
     allow_reuse_address = True
     request_queue_size = 128
+    max_idle_workers = 16
+    idle_timeout = 60.0
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self._idle: list[queue.SimpleQueue] = []
+        self._lock = threading.Lock()
+        super().__init__(*args, **kwargs)
+
+    def process_request(self, request, client_address) -> None:
+        with self._lock:
+            inbox = self._idle.pop() if self._idle else None
+        if inbox is not None:
+            inbox.put((request, client_address))
+            return
+        threading.Thread(target=self._worker, args=(request, client_address), daemon=True,
+                         name="api-conn").start()
+
+    def _worker(self, request, client_address) -> None:
+        inbox: queue.SimpleQueue = queue.SimpleQueue()
+        job = (request, client_address)
+        while job is not None:
+            self.process_request_thread(*job)  # handles the connection, then closes it
+            with self._lock:
+                if len(self._idle) >= self.max_idle_workers:
+                    return
+                self._idle.append(inbox)
+            try:
+                job = inbox.get(timeout=self.idle_timeout)
+            except queue.Empty:
+                with self._lock:
+                    if inbox in self._idle:
+                        self._idle.remove(inbox)
+                        return
+                job = inbox.get()  # taken from the idle list just now: its connection is on the way
+
+    def server_close(self) -> None:
+        super().server_close()
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for inbox in idle:
+            inbox.put(None)
 
     def handle_error(self, request, client_address) -> None:
         exc = sys.exc_info()[1]
@@ -229,6 +280,7 @@ class TCPServer(_Threaded, socketserver.TCPServer):
 
     def get_request(self):
         sock, addr = super().get_request()
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)  # no Nagle wait on small stream writes
         if self.ssl_context is not None:
             sock = self.ssl_context.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
         return sock, addr

@@ -151,19 +151,13 @@ def is_dir_in(rootfs: Path, path: str) -> bool:
     return resolve_in(rootfs, path).is_dir()
 
 
-def resolve_in(rootfs: Path, path: str, depth: int = 0) -> Path:
+def resolve_in(rootfs: Path, path: str) -> Path:
     """`path` inside the image with symlinks resolved relative to the image root (like chroot)."""
-    parts = [p for p in path.split("/") if p and p != "."]
-    cur = rootfs
-    for i, part in enumerate(parts):
-        if part == "..":
-            cur = cur.parent if cur != rootfs else rootfs
-            continue
-        nxt = cur / part
-        if nxt.is_symlink() and depth < 40:
-            target = os.readlink(nxt)
-            base = "/" if target.startswith("/") else "/" + str(cur.relative_to(rootfs))
-            rest = "/".join(parts[i + 1:])
-            return resolve_in(rootfs, os.path.join(base, target, rest), depth + 1)
-        cur = nxt
-    return cur
+    from runtime.oci.rootfs import resolve
+
+    try:
+        return Path(resolve(str(rootfs), path))
+    except OSError as e:
+        from runtime.errors import InvalidArgument
+
+        raise InvalidArgument(f"{path}: {e.strerror}", hint="a symlink in the image loops") from None

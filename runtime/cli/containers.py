@@ -355,15 +355,18 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
               interactive: bool = typer.Option(False, "-i", "--interactive"),
               tty: bool = typer.Option(False, "-t", "--tty"), detach: bool = typer.Option(False, "-d", "--detach"),
               env: list[str] = typer.Option([], "-e", "--env"), user: str = typer.Option("", "-u", "--user"),
-              workdir: str = typer.Option("", "-w", "--workdir")) -> int:
+              workdir: str = typer.Option("", "-w", "--workdir"),
+              privileged: bool = typer.Option(False, "--privileged", help="Give extended privileges to the command")
+              ) -> int:
         """Execute a command in a running container."""
         from runtime.containers.execio import run_exec
         from runtime.containers.flags import parse_env
 
         if rv.remote():
-            return rv.exec_(container, command, parse_env(env), user, workdir, interactive, tty, detach)
+            return rv.exec_(container, command, parse_env(env), user, workdir, interactive, tty, detach,
+                            privileged=privileged)
         return run_exec(_local().containers, container, command, parse_env(env), user, workdir,
-                        interactive, tty, detach)
+                        interactive, tty, detach, privileged=privileged)
 
     @app.command()
     def top(container: str) -> None:

@@ -15,28 +15,14 @@ if TYPE_CHECKING:
 
 
 def resolve_in_root(root: str, path: str, follow_last: bool = True) -> str:
-    """Host path of container path `path` under `root`, resolving symlinks as if root were /."""
-    parts = [p for p in path.split("/") if p not in ("", ".")]
-    resolved: list[str] = []
-    hops = 0
-    while parts:
-        part = parts.pop(0)
-        if part == "..":
-            if resolved:
-                resolved.pop()
-            continue
-        host = os.path.join(root, *resolved, part)
-        if os.path.islink(host) and (parts or follow_last):
-            hops += 1
-            if hops > 40:
-                raise InvalidArgument(f"too many levels of symbolic links in {path}")
-            target = os.readlink(host)
-            if target.startswith("/"):
-                resolved = []
-            parts = [p for p in target.split("/") if p not in ("", ".")] + parts
-            continue
-        resolved.append(part)
-    return os.path.join(root, *resolved)
+    """Host path of container path `path` under `root` (runtime.oci.rootfs.resolve), a symlink loop
+    as an InvalidArgument naming the path."""
+    from runtime.oci.rootfs import resolve
+
+    try:
+        return resolve(root, path, follow_last)
+    except OSError as e:
+        raise InvalidArgument(f"{path}: {e.strerror}", hint="a symlink in the container loops") from None
 
 
 def tar_from(root: str, src: str, out: BinaryIO) -> None:

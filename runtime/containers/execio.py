@@ -25,22 +25,23 @@ def _status(pid: int) -> int:
 
 
 def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: str, interactive: bool,
-             tty: bool, detach: bool) -> int:
+             tty: bool, detach: bool, privileged: bool = False) -> int:
     if detach:
         null = os.open(os.devnull, os.O_RDWR)
-        cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, null, null))
+        cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, null, null), privileged=privileged)
         os.close(null)
         return 0
     if not tty:
         null = os.open(os.devnull, os.O_RDONLY)
-        pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0 if interactive else null, 1, 2))
+        pid = cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0 if interactive else null, 1, 2),
+                            privileged=privileged)
         os.close(null)
         return _status(pid)
     size = None
     if os.isatty(0):
         ts = os.get_terminal_size(0)
         size = (ts.lines, ts.columns)
-    pid, master = cs.exec_spawn_pty(ref, cmd, env, user, workdir, size=size)
+    pid, master = cs.exec_spawn_pty(ref, cmd, env, user, workdir, size=size, privileged=privileged)
     saved = None
     if interactive and os.isatty(0):
         import termios

@@ -19,15 +19,18 @@ class ContainerOperations:
 
     # ------------------------------------------------------------ exec
     def exec_spawn_pty(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
-                       workdir: str = "", size: tuple[int, int] | None = None) -> tuple[int, int]:
+                       workdir: str = "", size: tuple[int, int] | None = None,
+                       privileged: bool = False) -> tuple[int, int]:
         """`exec -t`: (pid, pty master fd), the pty allocated in the container's own devpts."""
-        return self.exec_spawn(ref, cmd, env, user, workdir, size=size, _container_pty=True)
+        return self.exec_spawn(ref, cmd, env, user, workdir, size=size, privileged=privileged,
+                               _container_pty=True)
 
     def exec_spawn(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
                    workdir: str = "", stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
-                   size: tuple[int, int] | None = None, _container_pty: bool = False):
+                   size: tuple[int, int] | None = None, privileged: bool = False, _container_pty: bool = False):
         """Start `cmd` inside the running container; returns a pid to waitpid() on.
-        tty=True: stdio[0] is a (host) pty slave that becomes the controlling terminal."""
+        tty=True: stdio[0] is a (host) pty slave that becomes the controlling terminal.
+        The command gets the container's caps, seccomp filter, rlimits (privileged: every cap)."""
         from runtime.containers import bundle, nsexec
         from runtime.containers.users import resolve_user
         from runtime.util.fs import read_json
@@ -52,16 +55,18 @@ class ContainerOperations:
             penv = bundle.merge_env(penv, ["TERM=xterm"])
         if _container_pty:
             return nsexec.spawn_pty(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
-                                    cwd=workdir or proc.get("cwd", "/"), size=size)
+                                    cwd=workdir or proc.get("cwd", "/"), size=size, config=oci or None,
+                                    privileged=privileged)
         return nsexec.spawn(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
-                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio, tty=tty)
+                            cwd=workdir or proc.get("cwd", "/"), stdio=stdio, tty=tty, config=oci or None,
+                            privileged=privileged)
 
     def exec(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
-             workdir: str = "", tty: bool = False) -> ExecResult:
+             workdir: str = "", tty: bool = False, privileged: bool = False) -> ExecResult:
         r, w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         try:
-            pid = self.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, w, w))
+            pid = self.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, w, w), privileged=privileged)
         finally:
             os.close(w)
             os.close(null)

@@ -9,6 +9,7 @@ read-only paths, read-only root. Paths inside the rootfs never follow a symlink 
 
 from __future__ import annotations
 
+import errno
 import os
 import stat
 
@@ -54,8 +55,17 @@ def parse_options(options: list[str]) -> tuple[int, list[int], str]:
     return flags, prop, ",".join(data)
 
 
-def resolve(rootfs: str, path: str) -> str:
-    """`path` inside `rootfs` with every symlink resolved as if rootfs were / (never escapes)."""
+MAX_SYMLINKS = 255  # as runc's filepath-securejoin
+
+
+def resolve(rootfs: str, path: str, follow_last: bool = True) -> str:
+    """Host path of `path` inside `rootfs`, every symlink resolved as if rootfs were / (never escapes).
+
+    The one resolver of container paths (runtime mounts, `cp`, volumes, the builder): `..` stops at
+    the root, absolute link targets restart at the root, components that do not exist (yet) are kept
+    as they are, so the result is where to create them. follow_last=False leaves a final symlink
+    itself. More than MAX_SYMLINKS links raise OSError(ELOOP). Paths are resolved one lookup at a
+    time: the caller must not let the container change the tree meanwhile."""
     parts = [p for p in path.split("/") if p and p != "."]
     done: list[str] = []
     hops = 0
@@ -65,19 +75,21 @@ def resolve(rootfs: str, path: str) -> str:
             if done:
                 done.pop()
             continue
-        cur = rootfs + "/" + "/".join(done + [p])
+        if not parts and not follow_last:
+            done.append(p)
+            break
         try:
-            target = os.readlink(cur)
-        except OSError:
+            target = os.readlink(rootfs + "/" + "/".join(done + [p]))
+        except OSError:  # not a link, or not there (yet)
             done.append(p)
             continue
         hops += 1
-        if hops > 255:
-            raise OSError(40, f"too many levels of symbolic links in {path}")
+        if hops > MAX_SYMLINKS:
+            raise OSError(errno.ELOOP, f"too many levels of symbolic links in {path}")
         if target.startswith("/"):
             done = []
         parts = [x for x in target.split("/") if x and x != "."] + parts
-    return rootfs + "/" + "/".join(done)
+    return rootfs + "/" + "/".join(done) if done else rootfs
 
 
 def _mkdirs(path: str) -> None:

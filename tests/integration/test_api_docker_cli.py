@@ -258,3 +258,35 @@ def test_published_port(docker):
     assert body == b"served\n"
     assert f"127.0.0.1:{port}->80/tcp" in docker("ps", "--format", "{{.Ports}}").stdout.decode()
     docker("rm", "-f", "apip")
+
+
+def test_login_push_pull_with_basic_auth_through_x_registry_auth(docker, tmp_path):
+    """`docker login` checks the credentials through POST /auth and keeps them on the client side;
+    push and pull hand them to the daemon in X-Registry-Auth (the daemon has none of its own)."""
+    import bcrypt
+
+    from runtime.registry.server import RegistryServer
+
+    hashed = bcrypt.hashpw(b"d0ck3r", bcrypt.gensalt(5)).decode().replace("$2b$", "$2y$")
+    (tmp_path / "htpasswd").write_text(f"dave:{hashed}\n")
+    server = RegistryServer(tmp_path / "areg", "127.0.0.1:0", htpasswd=tmp_path / "htpasswd").start()
+    try:
+        addr = server.address
+        ref = f"{addr}/private/bb:1"
+        docker("tag", "busybox", ref)
+        refused = docker("push", ref, check=False)
+        assert refused.returncode != 0 and b"auth" in refused.stderr.lower()
+        bad = docker("login", "-u", "dave", "--password-stdin", addr, input=b"wrong\n", check=False)
+        assert bad.returncode != 0
+        assert b"Login Succeeded" in docker("login", "-u", "dave", "--password-stdin", addr, input=b"d0ck3r\n").stdout
+        assert b"digest: sha256:" in docker("push", ref).stdout
+        docker("rmi", ref)
+        pulled = docker("pull", ref).stdout
+        assert b"Pulling from" in pulled and b"Digest: sha256:" in pulled
+        assert ref.encode() in docker("image", "inspect", "--format", "{{.RepoTags}}", ref).stdout
+        docker("rmi", ref)
+        docker("logout", addr)
+        denied = docker("pull", ref, check=False)
+        assert denied.returncode != 0 and b"auth" in denied.stderr.lower()
+    finally:
+        server.stop()

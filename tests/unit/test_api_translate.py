@@ -94,3 +94,29 @@ def test_tar_member_checks():
     hl.type, hl.linkname = tarfile.LNKTYPE, "../../etc/shadow"
     with pytest.raises(InvalidArgument):
         check_members(tar_of(hl))
+
+
+def test_x_registry_auth_decoding():
+    import base64
+    import json
+    from types import SimpleNamespace
+
+    from runtime.api.images import registry_auth
+
+    def creds(header):
+        return registry_auth(SimpleNamespace(headers={"X-Registry-Auth": header} if header is not None else {}))
+
+    def enc(doc, alphabet=base64.urlsafe_b64encode):
+        return alphabet(json.dumps(doc).encode()).decode()
+
+    assert creds(None) is None and creds("") is None and creds(enc({})) is None
+    doc = {"username": "u?>", "password": "p~~?", "serveraddress": "127.0.0.1:5000"}
+    assert creds(enc(doc)) == ("u?>", "p~~?")
+    assert creds(enc(doc, base64.b64encode)) == ("u?>", "p~~?")  # standard alphabet (docker-py)
+    assert creds(enc(doc).rstrip("=")) == ("u?>", "p~~?")  # no padding
+    assert creds(enc({"auth": base64.b64encode(b"ann:pw:x").decode()})) == ("ann", "pw:x")
+    for bad in ("not base64!", enc([1]), enc({"username": 3, "password": "x"})):
+        with pytest.raises(InvalidArgument, match="X-Registry-Auth"):
+            creds(bad)
+    with pytest.raises(InvalidArgument, match="identity tokens"):
+        creds(enc({"username": "<token>", "identitytoken": "rt"}))

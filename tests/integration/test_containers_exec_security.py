@@ -1,0 +1,149 @@
+"""`wharf exec` runs with the container's process settings (as runc/docker exec): capabilities,
+seccomp filter, no_new_privileges, rlimits; `--privileged` gives every capability. Real containers (root)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+
+WHARF = str(Path(sys.executable).with_name("wharf"))
+pytestmark = pytest.mark.root
+
+
+def wharf(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    p = subprocess.run([WHARF, *args], capture_output=True, timeout=60)
+    if check and p.returncode != 0:
+        raise AssertionError(f"wharf {' '.join(args)} -> {p.returncode}: {p.stderr.decode()}")
+    return p
+
+
+def status(text: str) -> dict[str, str]:
+    return dict(line.split(":\t", 1) for line in text.splitlines() if ":\t" in line)
+
+
+def host_caps() -> int:
+    with open("/proc/self/status") as f:
+        return int(status(f.read())["CapBnd"], 16)
+
+
+@pytest.fixture
+def box(wharf_root, busybox_rootfs):
+    """start(name, *run flags): a detached `sleep` container; all are force-removed afterwards."""
+    names: list[str] = []
+
+    def start(*flags: str) -> str:
+        name = f"ex{uuid.uuid4().hex[:8]}"
+        wharf("run", "-d", "--name", name, "--rootfs", str(busybox_rootfs), "--network", "none", *flags,
+              "-", "sleep", "600")
+        names.append(name)
+        return name
+
+    yield start
+    for n in names:
+        wharf("rm", "-f", n, check=False)
+
+
+def exec_status(name: str, *flags: str) -> tuple[dict[str, str], dict[str, str]]:
+    """(/proc/self/status of the exec'd process, /proc/1/status of the container's init)."""
+    out = wharf("exec", *flags, name, "sh", "-c", "cat /proc/self/status; echo ===; cat /proc/1/status")
+    mine, init = out.stdout.decode().split("===\n")
+    return status(mine), status(init)
+
+
+def test_exec_gets_the_init_caps_and_seccomp_filter(box):
+    c = box()
+    mine, init = exec_status(c)
+    for k in ("CapEff", "CapPrm", "CapBnd", "CapInh", "CapAmb", "NoNewPrivs"):
+        assert mine[k] == init[k], k
+    assert int(mine["CapEff"], 16) != host_caps()  # the default set, not the host's
+    assert mine["Seccomp"].strip() == "2" and init["Seccomp"].strip() == "2"
+    p = wharf("exec", c, "unshare", "-n", "true", check=False)
+    assert p.returncode != 0 and b"not permitted" in p.stderr
+
+
+def test_privileged_exec_gets_every_capability(box):
+    c = box()
+    mine, _ = exec_status(c, "--privileged")
+    assert int(mine["CapEff"], 16) == int(mine["CapBnd"], 16) == host_caps()
+    # as docker exec --privileged: the container's seccomp filter still applies (it denies unshare
+    # because the container has no CAP_SYS_ADMIN)
+    assert mine["Seccomp"].strip() == "2"
+    assert wharf("exec", "--privileged", c, "unshare", "-n", "true", check=False).returncode != 0
+
+
+def test_unconfined_container_caps_decide_unshare(box):
+    c = box("--security-opt", "seccomp=unconfined")
+    mine, _ = exec_status(c)
+    assert mine["Seccomp"].strip() == "0"
+    assert wharf("exec", c, "unshare", "-n", "true", check=False).returncode != 0
+    assert wharf("exec", "--privileged", c, "unshare", "-n", "true").returncode == 0
+
+
+def test_cap_add_no_new_privileges_and_rlimits_are_visible_in_exec(box):
+    from runtime.linux import caps
+
+    c = box("--cap-add", "NET_ADMIN", "--cap-drop", "CHOWN", "--security-opt", "no-new-privileges",
+            "--ulimit", "nofile=123:456")
+    mine, init = exec_status(c)
+    eff = int(mine["CapEff"], 16)
+    assert eff >> caps.number("NET_ADMIN") & 1 and not eff >> caps.number("CHOWN") & 1
+    assert mine["CapEff"] == init["CapEff"]
+    assert mine["NoNewPrivs"].strip() == "1" and mine["Seccomp"].strip() == "2"
+    out = wharf("exec", c, "sh", "-c", "ulimit -Sn; ulimit -Hn").stdout.decode().split()
+    assert out == ["123", "456"]
+
+
+def test_exec_as_user_drops_caps_like_the_init_would(box):
+    c = box()
+    mine, init = exec_status(c, "-u", "65534")
+    assert mine["Uid"].split()[0] == "65534"
+    assert mine["CapBnd"] == init["CapBnd"] and mine["Seccomp"].strip() == "2"
+
+
+def test_spawn_without_config_reads_the_bundle(box):
+    """Health checks call nsexec.spawn without a config: it comes from the container's bundle."""
+    from runtime.containers import nsexec
+    from runtime.containers.manager import LocalContainers
+
+    c = box("--cap-add", "NET_ADMIN")
+    info = LocalContainers().inspect(c)
+    r, w = os.pipe()
+    pid = nsexec.spawn(info.state.pid, ["cat", "/proc/self/status"], ["PATH=/bin"], f"/wharf/{info.id}",
+                       stdio=(0, w, w))
+    os.close(w)
+    with os.fdopen(r) as f:
+        out = status(f.read())
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert out["Seccomp"].strip() == "2" and int(out["CapEff"], 16) >> 12 & 1
+
+
+def test_health_check_runs_under_the_container_filter(box):
+    c = box("--health-cmd", "grep -q 'Seccomp:.2' /proc/self/status", "--health-interval", "0.2s")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        out = wharf("inspect", "-f", "{{.State.Health.Status}}", c).stdout.decode().strip()
+        if out in ("healthy", "unhealthy"):
+            break
+        time.sleep(0.1)
+    assert out == "healthy"
+
+
+def test_missing_bundle_config_fails_closed(box, wharf_root):
+    from runtime.containers import nsexec
+    from runtime.containers.manager import LocalContainers
+
+    c = box()
+    info = LocalContainers().inspect(c)
+    r, w = os.pipe()
+    pid = nsexec.spawn(info.state.pid, ["true"], [], "/wharf/nosuchcontainer", stdio=(0, w, w))
+    os.close(w)
+    with os.fdopen(r) as f:
+        err = f.read()
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 126
+    assert "config.json" in err
