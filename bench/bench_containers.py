@@ -1,4 +1,4 @@
-"""Containers: `run --rm busybox true`, 20 parallel `run -d`, `ps` with 20 containers, shim memory.
+"""Containers: `run --rm busybox true`, 20 parallel `run -d`, `ps` with 20 containers, supervisor memory.
 
 Prints medians (and ratios against docker/podman when they are installed). Needs root.
 Uses a private WHARF_ROOT/WHARF_RUN and removes everything it made.
@@ -40,23 +40,28 @@ def parallel_runs(n: int) -> tuple[float, list[str]]:
     return time.perf_counter() - t, ids
 
 
-def shim_memory() -> tuple[float, float, int]:
-    rss, pss, n = 0, 0, 0
-    for pid in filter(str.isdigit, os.listdir("/proc")):
-        try:
-            with open(f"/proc/{pid}/cmdline", "rb") as f:
-                if b"containers/shim.py" not in f.read():
-                    continue
-            with open(f"/proc/{pid}/smaps_rollup") as f:
-                fields = dict(line.split(":", 1) for line in f if ":" in line)
-        except OSError:
-            continue
-        if f"WHARF_ROOT={os.environ['WHARF_ROOT']}".encode() not in Path(f"/proc/{pid}/environ").read_bytes():
-            continue
-        rss += int(fields["Rss"].split()[0])
-        pss += int(fields["Pss"].split()[0])
-        n += 1
-    return rss / max(n, 1) / 1024, pss / max(n, 1) / 1024, n
+def supervisor_memory() -> tuple[float, float]:
+    """RSS and PSS (MB) of this root's one supervisor process (runtime/containers/supervisord.py)."""
+    pid = Path(os.environ["WHARF_RUN"], "supervisor.pid").read_text().strip()
+    with open(f"/proc/{pid}/smaps_rollup") as f:
+        fields = dict(line.split(":", 1) for line in f if ":" in line)
+    return int(fields["Rss"].split()[0]) / 1024, int(fields["Pss"].split()[0]) / 1024
+
+
+def memory_per_container() -> None:
+    """The supervisor with 1, then 21 running containers: per-container cost = the difference / 20."""
+    first = subprocess.run([WHARF, "run", "-d", "--network", "none", "busybox", "sleep", "600"],
+                           capture_output=True, text=True).stdout.strip()
+    time.sleep(0.5)
+    rss1, pss1 = supervisor_memory()
+    _, ids = parallel_runs(20)
+    time.sleep(0.5)
+    rss21, pss21 = supervisor_memory()
+    print(f"{'supervisor memory with 1 / 21 containers':<44} RSS {rss1:.1f} / {rss21:.1f} MB, "
+          f"PSS {pss1:.1f} / {pss21:.1f} MB")
+    print(f"{'supervisor memory per container':<44} RSS {(rss21 - rss1) / 20:.2f} MB, "
+          f"PSS {(pss21 - pss1) / 20:.2f} MB   (conmon 2.0 MB RSS; containerd-shim 13.2 MB RSS / 3.0 MB PSS)")
+    subprocess.run([WHARF, "rm", "-f", first, *ids], capture_output=True)
 
 
 def peer(name: str) -> str | None:
@@ -87,17 +92,15 @@ def main() -> int:
             if trial.returncode != 0:
                 print(f"run --rm busybox true ({rt}): cannot run here: {trial.stderr.strip()[:100]}")
                 continue
-            report(f"run --rm busybox true ({rt})", median(run, 10, env), "run")
+            report(f"run --rm busybox true ({rt})", median(run, 20, env), "run")
         wall, ids = parallel_runs(20)
         report("20 parallel run -d busybox sleep", wall, "parallel20")
         report("ps with 20 containers", median([WHARF, "ps"], 20), "ps")
-        rss, pss, n = shim_memory()
-        print(f"{'shim memory per container (' + str(n) + ' shims)':<44} RSS {rss:.1f} MB, PSS {pss:.1f} MB"
-              "   (conmon 2.0 MB RSS; containerd-shim 13.2 MB RSS / 3.0 MB PSS)")
+        subprocess.run([WHARF, "rm", "-f", *ids], capture_output=True)
+        memory_per_container()
         for p in ("docker", "podman"):
             if peer(p):
                 print(f"{p} is installed: run the same commands with it for a same-run ratio")
-        subprocess.run([WHARF, "rm", "-f", *ids], capture_output=True)
     finally:
         subprocess.run([WHARF, "rm", "-f", *subprocess.run([WHARF, "ps", "-aq"], capture_output=True,
                                                            text=True).stdout.split()], capture_output=True)

@@ -317,7 +317,7 @@ def run_container(cs, spec, detach: bool) -> int:
         print(info.id)
         return 0
     from runtime.containers import attach, stream  # not on the `run -d` path (socket, signal, json)
-    from runtime.containers.store import wait_pid_exit
+    from runtime.containers.store import wait_shim_exit
 
     sock = stream.connect(cs.store.run_dir(info.id) / "attach.sock",
                           {"op": "attach", "stdin": spec.stdin_open, "start": True, "remove": spec.auto_remove})
@@ -329,8 +329,7 @@ def run_container(cs, spec, detach: bool) -> int:
         code = cs.inspect(info.id).state.exit_code
     if spec.auto_remove:
         st = cs.store.load_state(info.id) if cs.store.dir(info.id).exists() else {}
-        if st.get("shim_pid"):
-            wait_pid_exit(st["shim_pid"], 30)
+        wait_shim_exit(st, 30)
         if cs.store.dir(info.id).exists():
             cs.destroy(info.id, cs.store.load(info.id), volumes=True)
     return code
@@ -349,8 +348,9 @@ _RUN_VALUED = {"--name": "name", "-e": "env", "--env": "env", "--network": "netw
                "-l": "label", "--label": "label", "--runtime": "runtime"}
 
 
-def _run(args: list[str]) -> int | None:
-    """`run` with only simple flags before the image; anything else goes to typer."""
+def _run_opts(args: list[str]) -> tuple[dict[str, Any], str, list[str]] | None:
+    """(options, image, command) of a `run` with only simple flags; None for anything else (typer).
+    Pure parsing, no imports: the client decides with it whether the supervisor can run it."""
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 1 if args[i] in _RUN_FLAGS or "=" in args[i] or (
@@ -361,7 +361,18 @@ def _run(args: list[str]) -> int | None:
     if p is None or p[1]:
         return None
     o, _ = p
-    image, command = args[i], args[i + 1:]
+    network = (o.get("network") or ["bridge"])[-1]
+    if network not in ("bridge", "host", "none") and not network.startswith("container:"):
+        return None  # user networks: typer path builds the endpoint spec
+    return o, args[i], args[i + 1:]
+
+
+def _run(args: list[str]) -> int | None:
+    """`run` with only simple flags before the image; anything else goes to typer."""
+    p = _run_opts(args)
+    if p is None:
+        return None
+    o, image, command = p
     from runtime.containers.flags import parse_env, parse_labels
     from runtime.containers.manager import LocalContainers
     from runtime.engine import ContainerSpec
@@ -370,19 +381,29 @@ def _run(args: list[str]) -> int | None:
         return (o.get(key) or [default])[-1]
 
     try:
-        network = last("network", "bridge")
-        if network not in ("bridge", "host", "none") and not network.startswith("container:"):
-            return None  # user networks: typer path builds the endpoint spec
         spec = ContainerSpec(
             image=image, name=last("name") or None, command=command or None, env=parse_env(o.get("env", [])),
             labels=parse_labels(o.get("label", [])), working_dir=last("workdir"), user=last("user"),
             hostname=last("hostname"), tty=bool(o.get("tty")), stdin_open=bool(o.get("interactive")),
-            stdin_once=bool(o.get("interactive")) and not o.get("detach"), network_mode=network,
+            stdin_once=bool(o.get("interactive")) and not o.get("detach"), network_mode=last("network", "bridge"),
             privileged=bool(o.get("privileged")), read_only=bool(o.get("read_only")), init=bool(o.get("init")),
             runtime=last("runtime") or None, auto_remove=bool(o.get("rm")))
     except WharfError as e:
         raise _run_error(e) from None
     return run_container(LocalContainers(), spec, bool(o.get("detach")))
+
+
+def run_in_worker(args: list[str]) -> int:
+    """`wharf run ARGS` in a worker the supervisor forked for us (runtime/containers/supervisord.py):
+    what _run does here, with the client's stdio, environment and directory. Returns the exit code."""
+    try:
+        rv = _run(args)
+    except WharfError as e:
+        print(f"wharf: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except BrokenPipeError:
+        return 0
+    return 125 if rv is None else rv
 
 
 def dispatch(args: list[str]) -> int | None:
@@ -399,6 +420,14 @@ def dispatch(args: list[str]) -> int | None:
     if verb == "logs":
         return _logs(rest)
     if verb == "run":
+        if _run_opts(rest) is None:
+            return None
+        if not os.environ.get("WHARF_RUN_HERE"):  # (WHARF_RUN_HERE=1: in this process, e.g. to profile it)
+            from runtime.containers.supervision import run_remote
+
+            rv = run_remote(rest)  # in a worker forked by the warm supervisor: no imports to pay here
+            if rv is not None:
+                return rv
         return _run(rest)
     if verb == "pull":
         return _pull_quiet(rest)

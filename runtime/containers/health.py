@@ -1,4 +1,4 @@
-"""Health checks, run by the shim inside the container (CMD / CMD-SHELL), Docker's rules.
+"""Health checks, run by the container's shim (a thread of the supervisor) inside the container (CMD / CMD-SHELL), Docker's rules.
 
 Probes run every `interval` (`start_interval` during `start_period`); a probe longer than
 `timeout` is killed and fails; `retries` consecutive failures make the container
@@ -25,7 +25,7 @@ class HealthChecker:
         self.shim = shim
         test = cfg["test"]
         self.argv = ["/bin/sh", "-c", test[1]] if test[0] == "CMD-SHELL" else list(test[1:])
-        self.probe_pid = 0
+        self.probe = None  # reaper.Child of the running probe
         self.reset()
 
     def reset(self) -> None:
@@ -44,19 +44,19 @@ class HealthChecker:
 
     # ------------------------------------------------------------ poll-loop hooks
     def next_timeout(self) -> float:
-        due = self.deadline if self.probe_pid else self.next_at
+        due = self.deadline if self.probe else self.next_at
         return max(0.0, due - time.monotonic())
 
     def fds(self) -> list[int]:
-        return [self.out_r] if self.probe_pid and self.out_r >= 0 else []
+        return [self.out_r] if self.probe and self.out_r >= 0 else []
 
     def tick(self) -> None:
         now = time.monotonic()
-        if self.probe_pid:
+        if self.probe:
             if now >= self.deadline and not self.timed_out:
                 self.timed_out = True
                 try:
-                    os.kill(self.probe_pid, signal.SIGTERM)
+                    os.kill(self.probe.pid, signal.SIGTERM)
                 except ProcessLookupError:
                     pass
             return
@@ -75,9 +75,12 @@ class HealthChecker:
         if len(self.output) < MAX_OUTPUT:
             self.output += data[: MAX_OUTPUT - len(self.output)]
 
-    def on_exit(self, pid: int, code: int) -> None:
-        if pid != self.probe_pid:
-            return
+    def check_exit(self) -> None:
+        """After a wake-up: record the probe's result if it has ended."""
+        if self.probe is not None and self.probe.done.is_set():
+            self.on_exit(self.probe.code)
+
+    def on_exit(self, code: int) -> None:
         if self.out_r >= 0:
             os.set_blocking(self.out_r, False)
             while self.out_r >= 0:
@@ -88,7 +91,7 @@ class HealthChecker:
                 if self.out_r >= 0 and not self._pending():
                     os.close(self.out_r)
                     self.out_r = -1
-        self.probe_pid = 0
+        self.probe = None
         self._record(code)
 
     def _pending(self) -> bool:
@@ -97,13 +100,13 @@ class HealthChecker:
         return bool(select.select([self.out_r], [], [], 0)[0])
 
     def stop(self) -> None:
-        if getattr(self, "probe_pid", 0):
+        if getattr(self, "probe", None) is not None:
             try:
-                os.kill(self.probe_pid, signal.SIGTERM)
-                os.waitpid(self.probe_pid, 0)
+                os.kill(self.probe.pid, signal.SIGTERM)
             except OSError:
                 pass
-            self.probe_pid = 0
+            self.probe.wait()
+            self.probe = None
         if getattr(self, "out_r", -1) >= 0:
             os.close(self.out_r)
         self.out_r = -1
@@ -116,10 +119,12 @@ class HealthChecker:
         self.probe_started = time.time()
         self.output = b""
         self.timed_out = False
-        self.probe_pid = nsexec.spawn(self.shim.pid, self.argv, cfg.get("env", []), cfg["cgroup"],
-                                      uid=cfg.get("uid", 0), gid=cfg.get("gid", 0),
-                                      groups=cfg.get("groups", []), cwd=cfg.get("cwd", "/"),
-                                      stdio=(null, out_w, out_w), term_kills=True)
+        self.probe = self.shim.sup.reaper.spawn(
+            lambda: nsexec.spawn(self.shim.pid, self.argv, cfg.get("env", []), cfg["cgroup"],
+                                 uid=cfg.get("uid", 0), gid=cfg.get("gid", 0), groups=cfg.get("groups", []),
+                                 cwd=cfg.get("cwd", "/"), stdio=(null, out_w, out_w), term_kills=True,
+                                 only_stdio=True),
+            self.shim.wake)
         os.close(null)
         os.close(out_w)
         os.set_blocking(self.out_r, False)

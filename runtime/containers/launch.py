@@ -1,4 +1,5 @@
-"""Start one container: mount its rootfs, set up its network, write the OCI bundle, spawn the shim.
+"""Start one container: mount its rootfs, set up its network, write the OCI bundle and the
+shim.json the supervisor reads (runtime/containers/supervision.py then asks it to start it).
 
 Everything here is undone by `teardown()` (also after a crash: each step is idempotent).
 """
@@ -6,7 +7,6 @@ Everything here is undone by `teardown()` (also after a crash: each step is idem
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,6 @@ from runtime.engine import ContainerSpec
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure
 from runtime.linux import mount as mnt
 
-SHIM = str(Path(__file__).with_name("shim.py"))
 INIT_CANDIDATES = ("/usr/bin/tini-static", "/usr/bin/dumb-init")
 
 
@@ -41,7 +40,7 @@ def runtime_argv(name: str) -> list[str]:
 
 
 def is_builtin(name: str) -> bool:
-    """The built-in runtime: the shim runs its create/start/delete in a forked child, no exec."""
+    """The built-in runtime: the supervisor runs its create/start/delete in a forked child, no exec."""
     from runtime.oci.runtimes import CLI
 
     return runtime_argv(name)[-1:] == [CLI]
@@ -109,7 +108,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
         "runtime_builtin": is_builtin(rec["runtime"]),
         "log_path": str(store.log_path(cid)), "tty": spec.tty, "stdin_open": spec.stdin_open,
         "stdin_once": spec.stdin_once, "tty_size": tty_size, "restart": to_dict(spec.restart),
-        "cgroup": f"/wharf/{cid}", "cleanup_argv": _cleanup_argv(spec, net.needs_release, cid),
+        "cgroup": f"/wharf/{cid}", "cleanup": bool(spec.auto_remove or net.needs_release),
         "net_release": net.needs_release, "events_path": events_path(),
     }
     opts = spec.log_options
@@ -128,96 +127,11 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
     return rec
 
 
-def _cleanup_argv(spec: ContainerSpec, net_release: bool, cid: str) -> list[str] | None:
-    if not (spec.auto_remove or net_release):
-        return None
-    return [sys.executable, "-m", "runtime.containers.cleanup", cid]
-
-
 def _mkdir_in_root(rootfs: Path, path: str) -> None:
     from runtime.containers.copy import resolve_in_root
 
     target = resolve_in_root(str(rootfs), path)
     os.makedirs(target, exist_ok=True)
-
-
-SHIM_STATUS_FD = 3
-SHIM_GO_FD = 4
-
-
-class ShimStart:
-    """A shim spawned before its bundle is ready, so that its interpreter starts while `prepare` runs.
-
-    It imports its code, then blocks on the go pipe: `go()` lets it read shim.json and start the
-    container (and waits until it runs, or is created with wait_attach); `cancel()` (prepare
-    failed) closes the pipe, and the shim exits without touching anything.
-    """
-
-    def __init__(self, store: ContainerStore, cid: str, wait_attach: bool) -> None:
-        from runtime import paths
-
-        self.store, self.cid = store, cid
-        # Both pipes stay close-on-exec here and are dup2'ed to fds 3 and 4 only in the shim, so
-        # shims spawned at the same time from other threads never inherit each other's ends
-        # (which would keep the status read below from ever seeing EOF).
-        r, w = os.pipe()
-        go_r, self.go_w = os.pipe()
-        w, go_r = _above(w, SHIM_GO_FD), _above(go_r, SHIM_GO_FD)
-        env = dict(os.environ)
-        env["WHARF_ROOT"], env["WHARF_RUN"] = str(paths.root()), str(paths.run_dir())
-        argv = [sys.executable, "-I", "-S", SHIM, str(store.dir(cid)), str(SHIM_STATUS_FD),
-                "1" if wait_attach else "0", str(SHIM_GO_FD)]
-        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        try:  # posix_spawn (vfork) is much cheaper than subprocess for a big CLI process
-            self.pid = os.posix_spawn(sys.executable, argv, env, setsid=True,
-                                      file_actions=[(os.POSIX_SPAWN_DUP2, null, 0), (os.POSIX_SPAWN_DUP2, null, 1),
-                                                    (os.POSIX_SPAWN_DUP2, null, 2),
-                                                    (os.POSIX_SPAWN_DUP2, w, SHIM_STATUS_FD),
-                                                    (os.POSIX_SPAWN_DUP2, go_r, SHIM_GO_FD)])
-        except BaseException:
-            for fd in (r, self.go_w):
-                os.close(fd)
-            raise
-        finally:
-            for fd in (null, w, go_r):
-                os.close(fd)
-        self.status_r = r
-
-    def cancel(self) -> None:
-        os.close(self.go_w)
-        os.close(self.status_r)
-        os.waitpid(self.pid, 0)
-
-    def go(self) -> None:
-        """Let the shim start the container; raises when it could not."""
-        try:
-            os.write(self.go_w, b"1")
-        except OSError:  # the shim is already gone: its status pipe says so below
-            pass
-        finally:
-            os.close(self.go_w)
-        os.waitpid(self.pid, 0)  # the shim's first process exits once it has daemonized
-        with os.fdopen(self.status_r, "rb") as f:
-            msg = f.read().decode(errors="replace")
-        cid = self.cid
-        if msg == "ok":
-            return
-        if msg.startswith("error:"):
-            _, code, text = msg.split(":", 2)
-            raise RuntimeFailure(f"failed to start container {cid[:12]}: {text}", exit_code=int(code))
-        raise RuntimeFailure(f"the supervisor of container {cid[:12]} died while starting it",
-                             hint=f"see {self.store.dir(cid)}")
-
-
-def _above(fd: int, low: int) -> int:
-    """`fd` moved above `low` (close-on-exec): a POSIX_SPAWN_DUP2 onto itself would keep the flag."""
-    if fd > low:
-        return fd
-    import fcntl
-
-    moved = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, low + 1)
-    os.close(fd)
-    return moved
 
 
 def attach_socket(store: ContainerStore, cid: str) -> str:

@@ -1,4 +1,4 @@
-"""LocalContainers: the container half of LocalEngine (create/start/stop/... on disk + shims)."""
+"""LocalContainers: the container half of LocalEngine (create/start/stop/... on disk + the supervisor)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,14 @@ from runtime.containers.codec import (
 from runtime.containers.events import emit
 from runtime.containers.filters import match_container
 from runtime.containers.operations import ContainerOperations
-from runtime.containers.store import RUNNING, ContainerStore, now_rfc3339, shim_alive, wait_pid_exit
+from runtime.containers.store import (
+    RUNNING,
+    ContainerStore,
+    now_rfc3339,
+    shim_alive,
+    wait_pid_exit,
+    wait_shim_exit,
+)
 from runtime.engine import ContainerInfo, ContainerSpec, Filters, MountSpec
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure, WharfError
 
@@ -55,7 +62,7 @@ class LocalContainers(ContainerOperations):
             mounts=[mount_from_dict(m) for m in rec.get("mounts", [])])
 
     def _mark_dead(self, cid: str, st: dict[str, Any]) -> dict[str, Any]:
-        """The shim vanished (killed, host rebooted): the container is not running any more."""
+        """The supervisor vanished (killed, host rebooted): the container is not running any more."""
         with self.store.lock(cid):
             st = self.store.load_state(cid)
             if st.get("status") in RUNNING and not shim_alive(st):
@@ -171,14 +178,16 @@ class LocalContainers(ContainerOperations):
                 if wait_attach:
                     raise Conflict(f"container {ref} is already running")
                 return
-            if shim_alive(st):  # the previous shim is still cleaning up
-                wait_pid_exit(st["shim_pid"], 10)
+            if shim_alive(st):  # the previous supervision is still cleaning up
+                wait_shim_exit(st, 10)
             rec = self.store.load(cid)
             spec = spec_from_dict(rec["spec"])
             st.update(stop_requested=False, removing=False, status=st.get("status", "created"), error="",
                       restart_count=0)
             self.store.save_state(cid, st)
-            shim = launch.ShimStart(self.store, cid, wait_attach)  # its interpreter starts meanwhile
+            from runtime.containers.supervision import SupervisorStart
+
+            shim = SupervisorStart(self.store, cid, wait_attach)  # a supervisor to start boots meanwhile
             try:
                 rec = launch.prepare(self.store, rec, spec, tty_size)
                 self.store.save(cid, rec)
@@ -204,13 +213,13 @@ class LocalContainers(ContainerOperations):
             pass
 
     def _request_stop(self, cid: str, removing: bool = False) -> dict[str, Any]:
-        """removing=True: the caller destroys the container next (network included), so the shim
-        skips its own cleanup command (it would release the network a second time)."""
+        """removing=True: the caller destroys the container next (network included), so the supervisor
+        skips its own cleanup (it would release the network a second time)."""
         changes: dict[str, Any] = {"stop_requested": True}
         if removing:
             changes["removing"] = True
         st = self.store.update_state(cid, **changes)
-        if st.get("status") == "restarting" and st.get("shim_pid"):
+        if st.get("status") == "restarting" and st.get("shim_pid") and shim_alive(st):  # wake its back-off
             try:
                 os.kill(st["shim_pid"], signals.SIGUSR1)
             except ProcessLookupError:
@@ -234,7 +243,7 @@ class LocalContainers(ContainerOperations):
                 self.unpause(cid)
             if not wait_pid_exit(st["pid"], max(0, timeout)):
                 self._signal(cid, st, signals.SIGKILL)
-        if not wait_pid_exit(st["shim_pid"], 30):
+        if not wait_shim_exit(st, 30):
             raise RuntimeFailure(f"container {ref} did not stop within 30s after SIGKILL")
         emit("container", "stop", cid, {"name": rec["name"], "image": rec["image"]})
 
@@ -279,9 +288,9 @@ class LocalContainers(ContainerOperations):
                 self._signal(cid, st, signals.SIGKILL)
                 if st.get("status") == "paused":
                     self.unpause(cid)
-            wait_pid_exit(st["shim_pid"], 30)
+            wait_shim_exit(st, 30)
         elif shim_alive(st):  # cleanup after exit still running (e.g. --rm)
-            wait_pid_exit(st["shim_pid"], 30)
+            wait_shim_exit(st, 30)
             if not self.store.dir(cid).exists():
                 return
         self.destroy(cid, rec, volumes)
@@ -322,7 +331,7 @@ class LocalContainers(ContainerOperations):
                             rec["id"]], capture_output=True)
 
     def cleanup_after_exit(self, cid: str) -> None:
-        """Run by the shim (in its own pid) when the container is finally done."""
+        """Run by the supervisor (in a forked child) when the container is finally done."""
         try:
             rec = self.store.load(cid)
         except NotFound:

@@ -1,6 +1,6 @@
 """Run a process inside a running container: join its cgroup and namespaces, then exec.
 
-Used by `exec` (CLI/engine) and by the shim's health checks, independent of the OCI
+Used by `exec` (CLI/engine) and by the supervisor's health checks, independent of the OCI
 runtime (the built-in one, runc and crun all leave the same /proc/<pid>/ns/* behind).
 Fork layout: caller -> helper (joins cgroup + namespaces, stays outside the new pid
 namespace, forwards signals, exits with the child's status) -> child (in the pid ns,
@@ -22,19 +22,25 @@ NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc paths change
 def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,
           groups: list[int] | None = None, cwd: str = "/", stdio: tuple[int, int, int] = (0, 1, 2),
           tty: bool = False, term_kills: bool = False, config: dict | None = None,
-          privileged: bool = False) -> int:
+          privileged: bool = False, only_stdio: bool = False) -> int:
     """Fork the helper and return its pid; waitpid() on it gives the command's exit status.
 
     Exit status 126/127 mean "cannot execute"/"not found" (the message goes to stdio[2]).
     With term_kills, SIGTERM to the helper SIGKILLs the command (health-check timeouts).
     `config`: the container's OCI config (its process settings and seccomp filter are applied);
     None reads it from the bundle of the container whose cgroup is `cgroup` (/wharf/<id>).
+    only_stdio: the helper closes every other fd of the caller (the supervisor's locks, pipes...).
     """
     pid = os.fork()
     if pid:
         return pid
     code = 126
     try:
+        import _signal
+
+        _signal.set_wakeup_fd(-1)  # a caller's wakeup fd (the supervisor's) is not the helper's
+        if only_stdio:
+            close_all_but(stdio)
         sec = Security(config if config is not None else container_config(cgroup), privileged)
         code = _helper(target_pid, argv, env, cgroup, uid, gid, groups or [], cwd, stdio, tty, term_kills, sec)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the caller
@@ -43,6 +49,16 @@ def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid:
         except OSError:
             pass
     os._exit(code)
+
+
+def close_all_but(keep: tuple[int, ...]) -> None:
+    """In a forked child: close every fd above 2 but those in `keep`."""
+    low = 3
+    for fd in sorted(set(keep)):
+        if fd >= low:
+            os.closerange(low, fd)
+            low = fd + 1
+    os.closerange(low, os.sysconf("SC_OPEN_MAX"))
 
 
 def spawn_pty(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,

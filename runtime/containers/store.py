@@ -8,6 +8,7 @@ os.symlink is atomic, so two `wharf run --name x` at once cannot both win.
 
 from __future__ import annotations
 
+import fcntl
 import os
 import time
 from pathlib import Path
@@ -20,7 +21,7 @@ TYPE_CHECKING = False
 if TYPE_CHECKING:  # `wharf ps` reads through here: no typing/json/contextlib imports at run time
     from typing import Any
 
-RUNNING = ("running", "paused", "restarting")  # statuses with a live shim
+RUNNING = ("running", "paused", "restarting")  # statuses with a live supervision
 _ADJ = ("admiring", "bold", "brave", "calm", "clever", "eager", "focused", "gallant", "happy", "jolly",
         "keen", "lucid", "nifty", "quirky", "serene", "sharp", "stoic", "vibrant", "wizardly", "zen")
 _NAMES = ("babbage", "curie", "darwin", "euler", "fermi", "galois", "hopper", "hypatia", "kepler",
@@ -163,15 +164,52 @@ class ContainerStore:
 
 
 def shim_alive(st: dict[str, Any]) -> bool:
-    pid = st.get("shim_pid", 0)
-    if not pid:
+    """Is the container's supervision (incl. its cleanup) going on? The supervisor holds an
+    exclusive flock on st["shim_lock"] for exactly that long; the kernel drops it if it dies."""
+    path = st.get("shim_lock")
+    if not path:
         return False
     try:
-        with open(f"/proc/{pid}/cmdline", "rb") as f:
-            cmd = f.read()
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return False
-    return b"shim.py" in cmd or b"runtime.containers.cleanup" in cmd
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        return False
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+
+
+def wait_shim_exit(st: dict[str, Any], timeout: float | None) -> bool:
+    """True when the container's supervision (incl. cleanup) is over within `timeout`."""
+    path = st.get("shim_lock")
+    if not path:
+        return True
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    except OSError:
+        return True
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        os.close(fd)
+        return True
+    except BlockingIOError:
+        pass
+    import threading
+
+    got = threading.Event()
+
+    def acquire() -> None:  # flock(2) has no timeout: a thread blocks in it, and is left there on timeout
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH)
+            got.set()
+        finally:
+            os.close(fd)
+
+    threading.Thread(target=acquire, daemon=True).start()
+    return got.wait(timeout)
 
 
 def wait_pid_exit(pid: int, timeout: float | None) -> bool:

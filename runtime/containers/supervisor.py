@@ -1,32 +1,47 @@
-"""The per-container supervisor ("shim", like conmon). Stdlib only: it is paid per container.
+"""One container's supervision ("shim", like conmon): a thread of the supervisor process
+(runtime/containers/supervisord.py), one Shim object per container.
 
-Started by the engine through shim.py:  shim.py CONTAINER_DIR READY_FD WAIT_ATTACH
-It daemonizes (fork + setsid), becomes a child subreaper, runs `<runtime> create` then
-`start` on the bundle the engine prepared, holds the container's stdio (pipes, or the
-pty master received over --console-socket), writes the json-file log, serves attach/wait
-on a unix socket, runs health checks, applies the restart policy with Docker's back-off
-and records exit code, finish time and OOM kills in state.json. It outlives the `wharf`
-command that started it. When the container is finally done it runs the cleanup command
-(unmount, network release, --rm) in its own pid, so `wait` sees one process end.
+It runs `<runtime> create` then `start` on the bundle the engine prepared, holds the
+container's stdio (pipes, or the pty master received over --console-socket), writes the
+json-file log, serves attach/wait/kill on the container's attach.sock, runs health checks,
+applies the restart policy with Docker's back-off and records exit code, finish time and OOM
+kills in state.json. While it supervises (and cleans up) the container it holds an exclusive
+flock on the container's supervise.lock: that is what `shim_alive`/`wait_shim_exit` look at.
+Exit statuses come from the supervisor's one reaper (runtime/containers/reaper.py); nothing
+here calls waitpid. No chdir, no signal handlers: everything process-wide is the supervisor's.
+
+At a hand-off (the supervisor re-executing itself) a shim parks at a safe point and
+`snapshot()`s its live state (fds, phase, restart count, health, clients); the next image
+rebuilds it with `Shim.adopt()` and `run()` continues where it stopped.
+
+Everything is imported at module level: threads of the supervisor never import (see
+supervisord.preload: a fork while another thread imports leaves the child hanging).
 """
 
 from __future__ import annotations
 
-import _signal as signal  # the C modules: `signal`/`socket` would pull in enum (memory per container)
-import _socket as socket
-import errno
+import _socket as socket  # the C module: `socket` would pull in enum
+import fcntl
 import os
 import select
+import struct
 import sys
+import termios
+import threading
 import time
 
 from runtime.containers import stream
+from runtime.containers.health import HealthChecker
 from runtime.containers.lean import Locked, append_line, atomic_write_json, loads, read_json
 from runtime.containers.logs import LogWriter, rfc3339
+from runtime.linux.cgroups import oom_kills  # kernel files are runtime/linux's
+from runtime.linux.mount import umount_all_under
 
 BACKOFF_START = 0.1
 BACKOFF_MAX = 60.0
 BACKOFF_RESET_AFTER = 10.0
+AWAIT_START = 60.0  # run -a: how long a created container waits for its attach client
+SIGKILL, SIGTERM = 9, 15
 
 
 class StartError(Exception):
@@ -43,10 +58,11 @@ def exit_code_for(msg: str) -> int:
 
 
 class Client:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, req: dict | None = None, buf: bytes = b"") -> None:
         self.sock = sock
         self.reader = stream.FrameReader()
-        self.req: dict | None = None
+        self.reader.buf = buf
+        self.req = req
 
     def send(self, data: bytes) -> None:
         if self.sock is None:
@@ -65,38 +81,57 @@ class Client:
 
 
 class Shim:
-    def __init__(self, cfg: dict, ready_fd: int, wait_attach: bool) -> None:
+    """The supervision of one container. `sup` is the supervisor (reaper, hand-off flag, cleanup)."""
+
+    def __init__(self, cfg: dict, sup, lock_fd: int, wait_attach: bool = False, reply=None) -> None:
         self.cfg = cfg
         self.id = cfg["id"]
-        self.ready_fd = ready_fd
+        self.sup = sup
+        self.lock_fd = lock_fd  # the flock on supervise.lock: held while this object lives
         self.wait_attach = wait_attach
+        self.reply = reply
+        self.run_dir = cfg["run_dir"]
         self.state_path = os.path.join(cfg["dir"], "state.json")
         self.lock_path = os.path.join(cfg["dir"], ".lock")
         self.clients: list[Client] = []
         self.pid = 0
+        self.init = None  # reaper.Child of the container's init
         self.master = -1
         self.outs: dict[int, int] = {}  # fd -> stream
         self.stdin_w = -1
         self.exited: int | None = None
-        self.deleting = 0  # pid of the runtime's `delete` still running
+        self.deleting = None  # reaper.Child of the runtime's `delete` still running
+        self.phase = "create"
+        self.first = True
+        self.backoff = BACKOFF_START
+        self.until = 0.0  # end of the back-off sleep / of the wait for the attach client
+        self.restarts = 0
+        self.started_at = 0.0
+        self.removed_by_client = False
+        self.start_requested = False
+        self.listener: socket.socket | None = None
         self.log = LogWriter(cfg["log_path"], cfg.get("log_max_size", 0), cfg.get("log_max_file", 1))
-        self.health = None
-        if cfg.get("healthcheck"):  # imported only when needed: every module costs memory per container
-            from runtime.containers.health import HealthChecker
+        self.health = HealthChecker(cfg["healthcheck"], self) if cfg.get("healthcheck") else None
+        self.wake_r, self.wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        # a short path to the run dir for unix sockets (108-byte limit): /proc/PID/fd/N/name
+        self.dfd = os.open(self.run_dir, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
 
-            self.health = HealthChecker(cfg["healthcheck"], self)
-        self.wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
-        signal.set_wakeup_fd(wake_w)
-        for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, lambda *_: None)
+    def short(self, name: str, pid: str = "self") -> str:
+        return f"/proc/{pid}/fd/{self.dfd}/{name}"
+
+    def listen(self) -> None:
         self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
-        try:
-            os.unlink("attach.sock")
-        except FileNotFoundError:
-            pass
-        self.listener.bind("attach.sock")
+        _unlink(os.path.join(self.run_dir, "attach.sock"))
+        self.listener.bind(self.short("attach.sock"))
         self.listener.listen(64)
         self.listener.setblocking(False)
+
+    def wake(self) -> None:
+        """Interrupt this shim's poll (a child of it exited, a stop was requested, a hand-off)."""
+        try:
+            os.write(self.wake_w, b"x")
+        except OSError:
+            pass
 
     # ------------------------------------------------------------ state
     def update(self, **changes) -> dict:
@@ -113,60 +148,41 @@ class Shim:
                                               "attributes": attrs, "time": time.time()})
 
     # ------------------------------------------------------------ runtime calls
-    def runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> tuple[int, int]:
-        pid = self.spawn_runtime(*args, stdio=stdio)
-        return pid, self._wait(pid)
+    def runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> int:
+        return self.spawn_runtime(*args, stdio=stdio).wait()
 
-    def spawn_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> int:
-        """Start `<runtime> --root R ARGS...` (the built-in one as a forked child); returns its pid."""
+    def spawn_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None):
+        """Start `<runtime> --root R ARGS...` (the built-in one as a forked child); its reaper.Child."""
         argv = [*self.cfg["runtime_argv"], "--root", self.cfg["runtime_root"], *args]
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
         fds = stdio or (null, null, null)
         try:
-            if self.cfg.get("runtime_builtin"):
-                pid = os.fork()
-                if pid == 0:
-                    _builtin_runtime(argv[-len(args) - 2:], fds)
-            else:
-                actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
-                           (os.POSIX_SPAWN_DUP2, fds[2], 2)]
-                pid = os.posix_spawn(argv[0], argv, os.environ, file_actions=actions)
+            if self.cfg.get("runtime_builtin"):  # (imported in the supervisor: the fork imports nothing)
+                return self.sup.reaper.spawn(lambda: _fork_builtin(argv[-len(args) - 2:], fds))
+            actions = [(os.POSIX_SPAWN_DUP2, fds[0], 0), (os.POSIX_SPAWN_DUP2, fds[1], 1),
+                       (os.POSIX_SPAWN_DUP2, fds[2], 2)]
+            return self.sup.reaper.spawn(lambda: os.posix_spawn(argv[0], argv, os.environ, file_actions=actions))
         finally:
             os.close(null)
-        return pid
-
-    def _wait(self, pid: int) -> int:
-        while True:
-            try:
-                _, status = os.waitpid(pid, 0)
-                return os.waitstatus_to_exitcode(status)
-            except ChildProcessError:
-                return -1
 
     def create(self) -> None:
         cfg = self.cfg
-        pidfile = "init.pid"
-        try:
-            os.unlink(pidfile)
-        except FileNotFoundError:
-            pass
-        args = ["create", "--bundle", cfg["bundle"], "--pid-file", os.path.abspath(pidfile)]
+        pidfile = os.path.join(self.run_dir, "init.pid")
+        _unlink(pidfile)
+        args = ["create", "--bundle", cfg["bundle"], "--pid-file", pidfile]
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         if cfg["tty"]:
             console = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM | socket.SOCK_CLOEXEC, 0)
-            try:
-                os.unlink("console.sock")
-            except FileNotFoundError:
-                pass
-            console.bind("console.sock")
+            _unlink(os.path.join(self.run_dir, "console.sock"))
+            console.bind(self.short("console.sock"))
             console.listen(1)
-            args += ["--console-socket", f"/proc/{os.getpid()}/cwd/console.sock"]
+            args += ["--console-socket", self.short("console.sock", str(os.getpid()))]
             null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-            _, rc = self.runtime(*args, self.id, stdio=(null, null, err_w))
+            rc = self.runtime(*args, self.id, stdio=(null, null, err_w))
             os.close(null)
             os.close(err_w)
             os.set_blocking(err_r, False)
-            msg = self._drain_text(err_r)
+            msg = _drain_text(err_r)
             os.close(err_r)
             try:
                 if rc != 0:
@@ -182,7 +198,8 @@ class Shim:
                     raise StartError("the runtime sent no pty over the console socket")
             finally:
                 console.close()
-                os.unlink("console.sock")
+                _unlink(os.path.join(self.run_dir, "console.sock"))
+            os.set_inheritable(fds[0], False)
             self.master = fds[0]
             os.set_blocking(self.master, False)
             self.outs = {self.master: stream.STDOUT}
@@ -195,34 +212,19 @@ class Shim:
                 in_r, self.stdin_w = os.pipe2(os.O_CLOEXEC)
             else:
                 in_r = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-            _, rc = self.runtime(*args, self.id, stdio=(in_r, out_w, err_w))
+            rc = self.runtime(*args, self.id, stdio=(in_r, out_w, err_w))
             for fd in (in_r, out_w, err_w):
                 os.close(fd)
             for fd in (out_r, err_r):
                 os.set_blocking(fd, False)
             self.outs = {out_r: stream.STDOUT, err_r: stream.STDERR}
             if rc != 0:
-                msg = self._drain_text(err_r)
+                msg = _drain_text(err_r)
                 self._close_io()
                 raise StartError(msg or f"runtime create exited with {rc}")
-        self._read_pid(pidfile)
-
-    def _read_pid(self, pidfile: str) -> None:
         with open(pidfile) as f:
             self.pid = int(f.read().strip())
-
-    def _drain_text(self, fd: int) -> str:
-        chunks = []
-        while True:
-            try:
-                b = os.read(fd, 65536)
-            except OSError:
-                break
-            if not b:
-                break
-            chunks.append(b)
-        text = b"".join(chunks).decode("utf-8", "replace").strip()
-        return text.splitlines()[-1] if text else ""
+        self.init = self.sup.reaper.watch(self.pid, self.wake)
 
     def _close_io(self) -> None:
         for fd in list(self.outs):
@@ -237,69 +239,78 @@ class Shim:
     def start(self) -> None:
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
-        _, rc = self.runtime("start", self.id, stdio=(null, null, err_w))
+        rc = self.runtime("start", self.id, stdio=(null, null, err_w))
         os.close(null)
         os.close(err_w)
         os.set_blocking(err_r, False)
-        msg = self._drain_text(err_r)
+        msg = _drain_text(err_r)
         os.close(err_r)
         if rc != 0:
             self.kill_and_reap()
             raise StartError(msg or f"runtime start exited with {rc}")
 
     def kill_and_reap(self) -> None:
-        if self.pid:
+        if self.init is not None:
             try:
-                os.kill(self.pid, signal.SIGKILL)
-                os.waitpid(self.pid, 0)
+                os.kill(self.pid, SIGKILL)
             except OSError:
                 pass
+            self.init.wait()
         self.runtime("delete", "--force", self.id)
 
-    # ------------------------------------------------------------ the loop
+    def kill_container(self) -> None:
+        """The supervisor is going away without a successor (its run dir was removed)."""
+        if self.pid and self.exited is None:
+            self.sup.stop_requested.add(self.id)
+            self.signal_init(SIGKILL)
+        self.wake()
+
+    # ------------------------------------------------------------ the life of the container
     def ready(self, msg: str = "") -> None:
-        if self.ready_fd >= 0:
-            try:
-                os.write(self.ready_fd, (msg or "ok").encode())
-            except OSError:
-                pass
-            os.close(self.ready_fd)
-            self.ready_fd = -1
+        if self.reply is not None:
+            reply, self.reply = self.reply, None
+            reply(msg or "ok")
 
     def run(self) -> int:
-        backoff = BACKOFF_START
-        first = True
+        """create, start, supervise, restart...: from self.phase (a resumed shim starts mid-way)."""
         while True:
-            st = read_json(self.state_path, {}) or {}
-            restarts = st.get("restart_count", 0)
-            try:
-                self.create()
-                if first and self.wait_attach:
+            if self.phase in ("create", "await", "start"):
+                try:
+                    if self.phase == "create":
+                        self.restarts = (read_json(self.state_path, {}) or {}).get("restart_count", 0)
+                        self.create()
+                        self.phase = "start"
+                        if self.first and self.wait_attach:
+                            self.phase, self.until = "await", time.monotonic() + AWAIT_START
+                            self.ready()
+                    if self.phase == "await":
+                        self.serve_until_started()
+                        self.phase = "start"
+                    self.start()
+                except (StartError, OSError) as e:
+                    msg = str(e)
+                    code = exit_code_for(msg)
+                    self.update(status="exited" if not self.first else "created", exit_code=code, error=msg,
+                                pid=0, finished_at=rfc3339(time.time()) if not self.first else "")
+                    if self.first:
+                        self.ready(f"error:{code}:{msg}")
+                        return self.finish(code)
+                    self.exited = code
+                    self.phase = "exited"
+                else:
+                    self.started_at = time.monotonic()
+                    health = None
+                    if self.health:
+                        self.health.reset()
+                        health = {"status": "starting", "failing_streak": 0, "log": []}
+                    self.update(status="running", pid=self.pid, started_at=rfc3339(time.time()),
+                                exit_code=0, error="", oom_killed=False, health=health,
+                                shim_pid=os.getpid(), shim_lock=self.lock_file(), restart_count=self.restarts)
+                    self.event("start")
                     self.ready()
-                    self.serve_until_started()
-                self.start()
-            except (StartError, OSError) as e:
-                msg = str(e)
-                code = exit_code_for(msg)
-                self.update(status="exited" if not first else "created", exit_code=code, error=msg,
-                            pid=0, finished_at=rfc3339(time.time()) if not first else "")
-                if first:
-                    self.ready(f"error:{code}:{msg}")
-                    return self.finish(code)
-                self.exited = code
-            else:
-                started = time.monotonic()
-                health = None
-                if self.health:
-                    self.health.reset()
-                    health = {"status": "starting", "failing_streak": 0, "log": []}
-                self.update(status="running", pid=self.pid, started_at=rfc3339(time.time()),
-                            exit_code=0, error="", oom_killed=False, health=health,
-                            shim_pid=os.getpid(), restart_count=restarts)
-                self.event("start")
-                if first:
-                    self.ready()
-                first = False
+                    self.first = False
+                    self.phase = "running"
+            if self.phase == "running":
                 code = self.loop()
                 oom = self.oom_killed()
                 # the runtime's delete (cgroup removal) runs while the exit is recorded and told
@@ -309,28 +320,39 @@ class Shim:
                 self.update(status="exited", pid=0, exit_code=code, oom_killed=oom,
                             finished_at=rfc3339(time.time()))
                 self.event("die", exitCode=str(code))
-                if time.monotonic() - started >= BACKOFF_RESET_AFTER:
-                    backoff = BACKOFF_START
-            code = self.exited if self.exited is not None else 0
-            self.notify_exit(code)
-            if not self.should_restart(code, restarts):
-                return self.finish(code)
-            self.wait_deleted()
-            self.update(status="restarting", restart_count=restarts + 1)
-            if not self.sleep_serving(backoff):
-                self.update(status="exited")
-                return self.finish(code)
-            backoff = min(backoff * 2, BACKOFF_MAX)
-            self.exited = None
+                if time.monotonic() - self.started_at >= BACKOFF_RESET_AFTER:
+                    self.backoff = BACKOFF_START
+                self.phase = "exited"
+            if self.phase == "exited":
+                code = self.exited if self.exited is not None else 0
+                self.notify_exit(code)
+                if not self.should_restart(code, self.restarts):
+                    return self.finish(code)
+                self.wait_deleted()
+                self.update(status="restarting", restart_count=self.restarts + 1)
+                self.phase, self.until = "backoff", time.monotonic() + self.backoff
+            if self.phase == "backoff":
+                if not self.sleep_serving():
+                    self.update(status="exited")
+                    return self.finish(self.exited if self.exited is not None else 0)
+                self.backoff = min(self.backoff * 2, BACKOFF_MAX)
+                self.exited = None
+                self.phase = "create"
+
+    def lock_file(self) -> str:
+        return os.path.join(self.run_dir, "supervise.lock")
 
     def wait_deleted(self) -> None:
-        if self.deleting:
-            self._wait(self.deleting)
-            self.deleting = 0
+        if self.deleting is not None:
+            self.deleting.wait()
+            self.deleting = None
+
+    def stop_requested(self) -> bool:
+        return bool((read_json(self.state_path, {}) or {}).get("stop_requested")) \
+            or self.id in self.sup.stop_requested
 
     def should_restart(self, code: int, restarts: int) -> bool:
-        st = read_json(self.state_path, {}) or {}
-        if st.get("stop_requested"):
+        if self.stop_requested():
             return False
         pol = self.cfg.get("restart") or {}
         name = pol.get("name", "no")
@@ -341,20 +363,17 @@ class Shim:
             return not limit or restarts < limit
         return False
 
-    def sleep_serving(self, seconds: float) -> bool:
-        """Serve clients for `seconds`; False when a stop was requested meanwhile."""
-        deadline = time.monotonic() + seconds
-        while (left := deadline - time.monotonic()) > 0:
+    def sleep_serving(self) -> bool:
+        """Serve clients until self.until; False when a stop was requested meanwhile."""
+        while (left := self.until - time.monotonic()) > 0:
             self.poll_once(left)
-            if (read_json(self.state_path, {}) or {}).get("stop_requested"):
+            if self.stop_requested():
                 return False
         return True
 
     def serve_until_started(self) -> None:
-        deadline = time.monotonic() + 60
-        self.start_requested = False
-        while not self.start_requested and time.monotonic() < deadline:
-            self.poll_once(deadline - time.monotonic())
+        while not self.start_requested and time.monotonic() < self.until:
+            self.poll_once(self.until - time.monotonic())
 
     def loop(self) -> int:
         while self.exited is None:
@@ -377,17 +396,13 @@ class Shim:
         if self.health:
             for fd in self.health.fds():
                 p.register(fd, select.POLLIN)
-        try:
-            events = p.poll(None if timeout is None else max(0, int(timeout * 1000)))
-        except InterruptedError:
-            events = []
+        events = p.poll(None if timeout is None else max(0, int(timeout * 1000)))
         for fd, _ in events:
             if fd == self.wake_r:
                 try:
                     os.read(self.wake_r, 512)
                 except BlockingIOError:
                     pass
-                self.reap()
             elif fd == self.listener.fileno():
                 self.accept()
             elif fd in self.outs:
@@ -399,23 +414,13 @@ class Shim:
                     if c.sock is not None and c.sock.fileno() == fd:
                         self.on_client(c)
         self.clients = [c for c in self.clients if c.sock is not None]
+        if self.init is not None and self.exited is None and self.init.done.is_set():
+            self.exited = self.init.code
         if self.health:
+            self.health.check_exit()
             self.health.tick()
-
-    def reap(self) -> None:
-        while True:
-            try:
-                pid, status = os.waitpid(-1, os.WNOHANG)
-            except ChildProcessError:
-                return
-            if pid == 0:
-                return
-            if pid == self.pid:
-                self.exited = os.waitstatus_to_exitcode(status)
-                if self.exited < 0:
-                    self.exited = 128 - self.exited
-            elif self.health:
-                self.health.on_exit(pid, os.waitstatus_to_exitcode(status))
+        if self.sup.handing_off:
+            self.park()
 
     def read_output(self, fd: int) -> bool:
         try:
@@ -473,7 +478,7 @@ class Shim:
                 if c.req.get("start"):
                     self.start_requested = True
                 if c.req.get("op") == "kill":
-                    self.signal_init(int(c.req.get("signal", signal.SIGTERM)))
+                    self.signal_init(int(c.req.get("signal", SIGTERM)))
             elif kind == stream.STDIN and self.stdin_w >= 0:
                 self.write_stdin(payload)
             elif kind == stream.STDIN_EOF:
@@ -502,10 +507,6 @@ class Shim:
     def _resize(self, size) -> None:
         if self.master < 0 or not size:
             return
-        import fcntl
-        import struct
-        import termios
-
         rows, cols = (int(x) for x in str(size).split())
         fcntl.ioctl(self.master, termios.TIOCSWINSZ, struct.pack("HHHH", rows, cols, 0, 0))
 
@@ -528,52 +529,148 @@ class Shim:
 
     # ------------------------------------------------------------ end
     def oom_killed(self) -> bool:
-        from runtime.linux.cgroups import oom_kills  # kernel files are runtime/linux's
-
         try:
             return oom_kills(self.cfg["cgroup"]) > 0
         except OSError:
             return False
 
     def finish(self, code: int) -> int:
-        from runtime.linux.mount import umount_all_under
-
-        self.log.close()
-        umount_all_under(os.path.join(self.cfg["bundle"], "rootfs"))
-        self.listener.close()
-        for c in self.clients:
-            c.close()
+        """Unmount, release the network (--rm: remove) unless a client does it, then let go of the lock."""
         try:
-            os.unlink("attach.sock")
-        except FileNotFoundError:
-            pass
-        self.wait_deleted()
-        argv = self.cfg.get("cleanup_argv")
-        if getattr(self, "removed_by_client", False):
-            argv = None  # the attached `run --rm` destroys it (network included); `ps` repairs if it died
-        elif argv and (read_json(self.state_path, {}) or {}).get("removing"):
-            argv = None  # `rm -f` destroys it (network included) as soon as this process ends
-        if argv:
-            os.execv(argv[0], argv)
+            self.log.close()
+            umount_all_under(os.path.join(self.cfg["bundle"], "rootfs"))
+            self.listener.close()
+            for c in self.clients:
+                c.close()
+            _unlink(os.path.join(self.run_dir, "attach.sock"))
+            self.wait_deleted()
+            if self.cfg.get("cleanup") and not self.removed_by_client \
+                    and not (read_json(self.state_path, {}) or {}).get("removing"):
+                # (`rm -f` destroys it, network included, as soon as the lock is free)
+                self.sup.cleanup(self.id)
+        finally:
+            for fd in (self.wake_r, self.wake_w, self.dfd, self.lock_fd):
+                os.close(fd)
         return code
+
+    def abort(self, msg: str) -> None:
+        """After a bug in this shim: end the container rather than leave it running unsupervised."""
+        for step in (lambda: self.signal_init(SIGKILL), lambda: self.init and self.init.wait(5),
+                     lambda: self.runtime("delete", "--force", self.id),
+                     lambda: self.update(status="exited", pid=0, exit_code=255, error=msg,
+                                         finished_at=rfc3339(time.time()))):
+            try:
+                step()
+            except Exception:  # noqa: BLE001, S112 - best effort, each step on its own
+                continue
+        self.notify_exit(255)
+        self.finish(255)
+
+    # ------------------------------------------------------------ hand-off
+    def park(self) -> None:
+        """At a safe point: record the live state for the next supervisor image, then wait for the exec."""
+        if self.health:
+            self.health.stop()
+        self.wait_deleted()
+        self.saved = self.snapshot()
+        self.sup.parked(self)
+        threading.Event().wait()  # the supervisor execs; this thread ends with the old image
+
+    def snapshot(self) -> dict:
+        fds = [self.listener.fileno(), self.lock_fd, *self.outs, *(c.sock.fileno() for c in self.clients)]
+        if self.stdin_w >= 0:
+            fds.append(self.stdin_w)
+        for fd in fds:
+            os.set_inheritable(fd, True)
+        now = time.monotonic()
+        health = None
+        if self.health:
+            health = {"state": self.health.state, "next_in": max(0.0, self.health.next_at - now),
+                      "elapsed": now - self.health.started}
+        return {"cfg": self.cfg, "phase": self.phase, "wait_attach": self.wait_attach, "pid": self.pid,
+                "exited": self.exited, "outs": {str(fd): s for fd, s in self.outs.items()}, "master": self.master,
+                "stdin_w": self.stdin_w, "listener": self.listener.fileno(), "lock_fd": self.lock_fd,
+                "clients": [{"fd": c.sock.fileno(), "req": c.req, "buf": c.reader.buf.decode("latin-1")}
+                            for c in self.clients],
+                "partial": {k: v.decode("latin-1") for k, v in self.log.partial.items()},
+                "first": self.first, "backoff": self.backoff, "left": max(0.0, self.until - now),
+                "restarts": self.restarts, "elapsed": now - self.started_at,
+                "removed_by_client": self.removed_by_client, "start_requested": self.start_requested,
+                "health": health}
+
+    @classmethod
+    def adopt(cls, sup, saved: dict) -> Shim:
+        """The shim a previous supervisor image parked: same fds, same phase."""
+        for fd in (saved["listener"], saved["lock_fd"], *(int(f) for f in saved["outs"]),
+                   *(c["fd"] for c in saved["clients"]), saved["stdin_w"]):
+            if fd >= 0:
+                os.set_inheritable(fd, False)
+        shim = cls(saved["cfg"], sup, saved["lock_fd"], saved["wait_attach"])
+        now = time.monotonic()
+        shim.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, saved["listener"])
+        shim.listener.setblocking(False)
+        shim.outs = {int(fd): s for fd, s in saved["outs"].items()}
+        shim.master, shim.stdin_w, shim.pid = saved["master"], saved["stdin_w"], saved["pid"]
+        for c in saved["clients"]:
+            sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, c["fd"])
+            sock.setblocking(False)
+            shim.clients.append(Client(sock, c["req"], c["buf"].encode("latin-1")))
+        shim.log.partial = {k: v.encode("latin-1") for k, v in saved["partial"].items()}
+        shim.phase, shim.first, shim.backoff = saved["phase"], saved["first"], saved["backoff"]
+        shim.until, shim.restarts, shim.started_at = now + saved["left"], saved["restarts"], now - saved["elapsed"]
+        shim.removed_by_client, shim.start_requested = saved["removed_by_client"], saved["start_requested"]
+        shim.exited = saved["exited"]
+        if shim.pid and shim.exited is None and shim.phase in ("running", "await"):
+            shim.init = sup.reaper.watch(shim.pid, shim.wake)
+        if shim.health and saved["health"]:
+            shim.health.state = saved["health"]["state"]
+            shim.health.started = now - saved["health"]["elapsed"]
+            shim.health.next_at = now + saved["health"]["next_in"]
+        return shim
+
+
+def _drain_text(fd: int) -> str:
+    chunks = []
+    while True:
+        try:
+            b = os.read(fd, 65536)
+        except OSError:
+            break
+        if not b:
+            break
+        chunks.append(b)
+    text = b"".join(chunks).decode("utf-8", "replace").strip()
+    return text.splitlines()[-1] if text else ""
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+
+
+def _fork_builtin(args: list[str], fds: tuple[int, int, int]) -> int:
+    pid = os.fork()
+    if pid == 0:
+        _builtin_runtime(args, fds)
+    return pid
 
 
 def _builtin_runtime(args: list[str], fds: tuple[int, int, int]) -> None:
-    """In a forked child of the shim: the built-in runtime's command line (runtime.oci.cli.main),
-    without exec'ing a new interpreter. Its imports stay in the child: the shim stays small."""
+    """In a forked child of the supervisor: the built-in runtime's command line (runtime.oci.cli.main),
+    without exec'ing a new interpreter. Only this thread exists here: do this, then _exit."""
     rc = 1
     try:
-        signal.set_wakeup_fd(-1)
-        for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
-            signal.signal(sig, signal.SIG_DFL)
+        reset_signals()
         for i, fd in enumerate(fds):
             os.dup2(fd, i)
-        os.closerange(3, 1 << 16)  # the shim's listener, pipes and the engine's status fd stay out
+        os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # the supervisor's sockets, pipes and locks stay out
         from runtime.oci.cli import main as runtime_main
 
         rc = runtime_main(args)
         sys.stdout.flush()
-    except BaseException as e:  # noqa: BLE001 - never return into the shim's code
+    except BaseException as e:  # noqa: BLE001 - never return into the supervisor's code
         try:
             os.write(2, f"wharf-runtime: {e!r}\n".encode())
         except OSError:
@@ -581,46 +678,15 @@ def _builtin_runtime(args: list[str], fds: tuple[int, int, int]) -> None:
     os._exit(rc)
 
 
+def reset_signals() -> None:
+    """In a forked child of the supervisor: default dispositions, no wakeup fd (it is the supervisor's)."""
+    import _signal as signal
+
+    signal.set_wakeup_fd(-1)
+    for sig in (signal.SIGCHLD, signal.SIGUSR1, signal.SIGUSR2, signal.SIGTERM, signal.SIGHUP, signal.SIGINT):
+        signal.signal(sig, signal.SIG_DFL)
+
+
 def _accept(listener: socket.socket) -> socket.socket:
     fd, _ = listener._accept()
     return socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, 0, fd)
-
-
-def daemonize() -> None:
-    if os.fork():
-        os._exit(0)
-    os.setsid()
-    null = os.open(os.devnull, os.O_RDWR)
-    for fd in (0, 1, 2):
-        os.dup2(null, fd)
-    if null > 2:
-        os.close(null)
-
-
-def main(argv: list[str]) -> int:
-    """argv: shim.py CONTAINER_DIR READY_FD WAIT_ATTACH [GO_FD]. With GO_FD the engine spawned the
-    shim while it still prepares the bundle: one byte on GO_FD means go, EOF alone means cancelled."""
-    cdir, ready_fd, wait_attach = argv[1], int(argv[2]), argv[3] == "1"
-    from runtime.linux.prctl import set_child_subreaper
-
-    if len(argv) > 4:
-        go_fd = int(argv[4])
-        go = os.read(go_fd, 1)
-        os.close(go_fd)
-        if not go:
-            return 0
-    cfg = read_json(os.path.join(cdir, "shim.json"))
-    daemonize()
-    set_child_subreaper()
-    os.makedirs(cfg["run_dir"], exist_ok=True)
-    os.chdir(cfg["run_dir"])
-    try:
-        return Shim(cfg, ready_fd, wait_attach).run()
-    except Exception as e:  # last resort: never leave the engine waiting on READY_FD
-        try:
-            os.write(ready_fd, f"error:125:shim: {e!r}".encode())
-        except OSError as e2:
-            if e2.errno != errno.EBADF:
-                raise
-        raise
-
