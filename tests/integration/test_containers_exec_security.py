@@ -147,3 +147,21 @@ def test_missing_bundle_config_fails_closed(box, wharf_root):
         err = f.read()
     assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 126
     assert "config.json" in err
+
+
+@pytest.mark.network
+def test_privileged_exec_through_the_api(wharf_daemon, busybox_rootfs):
+    """`exec --privileged` against `wharf serve` (Privileged in the exec create body) gets every cap."""
+    name = f"ex{uuid.uuid4().hex[:8]}"
+    wharf("run", "-d", "--name", name, "--rootfs", str(busybox_rootfs), "--network", "none", "-", "sleep", "600")
+    remote = {**os.environ, "WHARF_HOST": f"unix://{wharf_daemon}"}
+    try:
+        got = {}
+        for flags in ((), ("--privileged",)):
+            p = subprocess.run([WHARF, "exec", *flags, name, "cat", "/proc/self/status"], env=remote,
+                               capture_output=True, timeout=60)
+            assert p.returncode == 0, p.stderr
+            got[flags] = int(status(p.stdout.decode())["CapEff"], 16)
+        assert got[()] != host_caps() and got[("--privileged",)] == host_caps()
+    finally:
+        wharf("rm", "-f", name, check=False)
