@@ -113,6 +113,30 @@ def _open_pty(pty: tuple, stdio: tuple[int, int, int]) -> tuple[int, int, int]:
     return (slave, slave, slave)
 
 
+def preload() -> None:
+    """Import (and dlopen) now what the helper needs after fork. For long-running multi-threaded
+    callers (the daemon, the supervisor): a fork while another thread imports a module or loads a
+    library can leave that lock held forever in the child."""
+    import fcntl  # noqa: F401
+    import termios  # noqa: F401
+
+    import runtime.errors  # noqa: F401
+    import runtime.linux.cgroups  # noqa: F401
+    import runtime.linux.ns  # noqa: F401
+    import runtime.linux.rlimits  # noqa: F401
+    import runtime.oci.console  # noqa: F401
+    import runtime.oci.fastjson  # noqa: F401
+    import runtime.oci.init  # noqa: F401
+    import runtime.paths  # noqa: F401
+    from runtime.linux import caps, seccomp
+
+    caps.last_cap()
+    try:
+        seccomp.library()
+    except OSError:
+        pass  # no libseccomp: only unconfined containers can run, and their exec needs none
+
+
 def container_config(cgroup: str) -> dict:
     """The OCI config.json of the container whose cgroup is /wharf/<id> (in this WHARF_ROOT)."""
     from runtime import paths

@@ -165,3 +165,14 @@ def test_privileged_exec_through_the_api(wharf_daemon, busybox_rootfs):
         assert got[()] != host_caps() and got[("--privileged",)] == host_caps()
     finally:
         wharf("rm", "-f", name, check=False)
+
+
+def test_preload_imports_what_the_helper_needs():
+    import sys as _sys
+
+    from runtime.containers import nsexec
+
+    nsexec.preload()
+    for mod in ("runtime.linux.seccomp", "runtime.oci.init", "runtime.linux.rlimits", "runtime.oci.fastjson",
+                "runtime.linux.cgroups", "runtime.linux.ns"):
+        assert mod in _sys.modules
