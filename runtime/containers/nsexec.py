@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import os
 
-NAMESPACES = ("ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc paths change after it
+NAMESPACES = ("cgroup", "ipc", "uts", "net", "pid", "mnt")  # mnt last: /proc paths change after it
 
 
 def spawn(target_pid: int, argv: list[str], env: list[str], cgroup: str, *, uid: int = 0, gid: int = 0,
