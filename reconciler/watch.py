@@ -76,6 +76,10 @@ def watch(engine: Any, opts: Any, *, prune: bool = False, interval: float = 10.0
         except WharfError as e:
             con.print(f"[red]{why}: apply failed:[/] {e}")
             return
+        except KeyboardInterrupt:
+            con.print(f"{why}: interrupted; the operations under way were finished, the rest not started "
+                      f"(`wharf apply` goes on from there)")
+            raise
         if the_plan.empty:
             if why != "drift check":
                 con.print(f"{why}: up to date")

@@ -216,6 +216,8 @@ def test_ctrl_c_mid_recreate_finishes_the_step(eng, tmp_path: Path, verb: str) -
             rc = p.wait(60)
         assert rc == (0 if verb == "watch" else 130), log.read_text()
         assert "Traceback" not in log.read_text(), log.read_text()
+        if verb == "watch":
+            assert "interrupted; the operations under way were finished" in log.read_text(), log.read_text()
         cs = {c.name.lstrip("/"): c for c in project_objects(engine, name)[0]}
         assert sorted(cs) == [f"{name}-clock-1", f"{name}-other-1"], (sorted(cs), log.read_text())
         assert cs[f"{name}-clock-1"].id != old and cs[f"{name}-clock-1"].state.running  # the step was finished
