@@ -279,6 +279,17 @@ def build(engine, req: Request) -> Stream:
     return Stream(progress.run(work, finish))
 
 
+@router.route("POST", r"/build/prune")
+def build_prune(engine, req: Request) -> dict[str, Any]:
+    """The build cache index is emptied (its layers stay with their images): the entry keys gone."""
+    from runtime.build.cache import BuildCache
+
+    cache = BuildCache()
+    keys = sorted(p.stem for p in cache.root.glob("*.json"))
+    cache.prune()
+    return {"CachesDeleted": keys or None, "SpaceReclaimed": 0}
+
+
 def _str_map(v: Any, what: str) -> dict[str, str]:
     if not isinstance(v, dict):
         raise InvalidArgument(f"{what} must be a JSON object of strings")

@@ -109,9 +109,14 @@ def register(app: typer.Typer) -> None:
 
     @builder.command("prune", help="Remove the build cache index.")
     def prune_cmd(force: bool = typer.Option(False, "--force", "-f", help="Do not prompt.")) -> None:
-        from runtime.build.cache import BuildCache
+        from runtime.cli.remote_verbs import builder_prune, remote
 
-        n = BuildCache().prune()
+        if remote():
+            n = builder_prune()
+        else:
+            from runtime.build.cache import BuildCache
+
+            n = BuildCache().prune()
         print(f"Deleted {n} build cache entries")
 
     app.add_typer(builder, name="builder")

@@ -407,6 +407,12 @@ def build(path: str, tags: list[str], file: str | None, build_args: dict[str, st
         atomic_write(iidfile, img.id)
 
 
+def builder_prune() -> int:
+    """POST /build/prune: how many build cache entries the engine deleted."""
+    r = _engine().client.call("POST", "/build/prune", what="builder prune") or {}
+    return len(r.get("CachesDeleted") or [])
+
+
 class _RemoteVolumeStore:
     """RemoteVolumes with VolumeStore's call shapes (prune(all, filters)) for `wharf volume ...`."""
 
