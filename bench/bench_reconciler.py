@@ -109,7 +109,7 @@ def real(tmp: Path) -> None:
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     f = tmp / "real" / "compose.yaml"
     f.parent.mkdir()
-    os.environ.update(WHARF_ROOT=env["WHARF_ROOT"], WHARF_RUN=env["WHARF_RUN"])
+    os.environ.update(WHARF_ROOT=env["WHARF_ROOT"], WHARF_RUN=env["WHARF_RUN"], WHARF_BRIDGE=env["WHARF_BRIDGE"])
     from reconciler.engine_guard import UNAVAILABLE, connect
 
     try:
@@ -223,7 +223,13 @@ def main() -> int:
     with tempfile.TemporaryDirectory(prefix="wharf-bench-") as d:
         tmp = Path(d)
         pure(tmp)
-        real(tmp)
+        try:
+            real(tmp)
+        finally:
+            if os.environ.get("WHARF_RUN", "").startswith(d):  # the private root's bridge, DNS daemon, nft tables
+                from runtime.network.manager import NetworkManager
+
+                NetworkManager().teardown()
     return 0
 
 
