@@ -573,10 +573,8 @@ class RemoteImages:
     def import_(self, tar: Any, repository: str | None = None, changes: list[str] | None = None,
                 message: str = "", platform: str | None = None) -> str:
         """POST /images/create?fromSrc=- with the tar as the body: the new image's id."""
-        repo, tag = repository or None, None
-        if repository and ":" in repository.rsplit("/", 1)[-1]:
-            repo, _, tag = repository.rpartition(":")
-        q = {"fromSrc": "-", "repo": repo, "tag": tag, "message": message or None, "platform": platform,
+        # the whole NAME:TAG in repo, as the docker CLI sends it (podman ignores a separate tag=)
+        q = {"fromSrc": "-", "repo": repository or None, "message": message or None, "platform": platform,
              "changes": list(changes or []) or None}
         image_id = ""
         for m in self.c.messages("POST", "/images/create", q, body=tar,
