@@ -3,8 +3,9 @@
 Starts `wharf serve` on a private root (busybox bootstrapped) and, when dockerd is installed,
 a private dockerd (tests/e2e/test_remote_verbs.start_dockerd: no bridge, no iptables, its own
 roots; stopped and removed afterwards). For each daemon it prints the median wall time of
-`run --rm --network none busybox true`, `exec C true` and `ps` for the wharf CLI and the
-docker CLI (when installed), and the ratio wharf/docker. Needs root.
+`run --rm --network none busybox true`, `exec C true`, `ps`, `images`, `image inspect`,
+`history`, `save -o` and `load -i` for the wharf CLI and the docker CLI (when installed), and
+the ratio wharf/docker. Needs root.
 
     .venv/bin/python bench/bench_remote.py [-n RUNS]
 """
@@ -44,8 +45,11 @@ def measure(label: str, host: str, n: int) -> None:
     subprocess.run([WHARF, "--host", host, "run", "-d", "--name", cname, "--network", "none", "busybox",
                     "sleep", "600"], env=env, check=True, capture_output=True)
     try:
+        tar = os.path.join(denv["DOCKER_CONFIG"], "bb.tar")
         cases = {"run --rm true": ["run", "--rm", "--network", "none", "busybox", "true"],
-                 "exec true": ["exec", cname, "true"], "ps": ["ps"]}
+                 "exec true": ["exec", cname, "true"], "ps": ["ps"], "images": ["images"],
+                 "image inspect": ["image", "inspect", "busybox"], "history": ["history", "busybox"],
+                 "save -o": ["save", "-o", tar, "busybox"], "load -i": ["load", "-i", tar]}
         for case, args in cases.items():
             w = median([WHARF, "--host", host, *args], env, n)
             line = f"{label:14s} {case:14s} wharf CLI {w:.3f} s"
