@@ -297,10 +297,11 @@ class LocalContainers(ContainerOperations):
 
     def destroy(self, cid: str, rec: dict[str, Any], volumes: bool = False) -> None:
         """Remove everything of a stopped container (idempotent; used by rm and by --rm cleanup)."""
-        spec = spec_from_dict(rec["spec"])
         with self.store.lock(cid):
             if not self.store.dir(cid).exists():
                 return
+            rec = self.store.load(cid)  # as it is now: a rename may have run since the caller read it
+            spec = spec_from_dict(rec["spec"])
             self._teardown(rec, spec)
             self._runtime_delete(rec)
             imagesrc.release(rec, self.store.dir(cid))

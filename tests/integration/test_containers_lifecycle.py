@@ -318,3 +318,32 @@ def test_rm_container_is_removed_when_its_run_was_killed(env):
     proc.wait()
     until(lambda: wharf("inspect", "gone", check=False).returncode == 1, timeout=15)
     assert wharf("ps", "-aq").stdout == b""
+
+
+def test_rename_racing_remove_leaves_no_name_reserved(env, busybox_image):
+    """rm -f and rename of one container at once: whichever goes first, no name stays reserved for
+    a container that is gone (the reconciler's interrupted recreate met exactly this)."""
+    from runtime import paths
+    from runtime.engine import ContainerSpec
+    from runtime.errors import WharfError
+    from runtime.local_engine import LocalEngine
+
+    cs = LocalEngine().containers
+    names = Path(paths.root()) / "containers" / "names"
+    for i in range(12):
+        c = cs.create(ContainerSpec(image="busybox:latest", name=f"race{i}-tmp", command=["true"],
+                                    network_mode="none"))
+
+        def rename(cid=c.id, i=i):
+            try:
+                cs.rename(cid, f"race{i}")
+            except WharfError:
+                pass  # removed first: nothing to rename
+
+        with ThreadPoolExecutor(2) as pool:
+            futures = [pool.submit(cs.remove, c.id, True), pool.submit(rename)]
+            for f in futures:
+                f.result()
+        assert not [n for n in os.listdir(names) if n.startswith(f"race{i}")]
+        cs.remove(cs.create(ContainerSpec(image="busybox:latest", name=f"race{i}", command=["true"],
+                                          network_mode="none")).id, True)
