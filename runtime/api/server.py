@@ -263,16 +263,30 @@ class _Threaded(socketserver.ThreadingMixIn):
 
 
 class UnixServer(_Threaded, socketserver.UnixStreamServer):
+    """Bound under a temporary name and renamed into place once it listens: a client that sees the
+    path can connect (no 'connection refused' window while the daemon starts)."""
+
     def server_bind(self) -> None:
-        try:
-            os.unlink(self.server_address)
-        except FileNotFoundError:
-            pass
+        self.final_path = path = self.server_address
+        tmp = os.path.join(os.path.dirname(path), f".{os.getpid()}.sock")
+        if len(tmp.encode()) < 108:  # sun_path's size; else bind in place
+            self.server_address = tmp
+        for p in {path, self.server_address}:
+            try:
+                os.unlink(p)
+            except FileNotFoundError:
+                pass
         old = os.umask(0o117)  # never world-accessible, not even for an instant
         try:
             super().server_bind()
         finally:
             os.umask(old)
+
+    def server_activate(self) -> None:
+        super().server_activate()
+        if self.server_address != self.final_path:
+            os.rename(self.server_address, self.final_path)
+            self.server_address = self.final_path
 
 
 class TCPServer(_Threaded, socketserver.TCPServer):
