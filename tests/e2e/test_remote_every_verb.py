@@ -194,13 +194,13 @@ def steps(s: str, reg: str, d: Path, daemon_root: Path) -> list[Step]:
         Step(("status",), ["-f", compose, "-p", proj], out=["web"]),
         Step(("stack", "ps"), ["-f", compose, "-p", proj], out=["web"]),
         Step(("stack", "logs"), ["-f", compose, "-p", proj], out=[f"up-{s}"], retry=True),
-        Step(("down",), ["-f", compose, "-p", proj], then=project_down),
+        Step(("down",), ["-t", "0", "-f", compose, "-p", proj], then=project_down),
         Step(("apply",), ["-f", compose, "-p", proj], then=project_up),
-        Step(("down",), ["-f", compose, "-p", proj], then=project_down),
+        Step(("down",), ["-t", "0", "-f", compose, "-p", proj], then=project_down),
         Step(("gitops",), [str(d / "repo"), "--once", "-p", proj + "g"],
              then=lambda: any(x.name.startswith(proj + "g") for x in eng.containers.list(all=True))
              or pytest.fail("gitops deployed nothing")),
-        Step(("down",), ["-f", compose, "-p", proj + "g"]),
+        Step(("down",), ["-t", "0", "-f", compose, "-p", proj + "g"]),
         Step(("watch",), [], custom=lambda env, host: _watch(env, host, d, f"h9w{s}")),
         Step(("registry", "serve"), [], custom=_registry_serve),
         # last: the unused images go (busybox too), what the daemon keeps is seen through it
@@ -371,7 +371,7 @@ def _watch(env: dict[str, str], host: str, d: Path, proj: str) -> None:
         except subprocess.TimeoutExpired:
             p.kill()
             p.wait()
-    subprocess.run([WHARF, "--host", host, "down", "-f", str(d / "compose.yaml"), "-p", proj], env=env,
+    subprocess.run([WHARF, "--host", host, "down", "-t", "0", "-f", str(d / "compose.yaml"), "-p", proj], env=env,
                    check=True, capture_output=True)
 
 
