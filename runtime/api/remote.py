@@ -468,7 +468,8 @@ class RemoteImages:
         self.c = c
 
     def pull(self, ref: str, platform: str | None = None, progress=None) -> ImageInfo:
-        for msg in self.c.messages("POST", "/images/create", {"fromImage": ref, "platform": platform},
+        name, tag = _name_and_tag(ref)
+        for msg in self.c.messages("POST", "/images/create", {"fromImage": name, "tag": tag, "platform": platform},
                                    headers=_registry_auth(ref), what=f"pull {ref}"):
             if progress:
                 progress(msg)
@@ -588,6 +589,17 @@ class RemoteImages:
     def search(self, term: str, limit: int = 25) -> list[str]:
         rows = self.c.call("GET", "/images/search", {"term": term, "limit": limit}, what=f"search {term}") or []
         return [r.get("name", "") for r in rows]
+
+
+def _name_and_tag(ref: str) -> tuple[str, str]:
+    """`images/create`'s fromImage and tag (a tag or a digest) for REF; no tag is `latest`, as the
+    docker CLI sends it (an empty tag makes dockerd pull every tag of the repository)."""
+    name, _, digest = ref.partition("@")
+    if ":" in name.rsplit("/", 1)[-1]:
+        name, _, tag = name.rpartition(":")
+    else:
+        tag = "latest"
+    return name, digest or tag
 
 
 def _registry_auth(ref: str) -> dict[str, str]:

@@ -69,9 +69,16 @@ def test_push_pull_through_a_peer(peer, tmp_path: Path):
         if kind(peer) == "podman" and b"HTTP response to HTTPS client" in pushed.stderr:
             pytest.skip("podman wants TLS for a loopback registry unless registries.conf says insecure")
         assert pushed.returncode == 0, pushed.stderr
-        wharf(peer, "rmi", ref)
+        latest = ref.removesuffix(":1") + ":latest"
+        wharf(peer, "tag", "busybox", latest)
+        wharf(peer, "push", latest)
+        wharf(peer, "rmi", ref, latest)
         assert out(peer, "pull", ref).strip() == ref
         assert ref in RemoteEngine(peer).images.inspect(ref).repo_tags
         wharf(peer, "rmi", ref)
+        wharf(peer, "pull", latest.removesuffix(":latest"))  # no tag: latest only (dockerd: "" = every tag)
+        tags = {t for i in RemoteEngine(peer).images.list() for t in i.repo_tags}
+        assert latest in tags and ref not in tags
+        wharf(peer, "rmi", latest)
     finally:
         server.stop()
