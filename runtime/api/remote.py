@@ -476,7 +476,8 @@ class RemoteImages:
         return self.inspect(ref)
 
     def push(self, ref: str, progress=None) -> None:
-        for msg in self.c.messages("POST", f"/images/{ref}/push", headers=_registry_auth(ref),
+        name, tag = _name_and_tag(ref)  # no tag: latest (dockerd pushes every tag for an empty one)
+        for msg in self.c.messages("POST", f"/images/{name}/push", {"tag": tag}, headers=_registry_auth(ref),
                                    what=f"push {ref}"):
             if progress:
                 progress(msg)

@@ -71,7 +71,10 @@ def test_push_pull_through_a_peer(peer, tmp_path: Path):
         assert pushed.returncode == 0, pushed.stderr
         latest = ref.removesuffix(":1") + ":latest"
         wharf(peer, "tag", "busybox", latest)
-        wharf(peer, "push", latest)
+        wharf(peer, "tag", "busybox", ref.removesuffix(":1") + ":2")
+        wharf(peer, "push", latest.removesuffix(":latest"))  # no tag: latest only, not :2
+        assert wharf(peer, "pull", ref.removesuffix(":1") + ":2", check=False).returncode == 1
+        wharf(peer, "rmi", ref.removesuffix(":1") + ":2")
         wharf(peer, "rmi", ref, latest)
         assert out(peer, "pull", ref).strip() == ref
         assert ref in RemoteEngine(peer).images.inspect(ref).repo_tags
