@@ -23,13 +23,9 @@ def _store():
 
 def _remote():
     """The RemoteImages of the selected engine API, or None for the embedded store."""
-    from runtime.cli.remote_verbs import remote
+    from runtime.cli.remote_verbs import engine, remote
 
-    if not remote():
-        return None
-    from runtime.cli.remote_verbs import engine
-
-    return engine().images
+    return engine().images if remote() else None
 
 
 class _Summary:
