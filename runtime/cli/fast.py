@@ -17,6 +17,11 @@ if TYPE_CHECKING:  # on the `wharf ps` path: no typing import at run time
     from typing import Any
 
 
+def _remote() -> bool:
+    """An engine API was chosen (--host sets WHARF_HOST; DOCKER_HOST as the docker CLI reads it)."""
+    return bool(os.environ.get("WHARF_HOST") or os.environ.get("DOCKER_HOST"))
+
+
 def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dict, dict]]:
     from runtime.containers.filters import match_container
     from runtime.containers.store import ContainerStore, shim_alive
@@ -76,7 +81,7 @@ def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, las
         last = 1
     if last >= 0:
         all_ = True
-    recs = _remote_records(all_, filters) if os.environ.get("WHARF_HOST") else _records(all_, filters)
+    recs = _remote_records(all_, filters) if _remote() else _records(all_, filters)
     if last >= 0:
         recs = recs[:last]
     if quiet:
@@ -117,7 +122,7 @@ def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any
     docs, missing = [], []
     for ref in refs:
         doc = None
-        if type_ in (None, "container") and os.environ.get("WHARF_HOST"):
+        if type_ in (None, "container") and _remote():
             from runtime.engine import connect
 
             try:
@@ -408,7 +413,7 @@ def run_in_worker(args: list[str]) -> int:
 
 def dispatch(args: list[str]) -> int | None:
     """Handle a hot verb without typer, or return None to let the full CLI do it."""
-    if not args or os.environ.get("WHARF_HOST") or os.environ.get("DOCKER_HOST"):
+    if not args or _remote():
         return None
     verb, rest = args[0], args[1:]
     if "-h" in rest or "--help" in rest:

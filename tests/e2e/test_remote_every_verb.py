@@ -299,7 +299,6 @@ def test_every_verb_goes_to_the_engine(wharf_daemon, wharf_root: Path, tmp_path:
 
 @pytest.mark.root
 @pytest.mark.network
-@pytest.mark.xfail(reason="runtime/cli/fast.py ps_output reads WHARF_HOST only, not DOCKER_HOST", strict=False)
 def test_docker_host_selects_the_engine_for_ps(wharf_daemon, tmp_path: Path) -> None:
     host = f"unix://{wharf_daemon}"
     _engine_at(host).containers.create(_spec(f"h9ps{secrets.token_hex(3)}"))
