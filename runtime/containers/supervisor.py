@@ -468,7 +468,9 @@ class Shim:
         except OSError:
             data = b""
         if not data:
-            if c.req and c.req.get("stdin") and self.cfg.get("stdin_once"):
+            # StdinOnce: the attached client's leaving closes stdin — not with a tty (as moby): that
+            # is a detach (Ctrl-P Ctrl-Q), and the container keeps running for the next attach
+            if c.req and c.req.get("stdin") and self.cfg.get("stdin_once") and not self.cfg.get("tty"):
                 self.close_stdin()
             c.close()
             return

@@ -551,6 +551,7 @@ def preload() -> None:
     import warnings  # noqa: F401
 
     import runtime.containers.health  # noqa: F401
+    import runtime.containers.nsexec  # noqa: F401 - health probes fork exec helpers
     import runtime.linux.cgroups  # noqa: F401
     import runtime.linux.mount  # noqa: F401
     import runtime.linux.mount_desc  # noqa: F401
@@ -559,6 +560,8 @@ def preload() -> None:
     import runtime.oci.console  # noqa: F401
     from runtime.linux.cgroups import freezer, fs, manager, misc, v1, v2  # noqa: F401
     from runtime.oci import create, init, lifecycle, spec, state  # noqa: F401 - what create/start/delete use
+
+    runtime.containers.nsexec.preload()  # seccomp (libseccomp dlopen), caps, rlimits, paths
 
 
 def preload_engine() -> None:

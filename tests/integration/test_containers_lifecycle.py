@@ -276,6 +276,40 @@ def test_attach_detach_keys_and_exec_tty(env):
     assert b"/dev/pts/" in buf and os.waitstatus_to_exitcode(status) == 3
 
 
+def test_run_it_detach_leaves_the_container_running(env):
+    """`run -it` then Ctrl-P Ctrl-Q: the client leaves, the shell keeps running (its stdin is not
+    closed: StdinOnce does not apply to a tty), and a new attach reaches the same shell."""
+    import pty
+
+    def session(argv: list[str], send: bytes, want: bytes, detach: bool) -> int:
+        pid, fd = pty.fork()
+        if pid == 0:
+            os.execv(WHARF, [WHARF, *argv])
+        buf = b""
+        try:
+            os.write(fd, send)
+            deadline = time.monotonic() + 15
+            while want not in buf and time.monotonic() < deadline:
+                try:
+                    buf += os.read(fd, 4096)
+                except OSError:
+                    break
+            assert want in buf, buf
+            if detach:
+                os.write(fd, b"\x10\x11")  # ctrl-p ctrl-q
+            _, status = os.waitpid(pid, 0)
+        finally:
+            os.close(fd)
+        return os.waitstatus_to_exitcode(status)
+
+    assert session([*run_args(env, "-it", "--name", "itd", "-"), "sh"], b"echo fir''st\n", b"first", True) == 0
+    assert inspect("itd")["State"]["Running"] is True
+    assert session(["attach", "itd"], b"echo seco''nd; exit 4\n", b"second", False) == 4
+    until(lambda: inspect("itd")["State"]["Running"] is False)
+    assert inspect("itd")["State"]["ExitCode"] == 4
+    wharf("rm", "itd")
+
+
 def test_killed_shim_is_repaired(env):
     from runtime import paths
     from runtime.linux.mount import mountpoints
