@@ -21,7 +21,7 @@ READY_FD = 3
 
 
 def sock_path() -> str:
-    return str(paths.run_dir() / "supervisor.sock")
+    return os.path.join(paths.run_str(), "supervisor.sock")
 
 
 def connect() -> socket.socket | None:
