@@ -1,7 +1,7 @@
 """The docker CLI through `wharf serve` against the same CLI through dockerd: `ps -a`, `images`,
 `inspect` with 20 containers each, and `run --rm busybox true`. Needs root and the docker CLI.
 
-When dockerd is installed, a PRIVATE dockerd is started for the comparison (its own socket, data
+When dockerd is installed, a PRIVATE dockerd (bench/peers.py) is started for the comparison (its own socket, data
 and exec roots, no bridge, no iptables: it disturbs nothing else on the host), the busybox image
 is moved into it with `wharf save` | `docker load`, and both daemons are timed in alternation
 (medians of many runs, so load from other work on the machine hits both alike). It is always
@@ -11,6 +11,7 @@ Wharf runs with a private WHARF_ROOT/WHARF_RUN, its own socket and bridge; every
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -21,6 +22,8 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+
+from peers import private_dockerd
 
 ISSUE_DOCKERD = {"ps": 0.011, "images": 0.010, "inspect": 0.010, "run": 0.181}  # issue 9 (an older CLI)
 N_CONTAINERS = 20
@@ -54,37 +57,6 @@ def stop(proc: subprocess.Popen) -> None:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
-
-
-def unmount_under(root: Path) -> None:
-    """Mounts a killed dockerd may leave (overlay, shm, its own bind mounts), deepest first."""
-    with open("/proc/self/mounts") as f:
-        points = [line.split()[1] for line in f]
-    for p in sorted((p for p in points if p.startswith(str(root) + "/") or p == str(root)), key=len, reverse=True):
-        subprocess.run(["umount", "-l", p], capture_output=True)
-
-
-def start_dockerd(base: Path, docker: str, image_tar: Path) -> tuple[subprocess.Popen, dict[str, str]]:
-    sock = base / "d.sock"
-    log = open(base / "dockerd.log", "wb")  # noqa: SIM115 - the process owns it until it ends
-    proc = subprocess.Popen(["dockerd", "--bridge=none", "--iptables=false", "--ip6tables=false",
-                             "-H", f"unix://{sock}", "--data-root", str(base / "root"),
-                             "--exec-root", str(base / "exec"), "--pidfile", str(base / "pid")],
-                            stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
-    log.close()
-    env = {**os.environ, "DOCKER_HOST": f"unix://{sock}", "DOCKER_CONFIG": str(base / "cfg")}
-    try:
-        wait_for(sock, proc, "dockerd (see its log: " + str(base / "dockerd.log") + ")")
-        deadline = time.monotonic() + 30
-        while subprocess.run([docker, "version"], env=env, capture_output=True).returncode:
-            if time.monotonic() > deadline:
-                raise SystemExit("dockerd does not answer")
-            time.sleep(0.1)
-        subprocess.run([docker, "load", "-i", str(image_tar)], env=env, check=True, capture_output=True)
-    except BaseException:
-        stop(proc)
-        raise
-    return proc, env
 
 
 def create_containers(docker: str, env: dict[str, str]) -> None:
@@ -121,31 +93,23 @@ def main() -> int:
     subprocess.run([*wharf, "image", "bootstrap", "busybox"], env=env, check=True, capture_output=True)
     daemon = subprocess.Popen([*wharf, "serve", "-H", f"unix://{sock}"], env=env, stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    dockerd = None
     envs = {"wharf": wenv}
-    dbase = Path(tempfile.mkdtemp(prefix="wbd-", dir="/tmp"))  # short: a socket path has 108 bytes
     try:
-        wait_for(sock, daemon, "wharf serve")
-        if shutil.which("dockerd"):
-            subprocess.run([*wharf, "save", "busybox", "-o", str(tmp / "busybox.tar")], env=env, check=True,
-                           capture_output=True)
-            dockerd, denv = start_dockerd(dbase, docker, tmp / "busybox.tar")
-            envs["dockerd"] = denv
-        for e in envs.values():
-            create_containers(docker, e)
-        figures = measure(docker, envs)
-        for name, t in figures.items():
-            ref, src = (t["dockerd"], "dockerd here") if "dockerd" in t else (ISSUE_DOCKERD[name], "issue 9")
-            print(f"docker {name:8s} via wharf serve: {t['wharf']:.4f} s   {src}: {ref:.4f} s   "
-                  f"ratio {t['wharf'] / ref:.2f}x")
+        with contextlib.ExitStack() as stack:
+            wait_for(sock, daemon, "wharf serve")
+            if shutil.which("dockerd"):
+                denv, _ = stack.enter_context(private_dockerd(wharf_env=env))
+                envs["dockerd"] = denv
+            for e in envs.values():
+                create_containers(docker, e)
+            figures = measure(docker, envs)
+            for name, t in figures.items():
+                ref, src = (t["dockerd"], "dockerd here") if "dockerd" in t else (ISSUE_DOCKERD[name], "issue 9")
+                print(f"docker {name:8s} via wharf serve: {t['wharf']:.4f} s   {src}: {ref:.4f} s   "
+                      f"ratio {t['wharf'] / ref:.2f}x")
     finally:
-        for e in envs.values():
-            subprocess.run([docker, "rm", "-f", *[f"b{i}" for i in range(N_CONTAINERS)]], env=e, capture_output=True)
+        subprocess.run([docker, "rm", "-f", *[f"b{i}" for i in range(N_CONTAINERS)]], env=wenv, capture_output=True)
         stop(daemon)
-        if dockerd is not None:
-            stop(dockerd)
-        unmount_under(dbase)
-        shutil.rmtree(dbase, ignore_errors=True)
         subprocess.run([sys.executable, "-c", "from runtime.network.manager import NetworkManager as M; "
                         "M().teardown()"], env=env, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
