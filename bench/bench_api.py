@@ -15,7 +15,6 @@ import contextlib
 import os
 import secrets
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from peers import private_dockerd
+from peers import private_dockerd, terminate
 
 ISSUE_DOCKERD = {"ps": 0.011, "images": 0.010, "inspect": 0.010, "run": 0.181}  # issue 9 (an older CLI)
 N_CONTAINERS = 20
@@ -47,16 +46,6 @@ def wait_for(path: Path, proc: subprocess.Popen, what: str, seconds: float = 30)
         if proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"{what} did not start")
         time.sleep(0.02)
-
-
-def stop(proc: subprocess.Popen) -> None:
-    if proc.poll() is None:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def create_containers(docker: str, env: dict[str, str]) -> None:
@@ -109,7 +98,7 @@ def main() -> int:
                       f"ratio {t['wharf'] / ref:.2f}x")
     finally:
         subprocess.run([docker, "rm", "-f", *[f"b{i}" for i in range(N_CONTAINERS)]], env=wenv, capture_output=True)
-        stop(daemon)
+        terminate(daemon)
         subprocess.run([sys.executable, "-c", "from runtime.network.manager import NetworkManager as M; "
                         "M().teardown()"], env=env, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)

@@ -7,7 +7,7 @@ Measures (medians):
 - TCP throughput and connection rate to a server in a netns: direct to its address, through a port
   published with nft DNAT on 127.0.0.1, and through the userland proxy (WHARF_USERLAND_PROXY=1);
 - when dockerd is installed: the same server (the host's /usr/bin/python3, bind-mounted) behind a port
-  published by a PRIVATE dockerd (socket and roots under /tmp/h4d, docker0 on 10.214.0.1/24), once
+  published by a PRIVATE dockerd (bench/peers.py: socket and roots under /tmp/wpd-*, docker0 on 10.214.0.1/24), once
   with its default userland proxy and once with --userland-proxy=false, and its `run --rm busybox true`
   (our image through `wharf save` + `docker load`). Each dockerd runs only for its measurement; then
   it is stopped and docker0, its iptables rules and chains and any nft table it created are removed.
@@ -17,10 +17,8 @@ Needs root. Uses a private WHARF_ROOT/WHARF_RUN/WHARF_BRIDGE and removes everyth
 
 from __future__ import annotations
 
-import contextlib
 import os
 import secrets
-import shlex
 import shutil
 import socket
 import statistics
@@ -30,6 +28,8 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+
+from peers import private_dockerd
 
 WHARF = str(Path(sys.executable).with_name("wharf"))
 SERVER = r"""
@@ -158,141 +158,49 @@ def run_cost(n: int = 15) -> float | None:
     return bridge
 
 
-DOCKERD_DIR = "/tmp/h4d"
 BRIDGE_IP = "10.214.0.1/24"
 
 
-def _iptables_lines() -> set[str]:
-    out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-    return {ln for ln in out.splitlines() if ln and not ln.startswith("#")}
-
-
-def _forward_policy() -> str:
-    """The filter table's FORWARD policy (dockerd sets DROP), "" without a filter table."""
-    out = subprocess.run(["iptables-save", "-t", "filter"], capture_output=True, text=True).stdout
-    return next((ln.split()[1] for ln in out.splitlines() if ln.startswith(":FORWARD ")), "")
-
-
-def _nft_tables() -> set[str]:
-    out = subprocess.run(["nft", "list", "tables"], capture_output=True, text=True).stdout
-    return {ln.strip() for ln in out.splitlines() if ln.strip()}
-
-
-class PrivateDockerd:
-    """A dockerd of this bench's own (its socket, data and exec roots under /tmp/h4d, docker0 on
-    10.214.0.1/24), for the shortest time; stop() kills it and removes docker0 and every iptables rule,
-    chain and nft table it added (also after a failure)."""
-
-    def __init__(self, *extra: str) -> None:
-        self.extra = extra
-        self.sock = f"unix://{DOCKERD_DIR}/docker.sock"
-        self.proc: subprocess.Popen | None = None
-        self.before_rules = _iptables_lines()
-        self.before_tables = _nft_tables()
-        self.before_policy = _forward_policy()
-
-    def docker(self, *args: str, check: bool = True, **kw) -> subprocess.CompletedProcess:
-        return subprocess.run(["docker", "-H", self.sock, *args], capture_output=True, text=True, check=check, **kw)
-
-    def start(self) -> None:
-        os.makedirs(DOCKERD_DIR, exist_ok=True)
-        log = open(f"{DOCKERD_DIR}/log", "wb")  # noqa: SIM115 - closed right after the spawn
-        self.proc = subprocess.Popen(
-            ["dockerd", "-H", self.sock, "--data-root", f"{DOCKERD_DIR}/root", "--exec-root", f"{DOCKERD_DIR}/exec",
-             "--pidfile", f"{DOCKERD_DIR}/pid", "--bip", BRIDGE_IP, *self.extra],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        log.close()
-        deadline = time.monotonic() + 60
-        while self.docker("version", check=False).returncode != 0:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError("dockerd did not start: " + open(f"{DOCKERD_DIR}/log").read()[-2000:])
-            time.sleep(0.1)
-
-    def stop(self) -> None:
-        if self.proc is not None:
-            with contextlib.suppress(Exception):
-                ids = self.docker("ps", "-aq", check=False, timeout=30).stdout.split()
-                if ids:
-                    self.docker("rm", "-f", *ids, check=False, timeout=60)
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        if os.path.exists("/sys/class/net/docker0"):
-            subprocess.run(["ip", "link", "del", "docker0"], check=False)
-        self._undo_iptables()
-        if self.before_policy and _forward_policy() != self.before_policy:
-            subprocess.run(["iptables", "-P", "FORWARD", self.before_policy], check=False)
-        for table in _nft_tables() - self.before_tables:  # the tables iptables-nft created for dockerd
-            if table in ("table ip nat", "table ip filter"):
-                subprocess.run(["nft", "delete", *table.split()], check=False)
-        subprocess.run(["umount", "-R", DOCKERD_DIR], capture_output=True)
-        shutil.rmtree(DOCKERD_DIR, ignore_errors=True)
-
-    def _undo_iptables(self) -> None:
-        out = subprocess.run(["iptables-save"], capture_output=True, text=True).stdout
-        table, chains = "", []
-        for ln in out.splitlines():
-            if ln.startswith("*"):
-                table = ln[1:]
-            elif ln.startswith(":DOCKER"):
-                chains.append((table, ln[1:].split()[0]))
-            elif ln.startswith("-A ") and ln not in self.before_rules and not ln.split()[1].startswith("DOCKER") \
-                    and ("DOCKER" in ln or "docker0" in ln):
-                subprocess.run(["iptables", "-t", table, "-D", *shlex.split(ln)[1:]], check=False)
-        for table, chain in chains:
-            subprocess.run(["iptables", "-t", table, "-F", chain], check=False)
-        for table, chain in chains:
-            subprocess.run(["iptables", "-t", table, "-X", chain], check=False)
-        left = _iptables_lines() - self.before_rules
-        left = {ln for ln in left if ln.startswith("-A") or ln.startswith(":DOCKER")}
-        if left:
-            print(f"  warning: iptables rules of dockerd left: {sorted(left)}")
-
-
-def docker_measure(archive: str, server_py: str, ours: Callable[[int], tuple[int, int]]) -> dict[str, dict[str, float]]:
+def docker_measure(server_py: str, ours: Callable[[int], tuple[int, int]]) -> dict[str, dict[str, float]]:
     """docker's published ports (same server, same client) and `docker run --rm busybox true`, with a private
-    dockerd: its default (userland proxy for 127.0.0.1) and --userland-proxy=false (DNAT). Each is measured
-    in turns with a Wharf DNAT port (ours(i) publishes one; the others share this machine), stored as
-    results[label + " wharf"]. Each measurement has server ports of its own: conntrack keeps closed
-    connections for minutes, and NAT tuples that collide with them make new connections slow."""
+    dockerd (bench/peers.py, bridge=True): its default (userland proxy for 127.0.0.1) and
+    --userland-proxy=false (DNAT). Each is measured in turns with a Wharf DNAT port (ours(i) publishes one;
+    the others share this machine), stored as results[label + " wharf"]. Each measurement has server ports
+    of its own: conntrack keeps closed connections for minutes, and NAT tuples that collide with them make
+    new connections slow."""
     results: dict[str, dict[str, float]] = {}
     for i, (label, extra) in enumerate((("docker (docker-proxy)", ()),
                                         ("docker --userland-proxy=false", ("--userland-proxy=false",)))):
         sink, closer = 9002 + 2 * i, 9003 + 2 * i
-        d = PrivateDockerd(*extra)
         try:
-            d.start()
-            d.docker("load", "-i", archive)
-            if not extra:
-                d.docker("run", "--rm", "busybox", "true")
-                runs = []
-                for _ in range(8):
-                    t = time.perf_counter()
-                    d.docker("run", "--rm", "busybox", "true")
-                    runs.append(time.perf_counter() - t)
-                results["run"] = {"s": statistics.median(runs)}
-            py = os.path.realpath(server_py)
-            d.docker("run", "-d", "--name", "h4srv", "-p", str(sink), "-p", str(closer), "-v", "/usr:/usr:ro",
-                     "-v", "/lib64:/lib64:ro", "-v", "/lib:/lib:ro", "busybox", py, "-c", SERVER)
-            ports = {}
-            for cport in (sink, closer):
-                out = d.docker("port", "h4srv", f"{cport}/tcp").stdout.split()[0]
-                ports[cport] = int(out.rsplit(":", 1)[1])
-            deadline = time.monotonic() + 20
-            while "ready" not in d.docker("logs", "h4srv").stdout:
-                if time.monotonic() > deadline:
-                    raise RuntimeError("the server in docker did not start: " + d.docker("logs", "h4srv").stderr)
-                time.sleep(0.05)
-            results[label], results[label + " wharf"] = interleaved(label, (ports[sink], ports[closer]), ours(i))
+            with private_dockerd(bridge=True, bip=BRIDGE_IP, extra=extra, wharf_env=dict(os.environ)) as (env, exe):
+                def docker(*args: str, env=env, exe=exe) -> subprocess.CompletedProcess:
+                    return subprocess.run([exe, *args], env=env, capture_output=True, text=True, check=True)
+
+                if not extra:
+                    docker("run", "--rm", "busybox", "true")
+                    runs = []
+                    for _ in range(8):
+                        t = time.perf_counter()
+                        docker("run", "--rm", "busybox", "true")
+                        runs.append(time.perf_counter() - t)
+                    results["run"] = {"s": statistics.median(runs)}
+                py = os.path.realpath(server_py)
+                docker("run", "-d", "--name", "h4srv", "-p", str(sink), "-p", str(closer), "-v", "/usr:/usr:ro",
+                       "-v", "/lib64:/lib64:ro", "-v", "/lib:/lib:ro", "busybox", py, "-c", SERVER)
+                ports = {}
+                for cport in (sink, closer):
+                    out = docker("port", "h4srv", f"{cport}/tcp").stdout.split()[0]
+                    ports[cport] = int(out.rsplit(":", 1)[1])
+                deadline = time.monotonic() + 20
+                while "ready" not in docker("logs", "h4srv").stdout:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError("the server in docker did not start: " + docker("logs", "h4srv").stderr)
+                    time.sleep(0.05)
+                results[label], results[label + " wharf"] = interleaved(label, (ports[sink], ports[closer]), ours(i))
         except (RuntimeError, OSError, subprocess.CalledProcessError) as e:
             err = getattr(e, "stderr", "") or str(e)
             print(f"  {label}: failed: {err.strip()[:300]}")
-        finally:
-            d.stop()
     return results
 
 
@@ -340,9 +248,7 @@ def main() -> int:
             again = nm.publish(cid, [PortBinding(9006 + 2 * i), PortBinding(9007 + 2 * i)], ep.ip_address)
             return again[0].host_port, again[1].host_port
 
-        archive = f"{tmp}/busybox.tar"
-        subprocess.run([WHARF, "save", "busybox", "-o", archive], check=True, capture_output=True)
-        theirs = docker_measure(archive, server_py, ours)
+        theirs = docker_measure(server_py, ours)
         for label, m in theirs.items():
             if label != "run" and not label.endswith(" wharf"):
                 w = theirs[label + " wharf"]

@@ -101,12 +101,7 @@ def _stop(proc: subprocess.Popen | None, docker: str, env: dict[str, str], d: Pa
                                  timeout=30).stdout.split()
             if ids:
                 subprocess.run([docker, "rm", "-f", "-v", *ids], env=env, capture_output=True, timeout=120)
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        terminate(proc)
     for pid in _procs_under(d):  # its containerd, shims, containers that survived
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
@@ -119,6 +114,17 @@ def _stop(proc: subprocess.Popen | None, docker: str, env: dict[str, str], d: Pa
         for sub in sorted(cg.glob("**/"), key=lambda p: len(str(p)), reverse=True):
             with contextlib.suppress(OSError):
                 os.rmdir(sub)
+
+
+def terminate(proc: subprocess.Popen, grace: float = 30) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; reaped either way."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
 
 
 def _procs_under(d: Path) -> list[int]:
