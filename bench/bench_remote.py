@@ -1,8 +1,8 @@
 """`wharf --host` as an Engine API client, against the docker CLI on the same daemons.
 
 Starts `wharf serve` on a private root (busybox bootstrapped) and, when dockerd is installed,
-a private dockerd (tests/e2e/test_remote_verbs.start_dockerd: no bridge, no iptables, its own
-roots; stopped and removed afterwards). For each daemon it prints the median wall time of
+a private dockerd (bench/peers.py: no bridge, no iptables, its own roots; stopped and removed
+afterwards). For each daemon it prints the median wall time of
 `run --rm --network none busybox true`, `exec C true`, `ps`, `images`, `image inspect`,
 `history`, `save -o` and `load -i` for the wharf CLI and the docker CLI (when installed), and
 the ratio wharf/docker. Needs root.
@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -23,8 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
+from peers import private_dockerd, terminate
+
 WHARF = str(Path(sys.executable).with_name("wharf"))
 DOCKER = shutil.which("docker")
 
@@ -83,19 +82,12 @@ def main() -> int:
         time.sleep(0.2)  # the socket file exists from bind(); give listen() a moment
         measure("wharf serve", f"unix://{sock}", n)
     finally:
-        serve.send_signal(signal.SIGTERM)
-        serve.wait(20)
+        terminate(serve, 20)
         subprocess.run([WHARF, "network", "prune", "-f"], env=env, capture_output=True)
         shutil.rmtree(tmp, ignore_errors=True)
-    exe = shutil.which("dockerd")
-    if exe:
-        from tests.e2e.test_remote_verbs import start_dockerd, stop_peer
-
-        proc, host, d, cg = start_dockerd(exe)
-        try:
-            measure("dockerd", host, n)
-        finally:
-            stop_peer(proc, host, d, cg)
+    if shutil.which("dockerd"):
+        with private_dockerd() as (denv, _):
+            measure("dockerd", denv["DOCKER_HOST"], n)
     else:
         print("dockerd is not installed: no dockerd figures")
     return 0
