@@ -1,6 +1,8 @@
 """Containers: `run --rm busybox true`, 20 parallel `run -d`, `ps` with 20 containers, supervisor memory.
 
-Prints medians (and ratios against docker/podman when they are installed). Needs root.
+Prints medians and ratios against docker: measured in the same run through a private dockerd
+(bench/peers.py), in turns with ours, when dockerd is installed; else against the fixed figures of
+issue 4. Needs root.
 Uses a private WHARF_ROOT/WHARF_RUN and removes everything it made.
 """
 
@@ -16,8 +18,11 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from peers import docker_cli, private_dockerd
+
 WHARF = str(Path(sys.executable).with_name("wharf"))
-DOCKER_FIGURES = {"run": 0.181, "parallel20": 2.72, "ps": 0.011}  # measured on this VM (issue 4)
+DOCKER_FIGURES = {"run": 0.181, "parallel20": 2.72, "ps": 0.011}  # measured on this VM (issue 4): without dockerd
+N = 20  # runs per median
 
 
 def timed(argv: list[str], env: dict[str, str] | None = None) -> float:
@@ -31,12 +36,26 @@ def median(argv: list[str], n: int, env: dict[str, str] | None = None) -> float:
     return statistics.median(timed(argv, env) for _ in range(n))
 
 
-def parallel_runs(n: int) -> tuple[float, list[str]]:
+def medians_abba(ours: list[str], theirs: list[str], n: int, env: dict[str, str] | None,
+                 denv: dict[str, str]) -> tuple[float, float]:
+    """Medians of n runs each, in turns A B B A ... so that load from elsewhere hits both alike."""
+    timed(ours, env)  # warm-ups
+    timed(theirs, denv)
+    a: list[float] = []
+    b: list[float] = []
+    for i in range(n):
+        pair = ((a, ours, env), (b, theirs, denv))
+        for out, argv, e in pair if i % 2 == 0 else pair[::-1]:
+            out.append(timed(argv, e))
+    return statistics.median(a), statistics.median(b)
+
+
+def parallel_runs(n: int, cli: str = WHARF, env: dict[str, str] | None = None) -> tuple[float, list[str]]:
     t = time.perf_counter()
     with ThreadPoolExecutor(n) as ex:
         ids = list(ex.map(lambda _: subprocess.run(
-            [WHARF, "run", "-d", "--network", "none", "busybox", "sleep", "600"],
-            capture_output=True, text=True).stdout.strip(), range(n)))
+            [cli, "run", "-d", "--network", "none", "busybox", "sleep", "600"],
+            capture_output=True, text=True, env=env).stdout.strip(), range(n)))
     return time.perf_counter() - t, ids
 
 
@@ -68,10 +87,60 @@ def peer(name: str) -> str | None:
     return shutil.which(name)
 
 
-def report(label: str, ours: float, key: str) -> None:
+def report(label: str, ours: float, key: str, docker: float | None = None) -> None:
     line = f"{label:<44} wharf {ours:.3f} s"
-    line += f"   (docker measured here: {DOCKER_FIGURES[key]:.3f} s, ratio {ours / DOCKER_FIGURES[key]:.2f}x)"
+    if docker is not None:
+        line += f"   docker (same run) {docker:.3f} s   ratio {ours / docker:.2f}x"
+    else:
+        line += f"   (docker measured here before: {DOCKER_FIGURES[key]:.3f} s, ratio {ours / DOCKER_FIGURES[key]:.2f}x)"
     print(line)
+
+
+def runtimes(run: list[str]) -> list[tuple[str, dict[str, str]]]:
+    """The OCI runtimes that work here, with the environment selecting each."""
+    out = []
+    for rt in ("builtin", "runc", "crun"):
+        if rt != "builtin" and not peer(rt):
+            continue
+        env = dict(os.environ, WHARF_RUNTIME=rt)
+        trial = subprocess.run(run, capture_output=True, text=True, env=env)
+        if trial.returncode != 0:
+            print(f"run --rm busybox true ({rt}): cannot run here: {trial.stderr.strip()[:100]}")
+            continue
+        out.append((rt, env))
+    return out
+
+
+def alone(run: list[str]) -> None:
+    """Wharf only; docker's figures are the fixed ones of issue 4."""
+    for rt, env in runtimes(run):
+        report(f"run --rm busybox true ({rt})", median(run, N, env), "run")
+    wall, ids = parallel_runs(20)
+    report("20 parallel run -d busybox sleep", wall, "parallel20")
+    report("ps with 20 containers", median([WHARF, "ps"], N), "ps")
+    subprocess.run([WHARF, "rm", "-f", *ids], capture_output=True)
+
+
+def with_docker(run: list[str]) -> None:
+    """The same commands through a private dockerd (bench/peers.py), in turns with ours."""
+    with private_dockerd(wharf_env=dict(os.environ)) as (denv, docker):
+        drun = [docker, "run", "--rm", "--network", "none", "busybox", "true"]
+        for rt, env in runtimes(run):
+            ours, theirs = medians_abba(run, drun, N, env, denv)
+            report(f"run --rm busybox true ({rt})", ours, "run", theirs)
+        walls: dict[str, list[float]] = {"wharf": [], "docker": []}
+        ids: dict[str, list[str]] = {"wharf": [], "docker": []}
+        for who in ("wharf", "docker", "docker", "wharf"):  # ABBA; the second round's containers stay for ps
+            cli, env = (WHARF, None) if who == "wharf" else (docker, denv)
+            if ids[who]:
+                subprocess.run([cli, "rm", "-f", *ids[who]], capture_output=True, env=env)
+            wall, ids[who] = parallel_runs(20, cli, env)
+            walls[who].append(wall)
+        report("20 parallel run -d busybox sleep", statistics.mean(walls["wharf"]), "parallel20",
+               statistics.mean(walls["docker"]))
+        ours, theirs = medians_abba([WHARF, "ps"], [docker, "ps"], N, None, denv)
+        report("ps with 20 containers", ours, "ps", theirs)
+        subprocess.run([WHARF, "rm", "-f", *ids["wharf"]], capture_output=True)
 
 
 def main() -> int:
@@ -84,23 +153,14 @@ def main() -> int:
     try:
         subprocess.run([WHARF, "image", "bootstrap", "busybox"], check=True, capture_output=True)
         run = [WHARF, "run", "--rm", "--network", "none", "busybox", "true"]
-        for rt in ("builtin", "runc", "crun"):
-            if rt != "builtin" and not peer(rt):
-                continue
-            env = dict(os.environ, WHARF_RUNTIME=rt)
-            trial = subprocess.run(run, capture_output=True, text=True, env=env)
-            if trial.returncode != 0:
-                print(f"run --rm busybox true ({rt}): cannot run here: {trial.stderr.strip()[:100]}")
-                continue
-            report(f"run --rm busybox true ({rt})", median(run, 20, env), "run")
-        wall, ids = parallel_runs(20)
-        report("20 parallel run -d busybox sleep", wall, "parallel20")
-        report("ps with 20 containers", median([WHARF, "ps"], 20), "ps")
-        subprocess.run([WHARF, "rm", "-f", *ids], capture_output=True)
+        if docker_cli():
+            with_docker(run)
+        else:
+            print("docker is not installed: ratios against the figures of issue 4")
+            alone(run)
         memory_per_container()
-        for p in ("docker", "podman"):
-            if peer(p):
-                print(f"{p} is installed: run the same commands with it for a same-run ratio")
+        if peer("podman"):
+            print("podman is installed: run the same commands with it for a same-run ratio")
     finally:
         subprocess.run([WHARF, "rm", "-f", *subprocess.run([WHARF, "ps", "-aq"], capture_output=True,
                                                            text=True).stdout.split()], capture_output=True)
