@@ -4,8 +4,8 @@
    costs besides the engine's label queries). Target: 200 services <= 1 s.
 2. Real (root, when the engine works): 10 services (9 sleepers + 1 httpd with a port and a
    volume) apply from scratch, no-op apply, no-op diff, down — in a private WHARF_ROOT —
-   and the same with docker-compose when it is installed and a docker API runs (never
-   started here).
+   and the same with docker-compose v1 in turns, round by round, against a private dockerd
+   (bench/peers.py) when both are installed (else the issue's docker-compose figures).
 3. Real, 200 services (199 sleepers + the httpd): apply, then no-op diff and apply
    (medians of 5; target <= 1 s), then down.
 Prints medians; never asserts.
@@ -13,8 +13,10 @@ Prints medians; never asserts.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
+import secrets
 import shutil
 import statistics
 import subprocess
@@ -24,6 +26,8 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from peers import docker_cli, private_dockerd  # noqa: E402
 
 from reconciler.desired import build_desired  # noqa: E402
 from reconciler.observe import Observed, ObservedContainer, ObservedNetwork, ObservedVolume  # noqa: E402
@@ -105,7 +109,7 @@ def real(tmp: Path) -> None:
         print("real engine: skipped (needs root)")
         return
     root = tmp / "root"
-    env = {**os.environ, "WHARF_ROOT": str(root), "WHARF_RUN": str(tmp / "run"), "WHARF_BRIDGE": "wharfb0",
+    env = {**os.environ, "WHARF_ROOT": str(root), "WHARF_RUN": str(tmp / "run"), "WHARF_BRIDGE": "wbr" + secrets.token_hex(4),
            "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
     f = tmp / "real" / "compose.yaml"
     f.parent.mkdir()
@@ -120,79 +124,92 @@ def real(tmp: Path) -> None:
         print("(the engine has no networks yet: services use network_mode none and the httpd publishes no port)")
     f.write_text("name: wharfbench\n" + stack(10, 18081, networks))
     ups, noops, diffs, downs = [], [], [], []
-    try:
-        cli(["image", "bootstrap", "busybox"], env)
-        old = time.time() - 10  # written "long ago": the project cache may keep it (see target_cache.put)
-        os.utime(f, (old, old))
-        for _ in range(ROUNDS):  # round 1 loads the file (cold cache); later rounds reuse the cached project
-            ups.append(cli(["apply", "-f", str(f), "--progress", "plain"], env))
-            noops += [cli(["apply", "-f", str(f)], env) for _ in range(3)]
-            diffs += [cli(["diff", "-f", str(f)], env) for _ in range(3)]
-            downs.append(cli(["down", "-f", str(f), "-t", "0", "-v"], env))
-    except RuntimeError as e:
-        print(f"real engine: not available: {e}")
-        subprocess.run([sys.executable, "-m", "reconciler.cli.app", "down", "-f", str(f), "-v", "-t", "0"],
-                       env=env, capture_output=True)
-        return
+    with contextlib.ExitStack() as stack_:
+        try:
+            cli(["image", "bootstrap", "busybox"], env)
+            old = time.time() - 10  # written "long ago": the project cache may keep it (see target_cache.put)
+            os.utime(f, (old, old))
+            dc = compose(tmp, networks, env, stack_)
+            for r in range(ROUNDS):  # round 1 loads the file (cold cache); later rounds reuse the cached project
+                if dc is not None and r % 2 == 1:  # in turns with docker-compose: W C C W W C
+                    dc = dc.round()
+                ups.append(cli(["apply", "-f", str(f), "--progress", "plain"], env))
+                noops += [cli(["apply", "-f", str(f)], env) for _ in range(3)]
+                diffs += [cli(["diff", "-f", str(f)], env) for _ in range(3)]
+                downs.append(cli(["down", "-f", str(f), "-t", "0", "-v"], env))
+                if dc is not None and r % 2 == 0:
+                    dc = dc.round()
+        except RuntimeError as e:
+            print(f"real engine: not available: {e}")
+            subprocess.run([sys.executable, "-m", "reconciler.cli.app", "down", "-f", str(f), "-v", "-t", "0"],
+                           env=env, capture_output=True)
+            return
     up, noop, diff, down = (statistics.median(x) for x in (ups, noops, diffs, downs))
     print(f"({ROUNDS} rounds of apply, 3x no-op apply, 3x no-op diff, down; medians. first apply, cold cache: "
           f"{ups[0]:.2f} s)")
-    ref = {"up": 1.81, "noop": 0.334, "down": 1.15}  # docker-compose on this machine class (issue 8)
-    print(f"wharf apply 10 services: {up:.2f} s (docker-compose up -d {ref['up']} s: ratio {up / ref['up']:.2f})")
-    print(f"wharf no-op apply:       {noop:.3f} s (docker-compose {ref['noop']} s: ratio {noop / ref['noop']:.2f})")
+    if dc is not None:
+        ref, src = dc.medians(), "docker-compose same run"
+        print(f"docker-compose here (private dockerd, {ROUNDS} rounds in turns with wharf's): up -d {ref['up']:.2f} s, "
+              f"no-op up -d {ref['noop']:.3f} s, down -t 0 {ref['down']:.2f} s")
+    else:
+        ref, src = {"up": 1.81, "noop": 0.334, "down": 1.15}, "docker-compose"  # this machine class (issue 8)
+    print(f"wharf apply 10 services: {up:.2f} s ({src} up -d {ref['up']:.2f} s: ratio {up / ref['up']:.2f})")
+    print(f"wharf no-op apply:       {noop:.3f} s ({src} {ref['noop']:.3f} s: ratio {noop / ref['noop']:.2f})")
     print(f"wharf no-op diff:        {diff:.3f} s")
-    print(f"wharf down -t 0:         {down:.2f} s (docker-compose {ref['down']} s: ratio {down / ref['down']:.2f})")
-    compose(f, networks)
+    print(f"wharf down -t 0:         {down:.2f} s ({src} {ref['down']:.2f} s: ratio {down / ref['down']:.2f})")
     real200(tmp, env, networks)
 
 
-def docker_api() -> str | None:
-    """The docker API docker-compose would use, if one answers (never started here)."""
-    import socket
+class Compose:
+    """docker-compose v1 on the same 10 services (compose file format 2.4: v1 knows no `name:`)."""
 
-    host = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
-    if not host.startswith("unix://"):
-        return host
-    try:
-        with socket.socket(socket.AF_UNIX) as s:
-            s.settimeout(2)
-            s.connect(host.removeprefix("unix://"))
-            s.sendall(b"GET /_ping HTTP/1.0\r\n\r\n")
-            return host if b"OK" in s.recv(4096) else None
-    except OSError:
-        return None
+    def __init__(self, exe: str, f: Path, env: dict[str, str]) -> None:
+        self.exe, self.f, self.env = exe, f, env
+        self.ups: list[float] = []
+        self.noops: list[float] = []
+        self.downs: list[float] = []
 
-
-def compose(f: Path, networks: bool) -> None:
-    """The same 10 services with docker-compose v1, when it is installed and a docker API runs."""
-    exe = shutil.which("docker-compose")
-    if not exe:
-        print("docker-compose: not installed, skipped")
-        return
-    host = docker_api()
-    if not host or not networks:
-        print("docker-compose: no docker API is running here (DOCKER_HOST / /var/run/docker.sock), skipped; "
-              "the ratios above use the issue's figures for it")
-        return
-    env = {**os.environ, "DOCKER_HOST": host}
-
-    def dc(*args: str) -> float:
+    def dc(self, *args: str) -> float:
         t0 = time.perf_counter()
-        subprocess.run([exe, "-f", str(f), *args], env=env, capture_output=True, check=True)
+        subprocess.run([self.exe, "-p", "wharfbenchdc", "-f", str(self.f), *args], env=self.env, capture_output=True,
+                       check=True)
         return time.perf_counter() - t0
 
-    try:
-        ups, noops, downs = [], [], []
-        for _ in range(ROUNDS):
-            ups.append(dc("up", "-d"))
-            noops += [dc("up", "-d") for _ in range(3)]
-            downs.append(dc("down", "-t", "0", "-v"))
-    except (subprocess.CalledProcessError, OSError) as e:
-        print(f"docker-compose: failed ({e}), skipped")
-        subprocess.run([exe, "-f", str(f), "down", "-t", "0", "-v"], env=env, capture_output=True)
-        return
-    up, noop, down = (statistics.median(x) for x in (ups, noops, downs))
-    print(f"docker-compose here: up -d {up:.2f} s, no-op up -d {noop:.3f} s, down -t 0 {down:.2f} s")
+    def round(self) -> Compose | None:
+        """up -d, 3x no-op up -d, down; None (and a message) when docker-compose fails."""
+        try:
+            self.ups.append(self.dc("up", "-d"))
+            self.noops += [self.dc("up", "-d") for _ in range(3)]
+            self.downs.append(self.dc("down", "-t", "0", "-v"))
+            return self
+        except (subprocess.CalledProcessError, OSError) as e:
+            err = getattr(e, "stderr", b"") or b""
+            print(f"docker-compose: failed ({e}: {err.decode(errors='replace').strip()[-300:]}), skipped; "
+                  "the ratios below use the issue's figures for it")
+            with contextlib.suppress(subprocess.CalledProcessError, OSError):
+                self.dc("down", "-t", "0", "-v")
+            return None
+
+    def medians(self) -> dict[str, float]:
+        return {"up": statistics.median(self.ups), "noop": statistics.median(self.noops),
+                "down": statistics.median(self.downs)}
+
+
+def compose(tmp: Path, networks: bool, env: dict[str, str], stack_: contextlib.ExitStack) -> Compose | None:
+    """docker-compose against a private dockerd (bench/peers.py, started into `stack_`), when both are installed."""
+    exe = shutil.which("docker-compose")
+    if not exe:
+        print("docker-compose: not installed, skipped; the ratios below use the issue's figures for it")
+        return None
+    if not docker_cli() or not networks:
+        print("docker-compose: no dockerd installed here (or no networks in wharf), skipped; "
+              "the ratios below use the issue's figures for it")
+        return None
+    denv, _ = stack_.enter_context(private_dockerd(wharf_env=env))
+    f = tmp / "dc" / "docker-compose.yml"
+    f.parent.mkdir()
+    f.write_text('version: "2.4"\n' + stack(10, 18083, networks))
+    return Compose(exe, f, denv)
 
 
 def real200(tmp: Path, env: dict[str, str], networks: bool) -> None:

@@ -9,7 +9,7 @@ The daemon has its own unix socket, --data-root, --exec-root, --pidfile and cgro
 fresh /tmp/wpd-* directory; pulls go to a dead loopback proxy (nothing leaves the machine). Without
 `bridge` it runs with --bridge=none and touches no iptables rule, no sysctl. Our busybox image is
 moved into it (`wharf save busybox` | `docker load`, tagged busybox:latest). On the way out, also
-after a failure, it removes every container, stops dockerd, kills what is left of its containerd and
+after a failure, it removes every container and user network (their br-* bridges), stops dockerd, kills what is left of its containerd and
 shims, unmounts everything under its directory, removes the directory and its cgroups; with `bridge`
 also docker0, every iptables rule and chain dockerd added, the nft tables iptables-nft created for it,
 and the filter FORWARD policy it changed. Keep bridge=True runs short: docker0 is a global name.
@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 WHARF = str(Path(sys.executable).with_name("wharf"))
+POOL = "base=10.216.0.0/16,size=24"  # its user networks (compose's): not wharf's 172.17-31, not the tests' 10.214
 
 
 def docker_cli() -> str | None:
@@ -54,7 +55,7 @@ def private_dockerd(bridge: bool = False, bip: str = "10.214.0.1/24", extra: tup
     (d / "daemon.json").write_text("{}")  # not /etc/docker/daemon.json
     argv = [dockerd, *net, "-H", f"unix://{sock}", "--data-root", str(d / "root"), "--exec-root", str(d / "exec"),
             "--pidfile", str(d / "pid"), "--cgroup-parent", f"/{d.name}", "--config-file", str(d / "daemon.json"),
-            *extra]
+            "--default-address-pool", POOL, *extra]
     denv = {**os.environ, "HTTP_PROXY": "http://127.0.0.1:9", "HTTPS_PROXY": "http://127.0.0.1:9",
             "NO_PROXY": "127.0.0.1,localhost"}  # a pull that is not from a loopback registry fails at once
     env = {k: v for k, v in os.environ.items() if k not in ("WHARF_HOST", "DOCKER_CONTEXT")}
@@ -101,6 +102,7 @@ def _stop(proc: subprocess.Popen | None, docker: str, env: dict[str, str], d: Pa
                                  timeout=30).stdout.split()
             if ids:
                 subprocess.run([docker, "rm", "-f", "-v", *ids], env=env, capture_output=True, timeout=120)
+            subprocess.run([docker, "network", "prune", "-f"], env=env, capture_output=True, timeout=60)  # br-*
         terminate(proc)
     for pid in _procs_under(d):  # its containerd, shims, containers that survived
         with contextlib.suppress(ProcessLookupError):
