@@ -184,16 +184,17 @@ def wait(engine, req: Request) -> Stream:
 
 
 def _wait_removed(cs, cid: str, gone) -> str | None:
-    """Until the container's directory is gone (or the client is). The shim runs the --rm cleanup
-    in its own pid: its exit is the moment to look again, no polling interval late. A --rm
+    """Until the container's directory is gone (or the client is). The supervisor holds the
+    container's supervise lock until its --rm cleanup is done: its release is the moment to look
+    again, no polling interval late. A --rm
     container its cleanup left behind is removed here; the error, if that fails too, is returned."""
-    from runtime.containers.store import shim_alive, wait_pid_exit
+    from runtime.containers.store import shim_alive, wait_shim_exit
 
     retried = False
     while cs.store.dir(cid).exists() and not gone():
         st = cs.store.load_state(cid)
         if shim_alive(st):
-            wait_pid_exit(st["shim_pid"], 0.5)
+            wait_shim_exit(st, 0.5)  # the supervisor lets go of the container after its cleanup
             continue
         if not retried and st.get("status") in ("exited", "dead"):
             retried = True
