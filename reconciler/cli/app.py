@@ -85,6 +85,19 @@ def build_app(verb: str | None = None):
     return app
 
 
+def _exit_now(code: int) -> None:
+    """End a fast-path command without the interpreter's teardown (~3 ms of `wharf run`'s wall
+    time): nothing is left to run at exit there but flushing stdout and stderr."""
+    import os
+
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except BrokenPipeError:
+        pass
+    os._exit(code)
+
+
 def main(argv: list[str] | None = None) -> None:
     from runtime.errors import WharfError
 
@@ -103,6 +116,8 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(0)
     if rv is not None:
+        if argv is None:  # the `wharf` process itself (not a caller's in-process main([...]))
+            _exit_now(rv)
         sys.exit(rv)
     import typer
 

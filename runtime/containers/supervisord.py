@@ -59,6 +59,7 @@ class Supervisor:
         self.pid_fd = -1
         self.listener: socket.socket | None = None
         self.sock_ino = 0
+        self.primer = None  # runtime.linux.cgroups.MigrationPrimer, started by serve()
 
     # ------------------------------------------------------------ start-up
     def bind(self) -> None:
@@ -109,7 +110,10 @@ class Supervisor:
         import faulthandler
         import select
 
+        from runtime.linux.cgroups import MigrationPrimer
+
         faulthandler.register(signal.SIGUSR2, all_threads=True)  # kill -USR2: every thread's stack to the log
+        self.primer = MigrationPrimer()  # (a thread: made here, before the first request)
 
         wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         signal.set_wakeup_fd(wake_w)
@@ -195,6 +199,8 @@ class Supervisor:
             if req is None:
                 return
             op = req.get("op")
+            if op in ("start", "run"):  # the runtime will move the container's init between cgroups
+                self.primer.kick()
             if op == "start":
                 counted = False
                 self.start(conn, req)
@@ -559,7 +565,7 @@ def preload() -> None:
     import runtime.oci.cli  # noqa: F401
     import runtime.oci.console  # noqa: F401
     from runtime.linux.cgroups import freezer, fs, manager, misc, v1, v2  # noqa: F401
-    from runtime.oci import create, init, lifecycle, spec, state  # noqa: F401 - what create/start/delete use
+    from runtime.oci import create, hooks, init, lifecycle, spec, state  # noqa: F401 - what create/start/delete use
 
     runtime.containers.nsexec.preload()  # seccomp (libseccomp dlopen), caps, rlimits, paths
 

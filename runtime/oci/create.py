@@ -58,7 +58,6 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     cg = None
     init_pid = 0
     try:
-        primer = prime_migration()
         fifo_fd = _make_exec_fifo(d, lx)
         cg_path = lx.get("cgroupsPath") or f"/wharf/{cid}"
         cg = open_cgroup(cg_path)
@@ -67,6 +66,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
             cg.apply(_with_default_devices(lx.get("resources") or {}, lx.get("devices") or []))
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"linux.resources: {e}") from None
+        # after the mkdirs: the primer holds cgroup_mutex while it waits for the grace period
+        primer = prime_migration()
         console_fd = None
         if terminal:
             from runtime.oci import console

@@ -165,3 +165,28 @@ def test_hugetlb_and_network_limits_or_a_clear_error(cg_path):
     if "net_cls" not in have:
         with pytest.raises(OSError, match="linux.resources.network.classID needs the net_cls"):
             cg.apply({"network": {"classID": 0x100001}})
+
+
+def test_migration_primer_moves_only_within_its_window_and_nowhere():
+    """The primer's moves are no-ops (this process stays in its cgroups), happen while kicked, and
+    stop when the window ends."""
+    import time
+
+    from runtime.linux.cgroups import MigrationPrimer, own_procs_file
+
+    procs = own_procs_file()
+    assert procs and os.getpid() in {int(p) for p in open(procs).read().split()}
+    before = open("/proc/self/cgroup").read()
+    primer = MigrationPrimer()
+    time.sleep(0.02)
+    assert primer.moves == 0  # idle until kicked
+    primer.kick(0.1)
+    deadline = time.monotonic() + 5
+    while primer.moves < 3 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert primer.moves >= 3
+    time.sleep(0.2)
+    settled = primer.moves
+    time.sleep(0.1)
+    assert primer.moves == settled  # the window is over
+    assert open("/proc/self/cgroup").read() == before

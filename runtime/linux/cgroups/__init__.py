@@ -8,6 +8,7 @@ Cheap to import: the runtime's hot path creates the cgroup before the container 
 from __future__ import annotations
 
 import os
+import time
 
 TYPE_CHECKING = False
 if TYPE_CHECKING:
@@ -43,27 +44,84 @@ def open_cgroup(path: str, version: int | None = None) -> CgroupManager:
     return V1Manager(path, with_unified=m == "hybrid")
 
 
+def own_procs_file() -> str:
+    """The cgroup.procs file of this process's own cgroup: in the v2 tree when there is one, else
+    in its first v1 hierarchy ("" when /proc/self/cgroup says nothing usable)."""
+    with open("/proc/self/cgroup") as f:
+        lines = [line.rstrip("\n").split(":", 2) for line in f]
+    for hid, ctrls, path in lines:
+        if hid == "0" and not ctrls:
+            base = ROOT if mode() == "unified" else ROOT + "/unified"
+            return f"{base}{path.rstrip('/')}/cgroup.procs"
+    for _, ctrls, path in lines:
+        name = ctrls.split(",")[0].removeprefix("name=")
+        if name and os.path.isdir(f"{ROOT}/{name}"):
+            return f"{ROOT}/{name}{path.rstrip('/')}/cgroup.procs"
+    return ""
+
+
+def _move_self(procs: str) -> None:
+    """Move this process into the cgroup it is already in: a no-op that takes the migration lock."""
+    try:
+        fd = os.open(procs, os.O_WRONLY | os.O_CLOEXEC)
+        try:
+            os.write(fd, b"0")
+        finally:
+            os.close(fd)
+    except OSError:  # best effort: the lock was taken (and the grace period paid) even if refused
+        pass
+
+
 def prime_migration() -> int:
     """Start paying, in a throw-away child, the RCU grace period that the next move of a task
     between cgroups waits for; returns the child's pid (reap it with waitpid).
 
-    Every write to cgroup.procs takes a global percpu rwsem whose first writer waits a grace
-    period (milliseconds); writers that follow within about one more grace period do not. The
-    child moves itself into the cgroup it is already in (a no-op), so the runtime's real move
-    of the container's init, a few milliseconds later, finds the fast path.
+    Every write to cgroup.procs takes a global percpu rwsem (cgroup_threadgroup_rwsem) whose
+    first writer waits a grace period (5-15 ms here), holding cgroup_mutex meanwhile (so cgroup
+    mkdirs wait too: create the cgroup first); writers that follow within about one more grace
+    period do not wait. The child moves itself into the cgroup it is already in, so the runtime's
+    real move of the container's init, a few milliseconds later, finds the fast path.
     """
     pid = os.fork()
     if pid:
         return pid
     try:
-        with open("/proc/self/cgroup") as f:
-            line = next((x for x in f if x.startswith("0::")), "")
-        base = ROOT if mode() == "unified" else ROOT + "/unified"
-        fd = os.open(base + line[3:].strip() + "/cgroup.procs", os.O_WRONLY)
-        os.write(fd, b"0")
+        _move_self(own_procs_file())
     except BaseException:  # noqa: BLE001 - best effort; never return into the caller
         pass
     os._exit(0)
+
+
+class MigrationPrimer:
+    """prime_migration for a long-lived process that starts containers (the supervisor): a thread
+    that, for a while after each kick(), keeps the migration lock's fast path open by moving this
+    process into its own cgroup every PERIOD seconds. Kick it when a container start is asked for:
+    the first grace period then passes while the engine prepares the bundle, not in the runtime."""
+
+    PERIOD = 0.002
+
+    def __init__(self) -> None:
+        import threading
+
+        self.procs = own_procs_file()
+        self.until = 0.0
+        self.moves = 0
+        self.cond = threading.Condition()
+        threading.Thread(target=self._loop, name="cgroup-primer", daemon=True).start()
+
+    def kick(self, seconds: float = 0.3) -> None:
+        with self.cond:
+            self.until = max(self.until, time.monotonic() + seconds)
+            self.cond.notify()
+
+    def _loop(self) -> None:
+        while self.procs:
+            with self.cond:
+                while time.monotonic() >= self.until:
+                    self.cond.wait()
+            _move_self(self.procs)
+            self.moves += 1
+            time.sleep(self.PERIOD)
 
 
 def oom_kills(path: str) -> int:
