@@ -36,7 +36,8 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def atomic_write_json(path: str | os.PathLike[str], obj: Any, mode: int = 0o644) -> None:
-    atomic_write(path, json.dumps(obj, indent=1, sort_keys=True), mode)
+    # compact: json's C encoder serves only indent=None (an indented dump is ~5x slower, in Python)
+    atomic_write(path, json.dumps(obj, sort_keys=True), mode)
 
 
 def read_json(path: str | os.PathLike[str], default: Any = None) -> Any:
