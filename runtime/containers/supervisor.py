@@ -100,7 +100,7 @@ class Shim:
         self.outs: dict[int, int] = {}  # fd -> stream
         self.stdin_w = -1
         self.exited: int | None = None
-        self.deleting = None  # reaper.Child of the runtime's `delete` still running
+        self.deleting = None  # reaper.Child of the runtime's `delete` still running (True: do it here)
         self.phase = "create"
         self.first = True
         self.backoff = BACKOFF_START
@@ -323,8 +323,10 @@ class Shim:
             if self.phase == "running":
                 code = self.loop()
                 oom = self.oom_killed()
-                # the runtime's delete (cgroup removal) runs while the exit is recorded and told
-                self.deleting = self.spawn_runtime("delete", "--force", self.id)
+                if self.cfg.get("runtime_builtin"):
+                    self.deleting = True  # in this thread, once the exit is recorded and told (wait_deleted)
+                else:  # the runtime's delete (cgroup removal) runs while the exit is recorded and told
+                    self.deleting = self.spawn_runtime("delete", "--force", self.id)
                 if oom:
                     self.event("oom")
                 self.update(status="exited", pid=0, exit_code=code, oom_killed=oom,
@@ -353,9 +355,17 @@ class Shim:
         return os.path.join(self.run_dir, "supervise.lock")
 
     def wait_deleted(self) -> None:
-        if self.deleting is not None:
+        if self.deleting is True:  # the built-in runtime's delete: a few rmdirs, no process for it
+            from runtime.errors import WharfError  # (imported: preload)
+            from runtime.oci import lifecycle
+
+            try:
+                lifecycle.delete(self.cfg["runtime_root"], self.id, force=True)
+            except (WharfError, OSError) as e:
+                print(f"supervisor: delete of {self.id[:12]}: {e}", file=sys.stderr, flush=True)
+        elif self.deleting is not None:
             self.deleting.wait()
-            self.deleting = None
+        self.deleting = None
 
     def stop_requested(self) -> bool:
         return bool((read_json(self.state_path, {}) or {}).get("stop_requested")) \

@@ -552,6 +552,7 @@ def preload() -> None:
     import fcntl  # noqa: F401
     import json  # noqa: F401
     import struct  # noqa: F401
+    import subprocess  # noqa: F401 - OCI poststart/poststop hooks run from shim threads
     import termios  # noqa: F401
     import traceback  # noqa: F401
     import warnings  # noqa: F401
