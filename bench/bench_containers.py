@@ -1,8 +1,8 @@
 """Containers: `run --rm busybox true`, 20 parallel `run -d`, `ps` with 20 containers, supervisor memory.
 
-Prints medians and ratios against docker: measured in the same run through a private dockerd
-(bench/peers.py), in turns with ours, when dockerd is installed; else against the fixed figures of
-issue 4. Needs root.
+Prints medians and ratios against docker and podman, each measured in the same run (a private dockerd,
+a podman with its own storage: bench/peers.py), in turns with ours, when installed; without dockerd,
+against the fixed figures of issue 4. Needs root.
 Uses a private WHARF_ROOT/WHARF_RUN and removes everything it made.
 """
 
@@ -18,7 +18,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from peers import docker_cli, private_dockerd
+from peers import docker_cli, podman_cli, private_dockerd, private_podman
 
 WHARF = str(Path(sys.executable).with_name("wharf"))
 DOCKER_FIGURES = {"run": 0.181, "parallel20": 2.72, "ps": 0.011}  # measured on this VM (issue 4): without dockerd
@@ -87,10 +87,10 @@ def peer(name: str) -> str | None:
     return shutil.which(name)
 
 
-def report(label: str, ours: float, key: str, docker: float | None = None) -> None:
+def report(label: str, ours: float, key: str, peer: float | None = None, who: str = "docker") -> None:
     line = f"{label:<44} wharf {ours:.3f} s"
-    if docker is not None:
-        line += f"   docker (same run) {docker:.3f} s   ratio {ours / docker:.2f}x"
+    if peer is not None:
+        line += f"   {who} (same run) {peer:.3f} s   ratio {ours / peer:.2f}x"
     else:
         line += f"   (docker measured here before: {DOCKER_FIGURES[key]:.3f} s, ratio {ours / DOCKER_FIGURES[key]:.2f}x)"
     print(line)
@@ -121,26 +121,29 @@ def alone(run: list[str]) -> None:
     subprocess.run([WHARF, "rm", "-f", *ids], capture_output=True)
 
 
-def with_docker(run: list[str]) -> None:
-    """The same commands through a private dockerd (bench/peers.py), in turns with ours."""
-    with private_dockerd(wharf_env=dict(os.environ)) as (denv, docker):
-        drun = [docker, "run", "--rm", "--network", "none", "busybox", "true"]
-        for rt, env in runtimes(run):
-            ours, theirs = medians_abba(run, drun, N, env, denv)
-            report(f"run --rm busybox true ({rt})", ours, "run", theirs)
-        walls: dict[str, list[float]] = {"wharf": [], "docker": []}
-        ids: dict[str, list[str]] = {"wharf": [], "docker": []}
-        for who in ("wharf", "docker", "docker", "wharf"):  # ABBA; the second round's containers stay for ps
-            cli, env = (WHARF, None) if who == "wharf" else (docker, denv)
-            if ids[who]:
-                subprocess.run([cli, "rm", "-f", *ids[who]], capture_output=True, env=env)
-            wall, ids[who] = parallel_runs(20, cli, env)
-            walls[who].append(wall)
+def with_peer(who: str, ctx, run: list[str]) -> None:
+    """The same commands through a private dockerd or podman (bench/peers.py), in turns with ours."""
+    with ctx as (penv, cli):
+        prun = [cli, "run", "--rm", "--network", "none", "busybox", "true"]
+        rm = [cli, "rm", "-f"] + (["-t", "0"] if who == "podman" else [])
+        for rt, env in runtimes(run) if who == "docker" else [("builtin", None)]:
+            ours, theirs = medians_abba(run, prun, N, env, penv)
+            report(f"run --rm busybox true ({rt})", ours, "run", theirs, who)
+        walls: dict[str, list[float]] = {"wharf": [], who: []}
+        ids: dict[str, list[str]] = {"wharf": [], who: []}
+        for side in ("wharf", who, who, "wharf"):  # ABBA; the second round's containers stay for ps
+            c, env = (WHARF, None) if side == "wharf" else (cli, penv)
+            if ids[side]:
+                subprocess.run(([WHARF, "rm", "-f"] if side == "wharf" else rm) + ids[side], capture_output=True,
+                               env=env)
+            wall, ids[side] = parallel_runs(20, c, env)
+            walls[side].append(wall)
         report("20 parallel run -d busybox sleep", statistics.mean(walls["wharf"]), "parallel20",
-               statistics.mean(walls["docker"]))
-        ours, theirs = medians_abba([WHARF, "ps"], [docker, "ps"], N, None, denv)
-        report("ps with 20 containers", ours, "ps", theirs)
+               statistics.mean(walls[who]), who)
+        ours, theirs = medians_abba([WHARF, "ps"], [cli, "ps"], N, None, penv)
+        report("ps with 20 containers", ours, "ps", theirs, who)
         subprocess.run([WHARF, "rm", "-f", *ids["wharf"]], capture_output=True)
+        subprocess.run(rm + ids[who], capture_output=True, env=penv)
 
 
 def main() -> int:
@@ -154,13 +157,13 @@ def main() -> int:
         subprocess.run([WHARF, "image", "bootstrap", "busybox"], check=True, capture_output=True)
         run = [WHARF, "run", "--rm", "--network", "none", "busybox", "true"]
         if docker_cli():
-            with_docker(run)
+            with_peer("docker", private_dockerd(wharf_env=dict(os.environ)), run)
         else:
             print("docker is not installed: ratios against the figures of issue 4")
             alone(run)
+        if podman_cli():
+            with_peer("podman", private_podman(wharf_env=dict(os.environ)), run)
         memory_per_container()
-        if peer("podman"):
-            print("podman is installed: run the same commands with it for a same-run ratio")
     finally:
         subprocess.run([WHARF, "rm", "-f", *subprocess.run([WHARF, "ps", "-aq"], capture_output=True,
                                                            text=True).stdout.split()], capture_output=True)

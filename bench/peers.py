@@ -142,6 +142,54 @@ def _procs_under(d: Path) -> list[int]:
     return out
 
 
+def podman_cli() -> str | None:
+    return shutil.which("podman")
+
+
+@contextlib.contextmanager
+def private_podman(wharf_env: dict[str, str] | None = None) -> Iterator[tuple[dict[str, str], str]]:
+    """Yield (env, podman CLI path) for a podman with its own storage, run root and config under a
+    fresh /tmp/wpp-* directory (CONTAINERS_CONF / CONTAINERS_STORAGE_CONF), holding our busybox
+    (`wharf save` | `podman load`). The OCI runtime is runc: crun refuses this VM's hybrid cgroups
+    (PEERS.md), and the ulimits podman sets by default exceed the VM's hard limits. On the way out
+    it removes its containers and images, unmounts and deletes its directory."""
+    podman = shutil.which("podman")
+    if podman is None:
+        raise RuntimeError("podman is not installed")
+    d = Path(tempfile.mkdtemp(prefix="wpp-", dir="/tmp"))
+    (d / "containers.conf").write_text(
+        '[containers]\ndefault_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]\n'
+        f'[engine]\nruntime = "runc"\ncgroup_manager = "cgroupfs"\nevents_logger = "file"\n'
+        f'events_logfile_path = "{d}/events.log"\ntmp_dir = "{d}/tmp"\n')
+    (d / "storage.conf").write_text(f'[storage]\ndriver = "overlay"\ngraphroot = "{d}/graph"\nrunroot = "{d}/run"\n')
+    env = {k: v for k, v in os.environ.items() if k not in ("WHARF_HOST", "DOCKER_HOST", "CONTAINER_HOST")}
+    env.update(CONTAINERS_CONF=str(d / "containers.conf"), CONTAINERS_STORAGE_CONF=str(d / "storage.conf"))
+    try:
+        if wharf_env is None:
+            wharf_env = {k: v for k, v in os.environ.items() if k not in ("WHARF_HOST", "DOCKER_HOST")}
+            wharf_env.update(WHARF_ROOT=str(d / "wroot"), WHARF_RUN=str(d / "wrun"))
+            subprocess.run([WHARF, "image", "bootstrap", "busybox"], env=wharf_env, check=True, capture_output=True)
+        subprocess.run([WHARF, "save", "-o", str(d / "busybox.tar"), "busybox"], env=wharf_env, check=True,
+                       capture_output=True)
+        load = subprocess.run([podman, "load", "-i", str(d / "busybox.tar")], env=env, capture_output=True, text=True)
+        if load.returncode:
+            raise RuntimeError(f"podman load failed: {load.stderr.strip()[-500:]}")
+        subprocess.run([podman, "tag", "localhost/busybox:latest", "busybox:latest"], env=env, capture_output=True)
+        yield env, podman
+    finally:
+        with contextlib.suppress(subprocess.SubprocessError, OSError):
+            subprocess.run([podman, "rm", "-af", "-t", "0"], env=env, capture_output=True, timeout=120)
+            subprocess.run([podman, "rmi", "-af"], env=env, capture_output=True, timeout=60)
+        for pid in _procs_under(d):  # conmon and what survived
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        with open("/proc/self/mountinfo") as f:
+            points = [line.split()[4] for line in f]
+        for p in sorted((p for p in points if p == str(d) or p.startswith(f"{d}/")), key=len, reverse=True):
+            subprocess.run(["umount", "-l", p], capture_output=True)
+        shutil.rmtree(d, ignore_errors=True)
+
+
 # --- with bridge=True: what dockerd changes on the host, and how it is undone ---------------------
 
 def _iptables_lines() -> set[str]:
