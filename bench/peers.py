@@ -104,7 +104,16 @@ def _stop(proc: subprocess.Popen | None, docker: str, env: dict[str, str], d: Pa
                 subprocess.run([docker, "rm", "-f", "-v", *ids], env=env, capture_output=True, timeout=120)
             subprocess.run([docker, "network", "prune", "-f"], env=env, capture_output=True, timeout=60)  # br-*
         terminate(proc)
-    for pid in _procs_under(d):  # its containerd, shims, containers that survived
+    _kill_unmount_remove(d)  # its containerd, shims, containers that survived
+    for cg in Path("/sys/fs/cgroup").glob(f"*/{d.name}"):  # every v1 controller and unified (v2)
+        for sub in sorted(cg.glob("**/"), key=lambda p: len(str(p)), reverse=True):
+            with contextlib.suppress(OSError):
+                os.rmdir(sub)
+
+
+def _kill_unmount_remove(d: Path) -> None:
+    """SIGKILL every process whose command line names `d`, unmount everything under it, delete it."""
+    for pid in _procs_under(d):
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
     with open("/proc/self/mountinfo") as f:
@@ -112,10 +121,6 @@ def _stop(proc: subprocess.Popen | None, docker: str, env: dict[str, str], d: Pa
     for p in sorted((p for p in points if p == str(d) or p.startswith(f"{d}/")), key=len, reverse=True):
         subprocess.run(["umount", "-l", p], capture_output=True)
     shutil.rmtree(d, ignore_errors=True)
-    for cg in Path("/sys/fs/cgroup").glob(f"*/{d.name}"):  # every v1 controller and unified (v2)
-        for sub in sorted(cg.glob("**/"), key=lambda p: len(str(p)), reverse=True):
-            with contextlib.suppress(OSError):
-                os.rmdir(sub)
 
 
 def terminate(proc: subprocess.Popen, grace: float = 30) -> None:
@@ -180,14 +185,7 @@ def private_podman(wharf_env: dict[str, str] | None = None) -> Iterator[tuple[di
         with contextlib.suppress(subprocess.SubprocessError, OSError):
             subprocess.run([podman, "rm", "-af", "-t", "0"], env=env, capture_output=True, timeout=120)
             subprocess.run([podman, "rmi", "-af"], env=env, capture_output=True, timeout=60)
-        for pid in _procs_under(d):  # conmon and what survived
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-        with open("/proc/self/mountinfo") as f:
-            points = [line.split()[4] for line in f]
-        for p in sorted((p for p in points if p == str(d) or p.startswith(f"{d}/")), key=len, reverse=True):
-            subprocess.run(["umount", "-l", p], capture_output=True)
-        shutil.rmtree(d, ignore_errors=True)
+        _kill_unmount_remove(d)  # conmon and what survived
 
 
 # --- with bridge=True: what dockerd changes on the host, and how it is undone ---------------------
