@@ -684,6 +684,9 @@ def _builtin_runtime(args: list[str], fds: tuple[int, int, int]) -> None:
     without exec'ing a new interpreter. Only this thread exists here: do this, then _exit."""
     rc = 1
     try:
+        from runtime.linux.prctl import set_name  # (imported: preload)
+
+        set_name("wharf-runtime")
         reset_signals()
         for i, fd in enumerate(fds):
             os.dup2(fd, i)

@@ -32,6 +32,7 @@ from runtime.containers import stream
 from runtime.containers.lean import atomic_write_json, dumps, loads, read_json
 from runtime.containers.reaper import Reaper
 from runtime.containers.supervisor import Shim, reset_signals
+from runtime.linux.prctl import set_name
 
 IDLE_EXIT = 3.0
 TICK = 1.0
@@ -442,6 +443,7 @@ def _fork_run(fds: list[int], req: dict) -> int:
         return pid
     rc = 125
     try:
+        set_name("wharf-run")  # what ps/top show for this `wharf run`'s worker
         reset_signals()
         import _signal
 
@@ -481,6 +483,7 @@ def _fork_cleanup(cid: str) -> int:
     if pid == 0:
         rc = 1
         try:
+            set_name("wharf-cleanup")
             reset_signals()
             os.closerange(3, os.sysconf("SC_OPEN_MAX"))  # other containers' locks, pipes... are not its
             from runtime.containers.manager import LocalContainers
@@ -602,12 +605,14 @@ def main(argv: list[str]) -> int:
     sup = Supervisor(run_root)
     if len(argv) > 3 and argv[2] == "--adopt":
         set_child_subreaper()
+        set_name("wharf-supervise")
         preload_engine()
         sup.adopt(argv[3])
         return sup.serve()
     ready_fd = int(argv[2]) if len(argv) > 2 else -1
     daemonize()
     set_child_subreaper()
+    set_name("wharf-supervise")  # ps/top: the supervisor, its workers "wharf-run", runtimes "wharf-runtime"
     os.makedirs(run_root, exist_ok=True)
     log = os.open(os.path.join(run_root, "supervisor.log"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     null = os.open(os.devnull, os.O_RDWR)

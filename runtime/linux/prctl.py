@@ -1,4 +1,5 @@
-"""prctl(2) options the runtime uses: no_new_privs, child subreaper, keepcaps, bounding set, ambient caps."""
+"""prctl(2) options the runtime uses: no_new_privs, child subreaper, keepcaps, bounding set, ambient caps,
+process names."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import ctypes
 from runtime.linux.libc import check, libc
 
 PR_SET_PDEATHSIG = 1
+PR_SET_NAME = 15
 PR_SET_KEEPCAPS = 8
 PR_CAPBSET_READ = 23
 PR_CAPBSET_DROP = 24
@@ -25,6 +27,12 @@ libc.prctl.argtypes = [ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ul
 
 def prctl(option: int, a2: int = 0, a3: int = 0, a4: int = 0, a5: int = 0) -> int:
     return check(libc.prctl(option, a2, a3, a4, a5), f"prctl({option})")
+
+
+def set_name(name: str) -> None:
+    """The calling thread's name (comm: what ps, top and perf show), at most 15 bytes."""
+    buf = ctypes.create_string_buffer(name.encode()[:15])
+    prctl(PR_SET_NAME, ctypes.addressof(buf))
 
 
 def set_no_new_privs() -> None:

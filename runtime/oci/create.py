@@ -14,7 +14,7 @@ import _signal as signal  # the C module: `signal` imports enum, a cost on the h
 import os
 
 from runtime.errors import Conflict, InvalidArgument, RuntimeFailure, WharfError
-from runtime.linux import ns
+from runtime.linux import ns, prctl
 from runtime.oci import init
 from runtime.oci import state as st
 from runtime.oci.channel import Channel
@@ -231,6 +231,7 @@ def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd
                   record: dict, preserve_fds: int) -> None:
     try:
         # nothing the caller leaked to us (a supervisor's pipes...) may live on in the container
+        prctl.set_name("wharf:[1:CHILD]")  # as runc's runc:[1:CHILD]
         _close_fds_except({ch.rfd, ch.wfd, fifo_fd} | ({console_fd} if console_fd is not None else set())
                           | set(range(3, 3 + preserve_fds)))
         lx = spec.get("linux") or {}

@@ -21,6 +21,7 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
          cgroup_dirs: dict[str, str], base_state: dict, cgroupns: bool) -> None:
     """Never returns: execs the process or exits."""
     try:
+        prctl.set_name("wharf:[2:INIT]")  # until it execs the container's process
         path, env = setup(ch, spec, rootfs, console_fd, in_userns, cgroup_dirs, cgroupns)
     except BaseException as e:  # noqa: BLE001 - a forked child must never return into the runtime
         try:

@@ -184,6 +184,9 @@ def test_run_in_a_worker_streams_passes_signals_and_survives_a_handoff(image_env
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     assert proc.stdout.readline() == b"0\n"
     sup = supervisor_pid()
+    names = {open(f"/proc/{p}/comm").read().strip() for p in children_of(sup)}
+    assert "wharf-run" in names  # ps/top tell the supervisor's processes apart
+    assert open(f"/proc/{sup}/comm").read().strip() == "wharf-supervise"
     os.kill(sup, signal.SIGHUP)  # a hand-off while the worker runs: the client is not disturbed
     until(lambda: b"--adopt" in cmdline(sup))
     lines = [proc.stdout.readline() for _ in range(30)]
@@ -201,6 +204,17 @@ def test_run_in_a_worker_streams_passes_signals_and_survives_a_handoff(image_env
     assert json.loads(wharf("inspect", "fg").stdout)[0]["State"]["Running"] is True
     assert wharf("ps", "-q").stdout.split() == [state_id("fg")[:12].encode()]
     wharf("rm", "-f", "fg")
+
+
+def children_of(pid: int) -> list[int]:
+    out = []
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                out += [int(c) for c in f.read().split()]
+        except OSError:
+            continue
+    return out
 
 
 def state_id(name: str) -> str:

@@ -86,6 +86,9 @@ def prime_migration() -> int:
     if pid:
         return pid
     try:
+        from runtime.linux.prctl import set_name
+
+        set_name("wharf-primer")
         _move_self(own_procs_file())
     except BaseException:  # noqa: BLE001 - best effort; never return into the caller
         pass
