@@ -72,12 +72,15 @@ def _threads() -> int:
 
 
 def event_json(ev) -> dict[str, Any]:
-    """Docker's events message (with the pre-1.22 fields tools still read)."""
+    """Docker's events message (with the pre-1.22 fields tools still read: status/id for containers
+    and images, from for containers)."""
     d: dict[str, Any] = {"Type": ev.type, "Action": ev.action,
                          "Actor": {"ID": ev.id, "Attributes": dict(ev.attributes)},
                          "scope": "local", "time": int(ev.time), "timeNano": int(ev.time * 1e9)}
-    if ev.type == "container":
-        d.update(status=ev.action, id=ev.id, **({"from": ev.attributes["image"]} if "image" in ev.attributes else {}))
+    if ev.type in ("container", "image"):
+        d.update(status=ev.action, id=ev.id)
+    if ev.type == "container" and "image" in ev.attributes:
+        d["from"] = ev.attributes["image"]
     return d
 
 
@@ -99,7 +102,7 @@ def _ts(req: Request, name: str) -> float | None:
 
 @router.route("GET", r"/events")
 def events(engine, req: Request) -> Stream:
-    from runtime.containers.events import read_events
+    from runtime.util.events import read_events
 
     since, until = _ts(req, "since"), _ts(req, "until")
     filters = req.filters()

@@ -49,25 +49,6 @@ def _iso(t) -> str:
     return t if isinstance(t, str) else ""
 
 
-def _emit(action: str, image_id: str, name: str = "") -> None:
-    """An image event in the engine's event log (`wharf events`), like Docker's tag/untag/delete/load/..."""
-    from runtime.containers.events import emit
-
-    try:
-        emit("image", action, image_id, {"name": name} if name else {})
-    except OSError:
-        pass
-
-
-def _emit_removal(lines: list[str], image_id: str) -> None:
-    for line in lines:
-        kind, _, what = line.partition(": ")
-        if kind == "Untagged":
-            _emit("untag", image_id, what)
-        elif kind == "Deleted" and what == image_id:
-            _emit("delete", image_id)
-
-
 def _trunc(image_id: str, no_trunc: bool) -> str:
     return image_id if no_trunc else image_id.removeprefix("sha256:")[:12]
 
@@ -151,15 +132,11 @@ def images(repository: str = typer.Argument(None, help="Show only this REPOSITOR
 def tag(source: str = typer.Argument(..., help="SOURCE_IMAGE[:TAG]"),
         target: str = typer.Argument(..., help="TARGET_IMAGE[:TAG]")) -> None:
     """Create a tag TARGET_IMAGE that refers to SOURCE_IMAGE."""
-    from runtime.images.reference import familiar
-
     rimages = _remote()
     if rimages is not None:
         rimages.tag(source, target)
         return
-    store = _store()
-    store.tag(source, target)
-    _emit("tag", store.resolve(target).id, familiar(target))
+    _store().tag(source, target)  # (the store writes the image events: `wharf events`)
 
 
 def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
@@ -175,11 +152,8 @@ def rmi(images: list[str] = typer.Argument(..., help="IMAGE..."),
                 for line in rimages.remove(ref, force=force):
                     typer.echo(line)
                 continue
-            image_id = store.resolve(ref).id
-            lines = store.remove(ref, force=force)
-            for line in lines:
+            for line in store.remove(ref, force=force):
                 typer.echo(line)
-            _emit_removal(lines, image_id)
         except WharfError as e:
             print(f"wharf: error: {e}", file=sys.stderr)
             failed = e
@@ -322,16 +296,9 @@ def load(input: str = typer.Option(None, "-i", "--input", help="Read from a tar 
             msgs = load_images(_store(), f, input or "stdin")
     finally:
         close()
-    if rimages is not None:
-        if not quiet:
-            for m in msgs:
-                typer.echo(m)
-        return
-    for m in msgs:
-        if not quiet:
+    if not quiet:
+        for m in msgs:
             typer.echo(m)
-        ref = m.rpartition(" ")[2]
-        _emit("load", _store().resolve(ref).id, "" if ref.startswith("sha256:") else ref)
 
 
 def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zstd), or - for STDIN."),
@@ -351,7 +318,6 @@ def import_(file: str = typer.Argument(..., help="A tar file (plain, gzip or zst
         img = import_tar(_store(), f, repository, change, message, "-" if file == "-" else file, platform)
     finally:
         close()
-    _emit("import", img.id, repository or "")
     typer.echo(img.id)
 
 

@@ -55,9 +55,13 @@ def register(app: typer.Typer) -> None:
 
         from runtime.cli import remote_verbs
         from runtime.cli.containers import _since, _split_filters
-        from runtime.containers.events import read_events
+        from runtime.util.events import read_events
 
         s, u = _since(since, "--since"), _since(until, "--until")
+        if s is None and u is None:  # as docker: without --since/--until only what happens from now on
+            import time
+
+            s = time.time()
         stream = remote_verbs.events(s, u, _split_filters(filter)) if remote_verbs.remote() else \
             read_events(s, u, _split_filters(filter), follow=u is None)
         for ev in stream:

@@ -86,7 +86,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
     mounts = [mount_from_dict(m) for m in rec["mounts"]]
     from runtime.volumes.store import VolumeStore
 
-    mounts = VolumeStore().prepare_mounts(mounts, rootfs)
+    mounts = VolumeStore().prepare_mounts(mounts, rootfs, cid)
     net = netsetup.setup(store, rec, spec, hostname)
     rec.update(ports=net.ports, networks=net.networks, netns=net.netns or "")
     init = None

@@ -207,6 +207,10 @@ class LocalContainers(ContainerOperations):
 
     def _teardown(self, rec: dict[str, Any], spec: ContainerSpec) -> None:
         launch.umount_rootfs(self.store, rec["id"])
+        if any(m["type"] == "volume" for m in rec.get("mounts", [])):
+            from runtime.volumes.store import unmount_events
+
+            unmount_events(rec["id"])
         try:
             netsetup.teardown(rec["id"], spec)
         except WharfError:

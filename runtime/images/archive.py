@@ -31,6 +31,7 @@ from runtime.images.streams import (
     decompressor,
     detect,
 )
+from runtime.util.events import emit_image
 
 if TYPE_CHECKING:
     from runtime.images.store import Image, ImageStore
@@ -203,6 +204,8 @@ def save(store: ImageStore, refs: list[str], out: BinaryIO, format: str = "docke
         save_oci(store, refs, out)
     else:
         raise InvalidArgument(f"unknown save format {format!r}", hint="use docker or oci")
+    for img, _tags in _resolve_all(store, refs):
+        emit_image("save", img.id, img.id, img.labels)
 
 
 # ---------------------------------------------------------------- load
@@ -372,6 +375,7 @@ def load(store: ImageStore, src: BinaryIO, what: str = "archive") -> list[str]:
     _drop_unreferenced(store, ld.new_blobs)
     msgs = []
     for img, tags in loaded:
+        emit_image("load", img.id, img.id, img.labels)
         if tags:
             msgs += [f"Loaded image: {t}" for t in tags]
         else:
@@ -423,11 +427,15 @@ def import_tar(store: ImageStore, src: BinaryIO, ref: str | None = None, changes
     config = {"architecture": arch, "os": os_, "created": created, "config": parsed,
               "history": [{"created": created, "created_by": "", "comment": message or f"Imported from {source}"}]}
     try:
-        return store.add_image(config, [(digest, hashing.digest)], ref)
+        img = store.add_image(config, [(digest, hashing.digest)], ref)
     except BaseException:
         if not existed:
             _drop_unreferenced(store, {digest})
         raise
+    if ref:
+        emit_image("tag", img.id, familiar(ref), img.labels)
+    emit_image("import", img.id, img.id, img.labels)
+    return img
 
 
 def open_input(path: str | None, stdin: BinaryIO) -> tuple[BinaryIO, Callable[[], None]]:

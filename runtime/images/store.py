@@ -32,6 +32,7 @@ from runtime.images.reference import familiar, is_image_id, parse, with_default_
 from runtime.images.snapshots import FLAT, MOUNT_DATA_MAX, OVERLAY_MAX_LOWER, Snapshots
 from runtime.images.streams import detect
 from runtime.linux.mount import MNT_DETACH, Mount, umount
+from runtime.util.events import emit_image, emit_image_removal
 from runtime.util.fs import atomic_write_json, file_lock, read_json
 
 
@@ -297,6 +298,7 @@ class ImageStore:
         with self._locked() as db:
             image_id = self._find_id(db, ref)
             self._set_tag(db, image_id, tag)
+        emit_image("tag", image_id, familiar(tag), self._labels(image_id))
 
     def untag(self, ref: str) -> list[str]:
         r = with_default_tag(parse(ref))
@@ -319,12 +321,25 @@ class ImageStore:
         with self._locked() as db:
             db["holds"][key] = image_id
 
+    def _labels(self, image_id: str) -> dict[str, str]:
+        try:
+            return json.loads(self.content.read(image_id)).get("config", {}).get("Labels") or {}
+        except (NotFound, ValueError, AttributeError):
+            return {}
+
     def remove(self, ref: str, force: bool = False) -> list[str]:
         """`docker rmi`: untag a name; delete the image when its last reference goes (or by id).
 
         A container's image is never deleted from under it: without force that is a Conflict,
         with force the image is untagged and its data stays until the container releases it.
         """
+        image_id = self._find_id(self._read(), ref)
+        labels = self._labels(image_id)
+        out = self._remove(ref, force)
+        emit_image_removal(out, image_id, labels)
+        return out
+
+    def _remove(self, ref: str, force: bool) -> list[str]:
         out: list[str] = []
         with self._locked() as db:
             image_id = self._find_id(db, ref)
@@ -438,9 +453,11 @@ class ImageStore:
                         img = None
                     if img is not None and not matches(img, filters, prune=True):
                         continue
-                for t in rec.get("tags", []) + rec.get("digests", []):
-                    out.append(f"Untagged: {familiar(t)}")
-                out += self._delete(db, image_id)
+                labels = self._labels(image_id)
+                gone = [f"Untagged: {familiar(t)}" for t in rec.get("tags", []) + rec.get("digests", [])]
+                gone += self._delete(db, image_id)
+                emit_image_removal(gone, image_id, labels)
+                out += gone
         self.gc()
         return out, max(0, before - self.disk_usage()["total"])
 

@@ -111,6 +111,7 @@ class NetworkManager:
                 self._teardown_host(rec)
                 self.store.delete_network(rec["id"])
                 raise
+        _event("create", rec)
         return rec
 
     def _setup_host(self, rec: dict[str, Any]) -> None:
@@ -200,6 +201,7 @@ class NetworkManager:
         with self.store.host_lock():
             self._teardown_host(rec)
         self.store.delete_network(rec["id"])
+        _event("destroy", rec)
 
     def prune(self) -> list[str]:
         removed = []
@@ -302,6 +304,7 @@ class NetworkManager:
         ep.pop("attaching", None)
         if not net["default"]:
             self._sync_dns()
+        _event("connect", net, container_id)
         return self._endpoint_info(net, ep)
 
     def _forget(self, container_id: str, net_id: str) -> None:
@@ -325,6 +328,7 @@ class NetworkManager:
             if not rec or net["id"] not in rec["networks"]:
                 raise NotFound(f"container {container_id[:12]} is not connected to network {net['name']}")
         self._forget(container_id, net["id"])
+        _event("disconnect", net, container_id)
         if not net["default"]:
             self._sync_dns()
 
@@ -390,11 +394,13 @@ class NetworkManager:
         interface still answers ARP.
         """
         user_net = False
+        nets: dict[str, dict[str, Any]] = {}
         with self.store.lock():
             rec = self.store.endpoint(container_id)
             if rec is not None:
                 self._unpublish(rec)
-                defaults = {n["id"] for n in self.store.networks() if n["default"]}
+                nets = {n["id"]: n for n in self.store.networks()}
+                defaults = {nid for nid, n in nets.items() if n["default"]}
                 user_net = any(nid not in defaults for nid in rec["networks"])
                 self._reap_released()  # the records of veths the kernel has destroyed since
                 if rec["networks"]:
@@ -402,6 +408,9 @@ class NetworkManager:
                 else:
                     self.store.delete_endpoint(container_id)
             netns_mod.delete(container_id)
+        for nid in rec["networks"] if rec is not None else ():
+            if nid in nets:
+                _event("disconnect", nets[nid], container_id)
         if user_net:
             self._sync_dns()
 
@@ -472,6 +481,16 @@ class NetworkManager:
         return NetworkInfo(id=rec["id"], name=rec["name"], driver=rec["driver"], subnet=rec["subnet"],
                            gateway=rec["gateway"], internal=rec["internal"], labels=dict(rec.get("labels", {})),
                            options=options, containers=containers, created=rec.get("created", ""))
+
+
+def _event(action: str, net: dict[str, Any], container_id: str = "") -> None:
+    """Docker's network events: create/destroy, connect/disconnect (with the container's id)."""
+    from runtime.util.events import emit
+
+    attrs = {"name": net["name"], "type": net.get("driver", "bridge")}
+    if container_id:
+        attrs["container"] = container_id
+    emit("network", action, net["id"], attrs)
 
 
 def _crashed(ep: dict[str, Any]) -> bool:

@@ -177,7 +177,8 @@ def pull(store, ref: str, platform: str | None = None, progress=None, auth: tupl
     """Pull `ref` (name[:tag|@digest]) into `store` (an ImageStore); returns the registered Image.
     `auth` (user, password) overrides the stored credentials (e.g. from an API's X-Registry-Auth)."""
     from runtime.images import oci
-    from runtime.images.reference import familiar_name, parse, with_default_tag
+    from runtime.images.reference import familiar, familiar_name, parse, with_default_tag
+    from runtime.util.events import emit_image
 
     r = with_default_tag(parse(ref))
     emit(progress, status=f"Pulling from {familiar_name(r.name)}", id=r.tag or r.digest)
@@ -206,6 +207,7 @@ def pull(store, ref: str, platform: str | None = None, progress=None, auth: tupl
             emit(progress, status=f"Status: Downloaded newer image for {r}")
         else:
             emit(progress, status=f"Status: Image is up to date for {r}")
+        emit_image("pull", familiar(str(r)), familiar_name(r.name), image.labels)
         return image
     except BaseException:
         if unpacker is not None:

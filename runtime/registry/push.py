@@ -109,7 +109,8 @@ class _Uploader:
 def push(store, ref: str, progress=None, chunk_size: int | None = None, auth: tuple[str, str] | None = None) -> str:
     """Push the local image `ref` to its registry; returns the manifest digest. `auth` (user,
     password) overrides the stored credentials; `chunk_size` uploads in PATCH chunks of that size."""
-    from runtime.images.reference import parse, with_default_tag
+    from runtime.images.reference import familiar, familiar_name, parse, with_default_tag
+    from runtime.util.events import emit_image
 
     r = with_default_tag(parse(ref))
     image = store.resolve(str(r))
@@ -147,6 +148,7 @@ def push(store, ref: str, progress=None, chunk_size: int | None = None, auth: tu
         if r.tag:  # remember name@digest (Docker's RepoDigests): later pushes can mount from here
             store.register(data, f"{r.name}:{r.tag}", repo_digest=True)
         emit(progress, status=f"{r.tag or r.digest}: digest: {digest} size: {len(data)}")
+        emit_image("push", familiar(str(r)), familiar_name(r.name), image.labels)
         return digest
     finally:
         session.close()

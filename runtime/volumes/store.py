@@ -60,7 +60,7 @@ class VolumeStore:
             meta = {"name": name, "driver": "local", "labels": labels, "options": dict(options or {}),
                     "created": now_rfc3339(), "seeded": False}
             atomic_write_json(self._meta(name), meta)
-        from runtime.containers.events import emit
+        from runtime.util.events import emit
 
         emit("volume", "create", name, {"driver": "local"})
         return self._info(meta)
@@ -125,7 +125,7 @@ class VolumeStore:
                            hint="remove the container first (`wharf rm`), or use `wharf rm -v` for anonymous volumes")
         with file_lock(self.root / ".lock"):
             shutil.rmtree(self.root / name, ignore_errors=True)
-        from runtime.containers.events import emit
+        from runtime.util.events import emit
 
         emit("volume", "destroy", name, {"driver": "local"})
 
@@ -139,9 +139,11 @@ class VolumeStore:
             gone.append(info.name)
         return gone
 
-    def prepare_mounts(self, mounts: list[MountSpec], rootfs: Path) -> list[MountSpec]:
-        """Volume mounts -> bind mounts of their _data (created and seeded as needed)."""
+    def prepare_mounts(self, mounts: list[MountSpec], rootfs: Path, container_id: str = "") -> list[MountSpec]:
+        """Volume mounts -> bind mounts of their _data (created and seeded as needed). With the
+        container's id: Docker's volume `mount` events (see mount_events)."""
         out = []
+        used = []
         for m in mounts:
             if m.type != "volume":
                 out.append(m)
@@ -156,7 +158,45 @@ class VolumeStore:
                 atomic_write_json(self._meta(info.name), meta)
             out.append(MountSpec(type="bind", target=m.target, source=str(data), read_only=m.read_only,
                                  propagation=m.propagation))
+            used.append((info.name, m))
+        if container_id and used:
+            mount_events(container_id, used)
         return out
+
+
+def _mounts_file(container_id: str) -> str:
+    return os.path.join(paths.run_str(), "volume-mounts", container_id)
+
+
+def mount_events(container_id: str, used: list[tuple[str, MountSpec]]) -> None:
+    """A `mount` event per named volume a container starts with (attributes as Docker's: driver,
+    container, destination, read/write, propagation); the names are kept in the run dir until
+    unmount_events."""
+    from runtime.util.events import emit
+
+    for name, m in used:
+        emit("volume", "mount", name, {"driver": "local", "container": container_id, "destination": m.target,
+                                       "read/write": "false" if m.read_only else "true",
+                                       "propagation": m.propagation or ""})
+    path = _mounts_file(container_id)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write("\n".join(name for name, _ in used))
+
+
+def unmount_events(container_id: str) -> None:
+    """The `unmount` events of a container's volumes once it is down (each start's mounts once)."""
+    from runtime.util.events import emit
+
+    path = _mounts_file(container_id)
+    try:
+        with open(path) as f:
+            names = f.read().split()
+        os.unlink(path)
+    except FileNotFoundError:
+        return
+    for name in names:
+        emit("volume", "unmount", name, {"driver": "local", "container": container_id})
 
 
 def _seed(rootfs: Path, target: str, data: Path) -> None:

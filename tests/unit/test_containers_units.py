@@ -131,7 +131,7 @@ def test_lean_json_and_frames():
 
 
 def test_events_rotate_and_filter(tmp_path, monkeypatch):
-    from runtime.containers import events
+    from runtime.util import events
 
     monkeypatch.setenv("WHARF_ROOT", str(tmp_path))
     monkeypatch.setattr(events, "MAX_LOG_BYTES", 300)
