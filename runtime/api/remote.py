@@ -18,6 +18,8 @@ from typing import Any
 from urllib.parse import quote, urlencode, urlparse
 
 from runtime.api import container_json
+from runtime.api.remote_http import API_VERSION, step_down
+from runtime.api.remote_http import error as _error
 from runtime.engine import (
     ContainerInfo,
     ContainerSpec,
@@ -31,8 +33,6 @@ from runtime.engine import (
     VolumeInfo,
 )
 from runtime.errors import Conflict, InvalidArgument, NotFound, RuntimeFailure, WharfError
-
-API_VERSION = "1.41"  # the newest we speak; older engines say their maximum and we step down
 
 
 class _UnixConnection(http.client.HTTPConnection):
@@ -51,18 +51,6 @@ class _UnixConnection(http.client.HTTPConnection):
             raise RuntimeFailure(f"cannot connect to the engine API at unix://{self.path}: {e.strerror or e}",
                                  hint="is `wharf serve` (or dockerd) running there?") from None
         self.sock = s
-
-
-def _error(status: int, body: bytes, what: str) -> WharfError:
-    hint = None
-    try:
-        msg = json.loads(body).get("message") or body.decode(errors="replace")
-    except (ValueError, AttributeError):
-        msg = body.decode(errors="replace").strip() or f"HTTP {status}"
-        if status in (404, 405) and body.strip():  # a router's plain answer, not an object's: the call itself is missing
-            msg, hint = f"the engine does not serve this call (HTTP {status} {msg})", "it may be too old for it"
-    cls = {400: InvalidArgument, 404: NotFound, 409: Conflict}.get(status, RuntimeFailure)
-    return cls(f"{what}: {msg}" if what else msg, hint=hint)
 
 
 class Client:
@@ -86,15 +74,10 @@ class Client:
 
     def _step_down(self, status: int, body: bytes) -> bool:
         """dockerd refuses a too-new client version with 400 and its maximum: use that one."""
-        if status != 400 or b"Maximum supported API version is" not in body:
-            return False
-        import re
-
-        m = re.search(rb"Maximum supported API version is (\d+\.\d+)", body)
-        if not m or m.group(1).decode() == self.version:
-            return False
-        self.version = m.group(1).decode()
-        return True
+        newer = step_down(status, body, self.version)
+        if newer:
+            self.version = newer
+        return bool(newer)
 
     def _new(self, timeout: float | None = None) -> http.client.HTTPConnection:
         if self.scheme == "unix":
@@ -112,6 +95,15 @@ class Client:
                 ctx.verify_mode = ssl.CERT_NONE
             return http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
         return http.client.HTTPConnection(host, port, timeout=timeout)
+
+    def raw_socket(self) -> socket.socket:
+        """A new connection to the engine (TLS when asked for): a hijacked stream's socket."""
+        conn = self._new()
+        try:
+            conn.connect()
+        except OSError as e:
+            raise RuntimeFailure(f"cannot reach the engine at {self.host}: {e}") from None
+        return conn.sock
 
     def open(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
              headers: dict[str, str] | None = None, stream: bool = False, what: str = ""
@@ -154,38 +146,17 @@ class Client:
 
     def call(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
              what: str = "", headers: dict[str, str] | None = None) -> Any:
+        from runtime.api.remote_http import decode
+
         resp = self.open(method, path, query, body, headers, what=what)
-        data = resp.read()
-        if not data or resp.status == 204:
-            return None
-        ctype = resp.getheader("Content-Type") or ""
-        if ctype.startswith("application/json") or (not ctype.startswith("application/")
-                                                     and data.lstrip()[:1] in (b"{", b"[")):
-            try:  # podman sends some JSON answers (top, stats) as text/plain
-                return json.loads(data)
-            except ValueError:
-                if ctype.startswith("application/json"):
-                    raise RuntimeFailure(f"{what or path}: the engine sent malformed JSON") from None
-        return data
+        return decode(resp.status, resp.getheader("Content-Type") or "", resp.read(), what or path)
 
     def messages(self, method: str, path: str, query: dict[str, Any] | None = None, body: Any = None,
                  headers: dict[str, str] | None = None, what: str = "") -> Iterator[dict[str, Any]]:
         """A JSON-lines stream (pull, push, build, events); an in-band error raises."""
-        resp = self.open(method, path, query, body, headers, stream=True, what=what)
-        try:
-            buf = b""
-            while chunk := resp.read1(65536) if hasattr(resp, "read1") else resp.read(65536):
-                buf += chunk
-                *lines, buf = buf.split(b"\n")
-                for line in lines:
-                    if line.strip():
-                        msg = json.loads(line)
-                        if msg.get("error"):
-                            raise RuntimeFailure(f"{what}: {msg['error']}" if what else msg["error"])
-                        yield msg
-        finally:
-            resp.close()
+        from runtime.api.remote_http import json_lines
 
+        return json_lines(self.open(method, path, query, body, headers, stream=True, what=what), what)
 
 def _demux(resp, tty: bool) -> Iterator[tuple[str, bytes]]:
     """Docker's multiplexed stream -> (stdout|stderr, bytes); raw bytes for a tty."""
@@ -295,36 +266,9 @@ class RemoteContainers:
     def wait_begin(self, ref: str, condition: str = "next-exit"):
         """Send `wait` now (before `start`, as the docker CLI does); the returned function reads the
         exit code (None when the engine went away)."""
-        conn = self.c._new()
-        try:
-            conn.request("POST", f"{self.c.prefix()}/containers/{quote(ref)}/wait?condition={condition}")
-            resp = conn.getresponse()
-        except OSError as e:
-            conn.close()
-            raise RuntimeFailure(f"wait {ref}: {e}") from None
-        if resp.status >= 400:
-            data = resp.read()
-            conn.close()
-            raise _error(resp.status, data, f"wait {ref}")
+        from runtime.api.remote_http import wait_begin
 
-        def result() -> int | None:
-            try:
-                data = resp.read()
-            except OSError:
-                return None
-            finally:
-                conn.close()
-            for line in data.splitlines():
-                if line.strip():
-                    msg = json.loads(line)
-                    if msg.get("error"):
-                        raise RuntimeFailure(f"wait {ref}: {msg['error']}")
-                    if (msg.get("Error") or {}).get("Message"):
-                        raise RuntimeFailure(f"wait {ref}: {msg['Error']['Message']}")
-                    return int(msg.get("StatusCode", 0))
-            return None
-
-        return result
+        return wait_begin(self.c, ref, condition)
 
     def resize(self, ref: str, rows: int, cols: int) -> None:
         self.c.call("POST", f"/containers/{quote(ref)}/resize", {"h": rows, "w": cols}, what=f"resize {ref}")

@@ -15,9 +15,11 @@ import select
 import signal
 import socket
 import sys
-from collections.abc import Callable
-from typing import Any
-from urllib.parse import urlencode
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # on `wharf --host ... run`'s fast path: no typing import at run time
+    from collections.abc import Callable
+    from typing import Any
 
 DETACH_KEYS = b"\x10\x11"  # ctrl-p ctrl-q
 DETACHED = "detached"
@@ -44,17 +46,12 @@ def hijack(client, path: str, query: dict[str, Any] | None = None, body: Any = N
     """POST `path` with the upgrade headers; (the raw socket, bytes already read past the head)."""
     import json
 
-    from runtime.api.remote import _error
+    from runtime.api.remote_http import error as _error
+    from runtime.api.remote_http import query_string
     from runtime.errors import RuntimeFailure
 
-    conn = client._new()
-    try:
-        conn.connect()
-    except OSError as e:
-        raise RuntimeFailure(f"cannot reach the engine at {client.host}: {e}") from None
-    sock = conn.sock
-    q = {k: v for k, v in (query or {}).items() if v is not None}
-    url = client.prefix() + path + ("?" + urlencode(q, doseq=True) if q else "")
+    sock = client.raw_socket()
+    url = client.prefix() + path + query_string(query)
     data = b"" if body is None else json.dumps(body).encode()
     head = (f"POST {url} HTTP/1.1\r\nHost: docker\r\nUser-Agent: wharf\r\nConnection: Upgrade\r\n"
             f"Upgrade: tcp\r\nContent-Type: application/json\r\nContent-Length: {len(data)}\r\n\r\n")

@@ -53,26 +53,6 @@ def _records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dic
     return out
 
 
-def as_records(info) -> tuple[dict, dict]:
-    """A ContainerInfo (from any engine) in the raw (config, state) shape the views read."""
-    import dataclasses
-
-    rec = {"id": info.id, "name": info.name, "image": info.image, "image_id": info.image_id,
-           "created": info.created, "spec": dataclasses.asdict(info.spec),
-           "ports": [dataclasses.asdict(p) for p in info.ports],
-           "networks": {k: dataclasses.asdict(v) for k, v in info.networks.items()},
-           "mounts": [dataclasses.asdict(m) for m in info.mounts]}
-    st = dataclasses.asdict(info.state)
-    st["restart_count"] = info.restart_count
-    return rec, st
-
-
-def _remote_records(all_: bool, filters: dict[str, list[str]] | None) -> list[tuple[dict, dict]]:
-    from runtime.engine import connect
-
-    return [as_records(i) for i in connect().containers.list(all=all_, filters=filters or None)]
-
-
 def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, last: int = -1,
               filters: dict[str, list[str]] | None = None, no_trunc: bool = False, fmt: str | None = None) -> str:
     from runtime.containers.views import PS_COLUMNS, ps_row, table
@@ -81,7 +61,12 @@ def ps_output(all_: bool = False, quiet: bool = False, latest: bool = False, las
         last = 1
     if last >= 0:
         all_ = True
-    recs = _remote_records(all_, filters) if _remote() else _records(all_, filters)
+    if _remote():
+        from runtime.cli.remote_fast import ps_records
+
+        recs = ps_records(all_, filters, ids_only=quiet)
+    else:
+        recs = _records(all_, filters)
     if last >= 0:
         recs = recs[:last]
     if quiet:
@@ -122,14 +107,7 @@ def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any
     docs, missing = [], []
     for ref in refs:
         doc = None
-        if type_ in (None, "container") and _remote():
-            from runtime.engine import connect
-
-            try:
-                doc = inspect_json(*as_records(connect().containers.inspect(ref)))
-            except WharfError:
-                doc = None
-        elif type_ in (None, "container"):
+        if type_ in (None, "container"):
             try:
                 cid = store.resolve(ref)
                 from runtime.containers.manager import LocalContainers
@@ -257,9 +235,8 @@ def _each(refs: list[str], fn) -> int:
     return rc
 
 
-def _simple_multi(args: list[str], verb: str) -> int | None:
-    from runtime.containers.manager import LocalContainers
-
+def _simple_multi(args: list[str], verb: str, cs=None) -> int | None:
+    """rm/stop/start of each ref on `cs` (LocalContainers, or remote_fast's LeanContainers)."""
     if verb == "rm":
         p = _parse(args, {"-f": "force", "--force": "force", "-v": "volumes", "--volumes": "volumes"}, {})
     elif verb == "stop":
@@ -269,7 +246,10 @@ def _simple_multi(args: list[str], verb: str) -> int | None:
     if p is None or not p[1]:
         return None
     o, refs = p
-    cs = LocalContainers()
+    if cs is None:
+        from runtime.containers.manager import LocalContainers
+
+        cs = LocalContainers()
     if verb == "rm":
         return _each(refs, lambda r: cs.remove(r, force=bool(o.get("force")), volumes=bool(o.get("volumes"))))
     if verb == "stop":
@@ -411,13 +391,39 @@ def run_in_worker(args: list[str]) -> int:
     return 125 if rv is None else rv
 
 
+def take_host(args: list[str]) -> list[str]:
+    """The command line without the root's `-H/--host URL` (before the verb), which becomes
+    WHARF_HOST as the typer root callback makes it."""
+    i = 0
+    while i < len(args):
+        a = args[i]
+        if a in ("-H", "--host") and i + 1 < len(args):
+            os.environ["WHARF_HOST"] = args[i + 1]
+            i += 2
+        elif a.startswith("--host="):
+            os.environ["WHARF_HOST"] = a[len("--host="):]
+            i += 1
+        else:
+            break
+    return args[i:] if i else args
+
+
 def dispatch(args: list[str]) -> int | None:
     """Handle a hot verb without typer, or return None to let the full CLI do it."""
-    if not args or _remote():
+    args = take_host(args)
+    if not args:
         return None
     verb, rest = args[0], args[1:]
     if "-h" in rest or "--help" in rest:
         return None
+    if _remote():
+        if verb == "ps":
+            return _ps(rest)
+        if verb == "pull":
+            return _pull_quiet(rest)
+        from runtime.cli.remote_fast import dispatch as remote_dispatch
+
+        return remote_dispatch(verb, rest)
     if verb == "ps":
         return _ps(rest)
     if verb in ("rm", "stop", "start"):

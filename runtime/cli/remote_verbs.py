@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Any
 
 from runtime.errors import InvalidArgument, NotFound, RuntimeFailure, WharfError
+
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # run/inspect/... are on the `wharf --host` fast path: no typing import at run time
+    from typing import Any
 
 
 def remote() -> bool:
@@ -28,6 +31,15 @@ def _engine():
 def engine():
     """The RemoteEngine that --host / WHARF_HOST / DOCKER_HOST names."""
     return _engine()
+
+
+def client():
+    """The HTTP client of that engine for raw calls: the lean one (runtime.api.remote_http) when it
+    can speak to the address (unix://, tcp:// without TLS), else RemoteEngine's (same call shapes)."""
+    from runtime.api.remote_http import Http, lean_host
+
+    host = lean_host()
+    return Http(host) if host else _engine().client
 
 
 def local_only(verb: str, why: str) -> None:
@@ -64,31 +76,52 @@ def _pull_progress(msg: dict[str, Any]) -> None:
 
 def create(eng, spec) -> Any:
     """POST /containers/create; a missing image is pulled first, as `docker run` does."""
+    from runtime.api.container_json import create_body
+
     if spec.rootfs:
         raise _run_error(InvalidArgument("--rootfs needs the embedded engine", hint="run it without --host"))
+    return eng.containers.inspect(create_id(eng.client, create_body(spec), spec.name, spec.image))
+
+
+def create_id(c, body: dict[str, Any], name: str | None, image: str) -> str:
+    """POST /containers/create of a Docker create body on client `c`: the new id. A missing image
+    is pulled first (its progress on stderr), as `docker run` does; errors exit 125."""
+    what = f"create {name or image}"
     try:
-        return eng.containers.create(spec)
+        return c.call("POST", "/containers/create", {"name": name}, body, what=what)["Id"]
     except NotFound as e:
         if "image" not in e.message.lower():
             raise _run_error(e) from None
-    print(f"Unable to find image '{spec.image}' locally", file=sys.stderr, flush=True)
+    print(f"Unable to find image '{image}' locally", file=sys.stderr, flush=True)
     try:
-        eng.images.pull(spec.image, progress=_pull_progress)
-        return eng.containers.create(spec)
+        from runtime.api.remote import _name_and_tag, _registry_auth
+
+        repo, tag = _name_and_tag(image)
+        for msg in c.messages("POST", "/images/create", {"fromImage": repo, "tag": tag},
+                              headers=_registry_auth(image), what=f"pull {image}"):
+            _pull_progress(msg)
+        c.call("GET", f"/images/{image}/json")
+        return c.call("POST", "/containers/create", {"name": name}, body, what=what)["Id"]
     except WharfError as e:
         raise _run_error(e) from None
 
 
-def _resize(eng, cid: str):
-    return lambda rows, cols: eng.containers.resize(cid, rows, cols)
+def _path(cid: str, verb: str) -> str:
+    from runtime.api.remote_http import quote
+
+    return f"/containers/{quote(cid, '/')}/{verb}"
 
 
-def _signal(eng, cid: str):
+def _resize(c, cid: str):
+    return lambda rows, cols: c.call("POST", _path(cid, "resize"), {"h": rows, "w": cols}, what=f"resize {cid}")
+
+
+def _signal(c, cid: str):
     import signal
 
     def send(signum: int) -> None:
         try:
-            eng.containers.kill(cid, signal.Signals(signum).name)
+            c.call("POST", _path(cid, "kill"), {"signal": signal.Signals(signum).name}, what=f"kill {cid}")
         except WharfError:
             pass
 
@@ -101,45 +134,60 @@ def _tty_on_stdin(stdin: bool, tty: bool) -> None:
 
 
 def run(spec, detach: bool, sig_proxy: bool = True, detach_keys: str = "ctrl-p,ctrl-q") -> int:
-    """docker's run flow: create, (attach, wait, start, pump), the exit code."""
-    from runtime.api.remote_stream import DETACHED, parse_detach_keys, pump
+    """docker's run flow for a ContainerSpec (the typer path): see run_body."""
+    from runtime.api.container_json import create_body
 
-    eng = _engine()
+    if spec.rootfs:
+        raise _run_error(InvalidArgument("--rootfs needs the embedded engine", hint="run it without --host"))
+    return run_body(create_body(spec), spec.name, spec.image, detach, sig_proxy, detach_keys)
+
+
+def run_body(body: dict[str, Any], name: str | None, image: str, detach: bool, sig_proxy: bool = True,
+             detach_keys: str = "ctrl-p,ctrl-q") -> int:
+    """docker's run flow for a create body (typer and fast path): create, (attach, wait, start,
+    pump), the exit code; 125 when the engine refuses, 126/127 when the command cannot run."""
+    from runtime.api.remote_http import wait_begin
+    from runtime.api.remote_stream import DETACHED, hijack, parse_detach_keys, pump
+
+    stdin_open, tty = bool(body.get("OpenStdin")), bool(body.get("Tty"))
+    auto_remove = bool(body["HostConfig"].get("AutoRemove"))
+    c = client()
     if not detach:
         try:
-            _tty_on_stdin(spec.stdin_open, spec.tty)
+            _tty_on_stdin(stdin_open, tty)
         except WharfError as e:
             raise _run_error(e) from None
     keys = parse_detach_keys(detach_keys)
-    info = create(eng, spec)
-    cs = eng.containers
+    cid = create_id(c, body, name, image)
     if detach:
         try:
-            cs.start(info.id)
+            c.call("POST", _path(cid, "start"), what=f"start {cid}")
         except WharfError as e:
             raise _start_error(e) from None
-        print(info.id)
+        print(cid)
         return 0
     try:  # podman prepares (creates) the container at attach: its errors are start errors
-        sock, first = cs.attach_stream(info.id, spec.stdin_open, detach_keys=detach_keys)
+        q = {"stream": 1, "stdin": int(stdin_open), "stdout": 1, "stderr": 1, "logs": 0,
+             "detachKeys": detach_keys or None}
+        sock, first = hijack(c, _path(cid, "attach"), q, what=f"attach {cid}")
     except WharfError as e:
-        _remove_quietly(cs, info.id, spec.auto_remove)
+        _remove_quietly(c, cid, auto_remove)
         raise _start_error(e) from None
     try:
-        exit_code = cs.wait_begin(info.id, "next-exit")
+        exit_code = wait_begin(c, cid, "next-exit")
         # --rm: also wait for the removal (podman's "removed" answers 0, so the code comes from next-exit)
-        removed = cs.wait_begin(info.id, "removed") if spec.auto_remove else None
+        removed = wait_begin(c, cid, "removed") if auto_remove else None
     except WharfError as e:
         sock.close()
         raise _run_error(e) from None
     try:
-        cs.start(info.id)
+        c.call("POST", _path(cid, "start"), what=f"start {cid}")
     except WharfError as e:
         sock.close()
-        _remove_quietly(cs, info.id, spec.auto_remove)
+        _remove_quietly(c, cid, auto_remove)
         raise _start_error(e) from None
-    how = pump(sock, first, spec.stdin_open, spec.tty, resize=_resize(eng, info.id) if spec.tty else None,
-               signal_to=_signal(eng, info.id) if sig_proxy else None, detach_keys=keys)
+    how = pump(sock, first, stdin_open, tty, resize=_resize(c, cid) if tty else None,
+               signal_to=_signal(c, cid) if sig_proxy else None, detach_keys=keys)
     if how == DETACHED:
         return 0
     code = exit_code()
@@ -149,14 +197,16 @@ def run(spec, detach: bool, sig_proxy: bool = True, detach_keys: str = "ctrl-p,c
         except WharfError:
             pass
     if code is None:
-        code = cs.inspect(info.id).state.exit_code
+        code = int(((c.call("GET", _path(cid, "json")) or {}).get("State") or {}).get("ExitCode") or 0)
     return code
 
 
-def _remove_quietly(cs, cid: str, auto_remove: bool) -> None:
+def _remove_quietly(c, cid: str, auto_remove: bool) -> None:
     if auto_remove:
+        from runtime.api.remote_http import quote
+
         try:
-            cs.remove(cid, force=True)
+            c.call("DELETE", f"/containers/{quote(cid, '/')}", {"force": 1, "v": 0}, what=f"remove {cid}")
         except WharfError:
             pass
 
@@ -175,8 +225,8 @@ def _attach(eng, cid: str, stdin: bool, tty: bool, sig_proxy: bool, detach_keys:
         except WharfError as e:
             sock.close()
             raise _start_error(e) from None
-    how = pump(sock, first, stdin, tty, resize=_resize(eng, cid) if tty else None,
-               signal_to=_signal(eng, cid) if sig_proxy else None, detach_keys=keys)
+    how = pump(sock, first, stdin, tty, resize=_resize(eng.client, cid) if tty else None,
+               signal_to=_signal(eng.client, cid) if sig_proxy else None, detach_keys=keys)
     if how == DETACHED:
         return 0
     code = exit_code()
@@ -449,9 +499,9 @@ def events(since: float | None, until: float | None, filters: dict[str, list[str
 
 def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any]], list[str]]:
     """The engine's own JSON for each ref: containers first, then volumes, images, networks (as docker)."""
-    from urllib.parse import quote
+    from runtime.api.remote_http import quote
 
-    client = _engine().client
+    c = client()
     paths = {"container": "/containers/{}/json", "volume": "/volumes/{}", "image": "/images/{}/json",
              "network": "/networks/{}"}
     kinds = [type_] if type_ else list(paths)
@@ -461,7 +511,7 @@ def inspect_docs(refs: list[str], type_: str | None) -> tuple[list[dict[str, Any
     for ref in refs:
         for k in kinds:
             try:
-                docs.append(client.call("GET", paths[k].format(quote(ref, safe=""))))
+                docs.append(c.call("GET", paths[k].format(quote(ref))))
                 break
             except NotFound:
                 continue
