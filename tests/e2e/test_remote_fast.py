@@ -22,8 +22,8 @@ HEAVY = ("typer", "click", "http.client", "dataclasses", "pydantic", "rich", "ht
 # main() with its fast paths (argv given: it exits through sys.exit, so atexit reports the modules)
 FAST = ("import atexit, os, sys\n"
         "atexit.register(lambda: open(os.environ['MODS_OUT'], 'w').write("
-        "' '.join(m for m in %r if m in sys.modules)))\n"
-        "from reconciler.cli.app import main\nmain(sys.argv[1:])\n" % (HEAVY,))
+        f"' '.join(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        "from reconciler.cli.app import main\nmain(sys.argv[1:])\n")
 # main() with both fast dispatchers switched off: the typer verbs
 TYPER = ("import sys\nimport runtime.cli.fast as f\nimport reconciler.cli.fast as r\n"
          "f.dispatch = r.dispatch = lambda args: None\n"
