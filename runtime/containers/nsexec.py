@@ -124,6 +124,7 @@ def preload() -> None:
     import runtime.linux.cgroups  # noqa: F401
     import runtime.linux.ns  # noqa: F401
     import runtime.linux.rlimits  # noqa: F401
+    import runtime.linux.sigs  # noqa: F401
     import runtime.oci.console  # noqa: F401
     import runtime.oci.fastjson  # noqa: F401
     import runtime.oci.init  # noqa: F401
@@ -286,6 +287,9 @@ def _child(argv: list[str], env: list[str], uid: int, gid: int, groups: list[int
         os.chdir(cwd or "/")
         sec.apply(uid, gid, groups)
         envd = dict(e.split("=", 1) for e in env if "=" in e)
+        from runtime.linux import sigs  # (imported: preload)
+
+        sigs.defaults_for_exec()  # as the container's init: no ignored SIGPIPE & co. from Python
         sec.last()
         os.execvpe(argv[0], argv, envd)
     except FileNotFoundError as e:

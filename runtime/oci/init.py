@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 
-from runtime.linux import caps, prctl, rlimits
+from runtime.linux import caps, prctl, rlimits, sigs
 from runtime.oci.channel import Channel
 from runtime.oci.rootfs import Rootfs
 
@@ -45,6 +45,7 @@ def main(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | N
             from runtime.oci import hooks as h
 
             h.run("startContainer", hooks, {**base_state, "status": "running", "pid": os.getpid()})
+        sigs.defaults_for_exec()  # not the ignored SIGPIPE & co. of the Python processes it descends from
         if sc and proc.get("noNewPrivileges"):
             _load_seccomp(sc)
         os.execve(path, proc["args"], env)

@@ -176,3 +176,15 @@ def test_preload_imports_what_the_helper_needs():
     for mod in ("runtime.linux.seccomp", "runtime.oci.init", "runtime.linux.rlimits", "runtime.oci.fastjson",
                 "runtime.linux.cgroups", "runtime.linux.ns"):
         assert mod in _sys.modules
+
+
+def test_container_and_exec_processes_start_with_default_signals(box, busybox_rootfs):
+    """Nothing ignored or blocked (as under Docker): the Python processes they descend from ignore
+    SIGPIPE, and an inherited SIG_IGN would turn `yes | head -1` into a "Broken pipe" error."""
+    c = box()
+    mine, init = exec_status(c)
+    for st in (mine, init):
+        assert int(st["SigIgn"], 16) == 0 and int(st["SigBlk"], 16) == 0, st["SigIgn"]
+    for argv in (["exec", c], ["run", "--rm", "--network", "none", "--rootfs", str(busybox_rootfs), "-"]):
+        p = wharf(*argv, "sh", "-c", "yes | head -1")
+        assert (p.stdout, p.stderr) == (b"y\n", b"")
