@@ -21,11 +21,35 @@ from runtime.oci.channel import Channel
 from runtime.oci.spec import load_spec
 
 
+class Forks:
+    """How create() forks its helper processes and waits for them. This default is for a process
+    that owns its children (the `wharf-runtime` command); a caller that reaps every child itself
+    (the supervisor, with waitpid(-1)) passes its own, so that no exit status is taken from it."""
+
+    def fork(self, child) -> int:  # noqa: ANN001 - child(): runs in the new process, never returns
+        pid = os.fork()
+        if pid == 0:
+            child()
+        return pid
+
+    def wait(self, pid: int) -> None:
+        os.waitpid(pid, 0)
+
+    def primer(self) -> int:
+        """A child that primes the next cgroup migration (prime_migration); its pid, or 0 for none."""
+        from runtime.linux.cgroups import prime_migration
+
+        return self.fork(prime_migration)
+
+
 def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
-           console_socket: str | None = None, preserve_fds: int = 0) -> dict:
+           console_socket: str | None = None, preserve_fds: int = 0,
+           stdio: tuple[int, int, int] | None = None, forks: Forks | None = None) -> dict:
     """Create container `cid`; returns its saved state (pid = the init's pid).
 
-    The init gets stdio 0-2 of the caller (and fds 3..3+preserve_fds-1), nothing else.
+    The init gets stdio 0-2 of the caller, or `stdio` (fds made 0-2 in the container), and fds
+    3..3+preserve_fds-1, nothing else. create() changes nothing process-wide (cwd, signals, fds
+    0-2): a thread of a long-lived process (the supervisor) may call it, with its own `forks`.
     """
     root = os.path.abspath(root)
     d = st.container_dir(root, cid)
@@ -51,8 +75,8 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
     except FileExistsError:
         raise Conflict(f"container {cid!r} already exists", where=root,
                        hint=f"pick another id or `delete {cid}` first") from None
-    os.chdir(bundle)  # as runc: relative mount sources resolve against the bundle
-    from runtime.linux.cgroups import open_cgroup, prime_migration
+    forks = forks or Forks()
+    from runtime.linux.cgroups import open_cgroup
 
     primer = 0
     cg = None
@@ -67,7 +91,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"linux.resources: {e}") from None
         # after the mkdirs: the primer holds cgroup_mutex while it waits for the grace period
-        primer = prime_migration()
+        primer = forks.primer()
         console_fd = None
         if terminal:
             from runtime.oci import console
@@ -78,14 +102,13 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         # may not be allowed to read the Python installation any more
         init.preload(spec, os.path.join(root, ".seccomp"))
         ch = Channel()
-        pid = os.fork()
-        if pid == 0:
-            _intermediate(ch.as_child(), spec, rootfs, fifo_fd, console_fd, cg, record, preserve_fds)
+        pid = forks.fork(lambda: _intermediate(ch.as_child(), spec, bundle, rootfs, fifo_fd, console_fd, cg, record,
+                                               preserve_fds, stdio))
         ch.as_parent()
         if console_fd is not None:
             os.close(console_fd)
         os.close(fifo_fd)
-        init_pid = _drive(ch, pid, spec, record, cg)
+        init_pid = _drive(ch, pid, spec, record, cg, forks)
         ch.close()
         info = st.proc_start_time(init_pid)
         record["pid"] = init_pid
@@ -106,7 +129,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         raise RuntimeFailure(str(e.strerror or e)) from None
     finally:
         if primer:
-            os.waitpid(primer, 0)
+            forks.wait(primer)
 
 
 def _make_exec_fifo(d: str, lx: dict) -> int:
@@ -132,7 +155,7 @@ def _record(spec: dict, cid: str, bundle: str, rootfs: str, host_mounts: bool, c
             "hooks": {k: v for k, v in (spec.get("hooks") or {}).items() if k in ("poststart", "poststop")}}
 
 
-def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noqa: ANN001
+def _drive(ch: Channel, child: int, spec: dict, record: dict, cg, forks: Forks) -> int:  # noqa: ANN001
     """The parent's side of the protocol; returns the init's pid once it is ready."""
     init_pid = 0
     lx = spec.get("linux") or {}
@@ -151,7 +174,7 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noq
                 except OSError as e:
                     raise RuntimeFailure(f"linux.cgroupsPath {record['cgroup']}: {e.strerror}") from None
                 ch.send("joined")
-                os.waitpid(child, 0)
+                forks.wait(child)
                 child = 0
             elif kind == "hooks":
                 from runtime.oci import fastjson, hooks
@@ -159,8 +182,9 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noq
                 state = st.oci_state({**record, "pid": init_pid}, "creating")
                 hk = spec.get("hooks") or {}
                 # (runtime-tools checks that prestart, the legacy hook, sees "created")
-                hooks.run("prestart", hk.get("prestart") or [], {**state, "status": "created"})
-                hooks.run("createRuntime", hk.get("createRuntime") or [], state)
+                cwd = record["bundle"]  # as runc, whose create runs in the bundle directory
+                hooks.run("prestart", hk.get("prestart") or [], {**state, "status": "created"}, cwd)
+                hooks.run("createRuntime", hk.get("createRuntime") or [], state, cwd)
                 ch.send("ok", fastjson.dumps(state))
             elif kind == "ready":
                 return init_pid
@@ -181,7 +205,7 @@ def _drive(ch: Channel, child: int, spec: dict, record: dict, cg) -> int:  # noq
                 os.kill(child, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            os.waitpid(child, 0)
+            forks.wait(child)
 
 
 # as runc: whatever the spec's device rules say, the nodes every container gets stay usable
@@ -227,9 +251,14 @@ def _close_fds_except(keep: set[int]) -> None:
     os.closerange(low, 1 << 20)
 
 
-def _intermediate(ch: Channel, spec: dict, rootfs: str, fifo_fd: int, console_fd: int | None, cg,  # noqa: ANN001
-                  record: dict, preserve_fds: int) -> None:
+def _intermediate(ch: Channel, spec: dict, bundle: str, rootfs: str, fifo_fd: int,  # noqa: PLR0913
+                  console_fd: int | None, cg, record: dict, preserve_fds: int,  # noqa: ANN001
+                  stdio: tuple[int, int, int] | None) -> None:
     try:
+        if stdio is not None:
+            for i, fd in enumerate(stdio):
+                os.dup2(fd, i)  # (dup2 makes 0-2 inheritable)
+        os.chdir(bundle)  # as runc: relative paths of the spec (mount sources...) resolve against the bundle
         # nothing the caller leaked to us (a supervisor's pipes...) may live on in the container
         prctl.set_name("wharf:[1:CHILD]")  # as runc's runc:[1:CHILD]
         _close_fds_except({ch.rfd, ch.wfd, fifo_fd} | ({console_fd} if console_fd is not None else set())

@@ -8,8 +8,9 @@ from runtime.errors import RuntimeFailure
 from runtime.oci import fastjson
 
 
-def run(kind: str, hooks: list[dict], state: dict) -> None:
-    """Run hooks of one kind; the first that fails (exit != 0, timeout) raises RuntimeFailure."""
+def run(kind: str, hooks: list[dict], state: dict, cwd: str | None = None) -> None:
+    """Run hooks of one kind (in `cwd`, default ours); the first that fails (exit != 0, timeout)
+    raises RuntimeFailure."""
     if not hooks:
         return
     import subprocess
@@ -20,7 +21,7 @@ def run(kind: str, hooks: list[dict], state: dict) -> None:
         env = dict(e.split("=", 1) for e in h.get("env", []) if "=" in e)
         try:
             p = subprocess.run(args, executable=h["path"], input=data, env=env, timeout=h.get("timeout"),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True)
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, close_fds=True, cwd=cwd)
         except subprocess.TimeoutExpired:
             raise RuntimeFailure(f"hooks.{kind}[{i}] ({h['path']}) timed out after {h['timeout']}s") from None
         except OSError as e:

@@ -72,9 +72,9 @@ def _move_self(procs: str) -> None:
         pass
 
 
-def prime_migration() -> int:
-    """Start paying, in a throw-away child, the RCU grace period that the next move of a task
-    between cgroups waits for; returns the child's pid (reap it with waitpid).
+def prime_migration() -> None:
+    """In a throw-away child (fork it, run this there: it never returns), start paying the RCU
+    grace period that the next move of a task between cgroups waits for.
 
     Every write to cgroup.procs takes a global percpu rwsem (cgroup_threadgroup_rwsem) whose
     first writer waits a grace period (5-15 ms here), holding cgroup_mutex meanwhile (so cgroup
@@ -82,9 +82,6 @@ def prime_migration() -> int:
     period do not wait. The child moves itself into the cgroup it is already in, so the runtime's
     real move of the container's init, a few milliseconds later, finds the fast path.
     """
-    pid = os.fork()
-    if pid:
-        return pid
     try:
         from runtime.linux.prctl import set_name
 
