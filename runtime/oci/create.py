@@ -100,10 +100,10 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         record = _record(spec, cid, bundle, rootfs, host_mounts, cg_path)
         # everything the container's processes run is imported now: inside a user namespace they
         # may not be allowed to read the Python installation any more
-        init.preload(spec, os.path.join(root, ".seccomp"))
+        program = init.preload(spec, os.path.join(root, ".seccomp"))
         ch = Channel()
         pid = forks.fork(lambda: _intermediate(ch.as_child(), spec, bundle, rootfs, fifo_fd, console_fd, cg, record,
-                                               preserve_fds, stdio))
+                                               preserve_fds, stdio, program))
         ch.as_parent()
         if console_fd is not None:
             os.close(console_fd)
@@ -253,8 +253,9 @@ def _close_fds_except(keep: set[int]) -> None:
 
 def _intermediate(ch: Channel, spec: dict, bundle: str, rootfs: str, fifo_fd: int,  # noqa: PLR0913
                   console_fd: int | None, cg, record: dict, preserve_fds: int,  # noqa: ANN001
-                  stdio: tuple[int, int, int] | None) -> None:
+                  stdio: tuple[int, int, int] | None, program) -> None:  # noqa: ANN001 - a seccomp.Program
     try:
+        init.SECCOMP[0] = program  # this process's own copy: the init inherits it
         if stdio is not None:
             for i, fd in enumerate(stdio):
                 os.dup2(fd, i)  # (dup2 makes 0-2 inheritable)

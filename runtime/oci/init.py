@@ -10,7 +10,7 @@ from runtime.oci.channel import Channel
 from runtime.oci.rootfs import Rootfs
 
 STAGE = ["starting"]  # what setup() is doing: failures without a field name get it as context
-SECCOMP: list = [None]  # linux.seccomp compiled by preload (a seccomp.Program), or None: libseccomp loads it
+SECCOMP: list = [None]  # in the init: linux.seccomp as preload compiled it (a seccomp.Program), or None: libseccomp loads it
 
 
 class SetupError(Exception):
@@ -152,12 +152,14 @@ def _load_seccomp(sc: dict) -> None:
         seccomp.load(sc)
 
 
-def preload(spec: dict, cache_dir: str | None = None) -> None:
+def preload(spec: dict, cache_dir: str | None = None):  # noqa: ANN201 - a seccomp.Program or None
     """Import now what runs after pivot_root: the runtime's files are not visible from there.
 
     The seccomp filter is compiled here, once, or read from `cache_dir` when the same profile was
-    compiled before: the init then only installs it."""
+    compiled before, and returned: the init (SECCOMP[0], set in the child: create() may run in
+    several threads of one process at once) then only installs it."""
     caps.last_cap()  # read the host's /proc once, before the container's replaces it
+    program = None
     if spec.get("hostname") is not None or spec.get("domainname") is not None:
         import runtime.linux.uts  # noqa: F401
     sc = (spec.get("linux") or {}).get("seccomp")
@@ -167,7 +169,7 @@ def preload(spec: dict, cache_dir: str | None = None) -> None:
         seccomp.library()
         if cache_dir:
             try:
-                SECCOMP[0] = seccomp.cached_program(sc, cache_dir)
+                program = seccomp.cached_program(sc, cache_dir)
             except (OSError, ValueError) as e:
                 from runtime.errors import InvalidArgument
 
@@ -182,6 +184,7 @@ def preload(spec: dict, cache_dir: str | None = None) -> None:
 
         import runtime.oci.fastjson  # noqa: F401
         import runtime.oci.hooks  # noqa: F401
+    return program
 
 
 def home_of(uid: int) -> str:
