@@ -21,13 +21,23 @@ FLAGS: dict[str, dict[str, tuple[str, type]]] = {
     "down": {"-v": ("volumes", bool), "--volumes": ("volumes", bool), "--remove-orphans": ("remove_orphans", bool),
              "-t": ("timeout", int), "--timeout": ("timeout", int), "--parallel": ("parallel", int),
              "--progress": ("progress", str)},
+    # `gitops REPO --once` only (the watcher, status and forget go to typer)
+    "gitops": {"-b": ("branch", str), "--branch": ("branch", str), "--path": ("path", str),
+               "--interval": ("interval", str), "--once": ("once", bool), "--prune": ("prune", bool),
+               "--timeout": ("timeout", float), "--wait": ("wait", bool), "--parallel": ("parallel", int),
+               "--progress": ("progress", str), "--format": ("format", str),
+               "--hook-secret-file": ("hook_secret_file", str)},
 }
 DEFAULTS = {"prune": False, "format": "text", "out": None, "timeout": 300.0, "wait": False, "parallel": 4,
             "progress": "auto", "volumes": False, "remove_orphans": False}
 
 
 def parse(args: list[str]) -> tuple[str, dict, list[str]] | None:
-    """(verb, values, positionals), or None when the typer app must handle these args."""
+    """(verb, values, positionals), or None when the typer app must handle these args. A root
+    `-H/--host URL` before the verb becomes WHARF_HOST (the engine API the verb talks to)."""
+    from runtime.cli.fast import take_host
+
+    args = take_host(args)
     if not args or args[0] not in FLAGS:
         return None
     verb, rest = args[0], args[1:]
@@ -62,12 +72,14 @@ def parse(args: list[str]) -> tuple[str, dict, list[str]] | None:
                 vals[dest] = v
         elif name in flags and not eq:
             vals[flags[name][0]] = True
-        elif not a.startswith("-") and verb == "apply" and not pos:
+        elif not a.startswith("-") and verb in ("apply", "gitops") and not pos:
             pos.append(a)
         else:
             return None  # -h, unknown or combined flags: typer says what is wrong
         i += 1
     if verb == "diff" and vals["format"] not in ("text", "json"):
+        return None
+    if verb == "gitops" and (not vals.get("once") or not pos or pos[0] in ("status", "forget")):
         return None
     return verb, vals, pos
 
@@ -77,6 +89,16 @@ def dispatch(args: list[str]) -> int | None:
     if parsed is None:
         return None
     verb, v, pos = parsed
+    if verb == "gitops":
+        from .gitops import sync
+
+        try:
+            return sync(pos[0], v.get("branch"), v.get("path", "."), v["files"], v["project_name"], v["profiles"],
+                        v["ignore_unsupported"], v["env_file"], v.get("interval", "30s"), True, v["prune"],
+                        v["timeout"], v["wait"], v["parallel"], v["progress"], None, v.get("hook_secret_file"))
+        except KeyboardInterrupt:
+            print("", file=sys.stderr)
+            return 130
     from . import verbs
     from .project import ProjectOptions, load_target
 

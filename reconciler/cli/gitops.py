@@ -1,15 +1,17 @@
 """`wharf gitops REPO`: deploy the compose project of a git branch and keep it deployed;
-`wharf gitops status`: which commit each gitops deployment runs."""
+`wharf gitops status`: which commit each gitops deployment runs.
+
+typer is imported by `register` only: `wharf gitops REPO --once` with simple flags comes
+through reconciler/cli/fast.py to `sync` without it."""
 
 from __future__ import annotations
 
 import json
 import sys
-from typing import Any
 
-import typer
-
-from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT
+TYPE_CHECKING = False
+if TYPE_CHECKING:  # on the `gitops --once` fast path: no typing import at run time
+    from typing import Any
 
 
 def _interval(text: str) -> float:
@@ -140,12 +142,46 @@ def forget(project: str | None) -> int:
         raise NotFound(f"no gitops deployment of project {project}", hint="see `wharf gitops status`")
     for d in gone:
         state.forget(d)
-        typer.echo(f"forgot {d.repo} ({d.branch or 'default branch'}, path {d.path}); "
+        print(f"forgot {d.repo} ({d.branch or 'default branch'}, path {d.path}); "
                    f"the containers of {d.project or project} are left as they are")
     return 0
 
 
+def sync(repo: str, branch: str | None = None, path: str = ".", files: list[str] | None = None,
+         project_name: str | None = None, profile: list[str] | None = None, ignore_unsupported: bool = False,
+         env_file: str | None = None, interval: str = "30s", once: bool = False, prune: bool = False,
+         timeout: float = 300.0, wait: bool = False, parallel: int = 4, progress: str = "auto",
+         listen: str | None = None, hook_secret_file: str | None = None) -> int:
+    """`wharf gitops REPO ...` (typer and the --once fast path): one pass, or the watcher."""
+    from reconciler.engine_guard import connect
+    from reconciler.gitops import GitOps, Source
+    from runtime.errors import InvalidArgument
+
+    every = _interval(interval)
+    if once and listen:
+        raise InvalidArgument("--listen needs a watcher", hint="drop --once")
+    source = Source(repo, branch, path, list(files or []), project_name, list(profile or []),
+                    ignore_unsupported, env_file)
+    ops = GitOps(connect(), source, prune=prune, timeout=timeout, wait=wait, workers=parallel,
+                 progress=progress if once else "plain")
+    if not once:
+        from reconciler.gitops.watcher import run
+
+        return run(ops, every, listen=listen, secret=_secret(hook_secret_file))
+    out = ops.sync()
+    ops.report(out, once=True)
+    for e in out.errors[:-1]:
+        print(f"wharf: error: {e}", file=sys.stderr)
+    if out.errors:
+        raise out.errors[-1]
+    return 0
+
+
 def register(app) -> None:
+    import typer
+
+    from .options import ENV_FILE, FILES, IGNORE, PROFILES, PROJECT
+
     @app.command("gitops")
     def gitops_cmd(
         repo: str = typer.Argument(..., metavar="REPO|status|forget",
@@ -185,25 +221,5 @@ def register(app) -> None:
             return 0
         if repo == "forget":
             return forget(project_name)
-        from reconciler.engine_guard import connect
-        from reconciler.gitops import GitOps, Source
-        from runtime.errors import InvalidArgument
-
-        every = _interval(interval)
-        if once and listen:
-            raise InvalidArgument("--listen needs a watcher", hint="drop --once")
-        source = Source(repo, branch, path, list(files or []), project_name, list(profile or []),
-                        ignore_unsupported, env_file)
-        ops = GitOps(connect(), source, prune=prune, timeout=timeout, wait=wait, workers=parallel,
-                     progress=progress if once else "plain")
-        if not once:
-            from reconciler.gitops.watcher import run
-
-            return run(ops, every, listen=listen, secret=_secret(hook_secret_file))
-        out = ops.sync()
-        ops.report(out, once=True)
-        for e in out.errors[:-1]:
-            print(f"wharf: error: {e}", file=sys.stderr)
-        if out.errors:
-            raise out.errors[-1]
-        return 0
+        return sync(repo, branch, path, files, project_name, profile, ignore_unsupported, env_file, interval, once,
+                    prune, timeout, wait, parallel, progress, listen, hook_secret_file)

@@ -22,7 +22,7 @@ HEAVY = ("typer", "click", "http.client", "dataclasses", "pydantic", "rich", "ht
 # main() with its fast paths (argv given: it exits through sys.exit, so atexit reports the modules)
 FAST = ("import atexit, os, sys\n"
         "atexit.register(lambda: open(os.environ['MODS_OUT'], 'w').write("
-        f"' '.join(m for m in {HEAVY!r} if m in sys.modules)))\n"
+        "' '.join(m for m in os.environ['HEAVY'].split() if m in sys.modules)))\n"
         "from reconciler.cli.app import main\nmain(sys.argv[1:])\n")
 # main() with both fast dispatchers switched off: the typer verbs
 TYPER = ("import sys\nimport runtime.cli.fast as f\nimport reconciler.cli.fast as r\n"
@@ -40,12 +40,13 @@ def _env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-def fast(host: str, tmp_path: Path, *args: str, check_lean: bool = True, input: bytes | None = None):
-    p = subprocess.run([sys.executable, "-c", FAST, "--host", f"unix://{host}", *args], env=_env(tmp_path),
+def fast(host: str, tmp_path: Path, *args: str, heavy: tuple[str, ...] = HEAVY, input: bytes | None = None):
+    """`wharf --host unix://HOST ARGS`, checking that none of `heavy` was imported."""
+    env = {**_env(tmp_path), "HEAVY": " ".join(heavy)}
+    p = subprocess.run([sys.executable, "-c", FAST, "--host", f"unix://{host}", *args], env=env,
                        capture_output=True, input=input, timeout=60)
-    if check_lean:
-        mods = (tmp_path / "mods").read_text()
-        assert mods == "", f"wharf --host ... {' '.join(args)} imported {mods}"
+    mods = (tmp_path / "mods").read_text()
+    assert mods == "", f"wharf --host ... {' '.join(args)} imported {mods}"
     return p
 
 
@@ -54,9 +55,10 @@ def slow(host: str, tmp_path: Path, *args: str, input: bytes | None = None):
                           capture_output=True, input=input, timeout=60)
 
 
-def same(host: str, tmp_path: Path, *args: str, mask: bool = False) -> subprocess.CompletedProcess:
+def same(host: str, tmp_path: Path, *args: str, mask: bool = False, heavy: tuple[str, ...] = HEAVY
+         ) -> subprocess.CompletedProcess:
     """Run ARGS both ways: the same exit code, stdout and stderr (ids and ages masked with `mask`)."""
-    a, b = fast(host, tmp_path, *args), slow(host, tmp_path, *args)
+    a, b = fast(host, tmp_path, *args, heavy=heavy), slow(host, tmp_path, *args)
     got = [a.returncode, a.stdout, a.stderr]
     want = [b.returncode, b.stdout, b.stderr]
     if mask:  # (and the column widths that follow an age)
@@ -111,6 +113,42 @@ def test_hot_verbs_match_the_typer_path(wharf_daemon, tmp_path):
     leftovers = fast(sock, tmp_path, "ps", "-aq").stdout.split()
     if leftovers:  # the runs without --rm
         fast(sock, tmp_path, "rm", "-f", *[x.decode() for x in leftovers])
+
+
+@pytest.mark.root
+@pytest.mark.network
+def test_reconciler_verbs_and_gitops_once_over_host_skip_typer(wharf_daemon, tmp_path):
+    sock = str(wharf_daemon)
+    no_typer = ("typer", "click")
+    sfx = os.urandom(3).hex()
+    d = tmp_path / "proj"
+    d.mkdir()
+    compose = d / "compose.yaml"
+    compose.write_text(f"name: rf{sfx}\nservices:\n  svc:\n    image: busybox\n    command: sleep 60\n"
+                       "    network_mode: none\n")
+    f = str(compose)
+    assert b"container:svc:1  new" in same(sock, tmp_path, "diff", "-f", f, heavy=no_typer).stdout
+    r = fast(sock, tmp_path, "apply", "-f", f, "--progress", "plain", heavy=no_typer)
+    assert r.returncode == 0 and b"applied 1 operation" in r.stdout, r
+    assert b"up to date" in same(sock, tmp_path, "diff", "-f", f, heavy=no_typer).stdout
+    assert f"rf{sfx}-svc-1".encode() in fast(sock, tmp_path, "ps").stdout
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    (repo / "compose.yaml").write_text(compose.read_text().replace(f"rf{sfx}", f"rg{sfx}"))
+    git = ["git", "-C", str(repo), "-c", "user.email=t@t", "-c", "user.name=t"]
+    for cmd in (["init", "-q"], ["add", "."], ["commit", "-qm", "first"]):
+        subprocess.run(git + cmd, check=True, capture_output=True)
+    r = fast(sock, tmp_path, "gitops", str(repo), "--once", "--progress", "plain", heavy=no_typer)
+    assert r.returncode == 0 and f"Project rg{sfx}: deployed".encode() in r.stdout, r
+    r = same(sock, tmp_path, "gitops", str(repo), "--once", heavy=no_typer)
+    assert b"is up to date at" in r.stdout
+    assert f"rg{sfx}-svc-1".encode() in fast(sock, tmp_path, "ps").stdout
+    (repo / "compose.yaml").write_text("services: [\n")
+    subprocess.run(git + ["commit", "-qam", "broken"], check=True, capture_output=True)
+    r = same(sock, tmp_path, "gitops", str(repo), "--once", heavy=no_typer)
+    assert r.returncode == 1 and b"cannot be deployed" in r.stderr
+    for p in (f"rf{sfx}", f"rg{sfx}"):
+        fast(sock, tmp_path, "down", "-p", p, "-t", "0", heavy=no_typer)
 
 
 # ---------------------------------------------------------------- the pieces, without an engine
@@ -228,3 +266,24 @@ def test_lean_client_chunked_pipelined_keep_alive_and_step_down(tmp_path, monkey
         e.close()
     with pytest.raises(Exception, match="is `wharf serve`"):
         Http(f"unix://{tmp_path}/nobody.sock").call("GET", "/x")
+
+
+def test_root_host_option_and_gitops_once_parsing(monkeypatch):
+    from reconciler.cli.fast import parse
+    from runtime.cli.fast import take_host
+
+    for argv, rest, host in ((["--host", "unix:///a", "ps", "-a"], ["ps", "-a"], "unix:///a"),
+                             (["-H", "tcp://127.0.0.1:9", "rm", "x"], ["rm", "x"], "tcp://127.0.0.1:9"),
+                             (["--host=unix:///b", "-H", "unix:///c", "logs", "c"], ["logs", "c"], "unix:///c"),
+                             (["ps", "--host", "unix:///d"], ["ps", "--host", "unix:///d"], None)):
+        monkeypatch.delenv("WHARF_HOST", raising=False)
+        assert take_host(argv) == rest
+        assert os.environ.get("WHARF_HOST") == host
+    monkeypatch.delenv("WHARF_HOST", raising=False)
+    verb, v, pos = parse(["-H", "unix:///e", "gitops", "repo", "--once", "-b", "main", "-f", "x.yaml", "--prune"])
+    assert (verb, pos, v["branch"], v["files"], v["prune"], v["once"]) == ("gitops", ["repo"], "main", ["x.yaml"],
+                                                                          True, True)
+    assert os.environ["WHARF_HOST"] == "unix:///e"
+    for argv in (["gitops", "repo"], ["gitops", "status", "--once"], ["gitops", "forget", "--once", "-p", "x"],
+                 ["gitops", "repo", "--once", "--listen", ":1"], ["gitops", "--once"], ["gitops", "r", "--once", "-h"]):
+        assert parse(argv) is None, argv
