@@ -1,6 +1,6 @@
 """The hot verbs over an Engine API without typer (`wharf --host URL ps|run|rm|stop|start|logs|
 inspect`, or WHARF_HOST / DOCKER_HOST): runtime/cli/fast.py's dispatch sends them here when an
-engine address is set. Each prints what the typer verb prints (they share ps_output, run_body,
+engine address is set (`images` too). Each prints what the typer verb prints (they share ps_output, run_body,
 inspect_docs); a flag this does not know sends the command to typer (None).
 
 The lean client (runtime.api.remote_http) serves unix:// and plain tcp://; with TLS the verbs
@@ -249,6 +249,64 @@ def print_docs(docs: list[dict[str, Any]], fmt: str | None) -> None:
         print(render(fmt, d))
 
 
+class _Summary:
+    """An ImageSummary with the attributes runtime.images.views.rows reads (as runtime/cli/images.py's)."""
+
+    def __init__(self, d: dict[str, Any]) -> None:
+        import datetime as dt
+
+        self.id = d.get("Id") or ""
+        self.repo_tags = [t for t in d.get("RepoTags") or [] if t != "<none>:<none>"]
+        self.repo_digests = [t for t in d.get("RepoDigests") or [] if t != "<none>@<none>"]
+        t = d.get("Created")
+        self.created = dt.datetime.fromtimestamp(t, dt.UTC).isoformat().replace("+00:00", "Z") \
+            if isinstance(t, int | float) and t > 0 else t if isinstance(t, str) else ""
+        self.size = int(d.get("Size") or 0)
+        self.short_id = self.id.removeprefix("sha256:")[:12]
+
+
+def _images(args: list[str]) -> int | None:
+    """`images [-a] [-q] [--no-trunc] [--digests] [REPOSITORY]` (--filter and --format: typer)."""
+    from runtime.cli.fast import _parse
+    from runtime.cli.remote_verbs import client
+    from runtime.containers.views import table
+
+    p = _parse(args, {"-a": "all", "--all": "all", "-q": "quiet", "--quiet": "quiet", "--no-trunc": "no_trunc",
+                      "--digests": "digests"}, {})
+    if p is None or len(p[1]) > 1:
+        return None
+    o, repo = p
+    filters = {"reference": repo} if repo else {}
+    selected = [_Summary(d) for d in client().call("GET", "/images/json", {"filters": json.dumps(filters)},
+                                                    what="images") or []]
+    no_trunc = bool(o.get("no_trunc"))
+    if o.get("quiet"):
+        seen: list[str] = []
+        for i in selected:
+            short = i.id if no_trunc else i.short_id
+            if short not in seen:
+                seen.append(short)
+                print(short)
+        return 0
+    import fnmatch
+
+    from runtime.images import views
+
+    digests = bool(o.get("digests"))
+    rows = []
+    for i in selected:
+        for r in views.rows(i, digests):
+            if no_trunc:
+                r["ID"] = i.id
+            if not repo or fnmatch.fnmatchcase(f"{r['Repository']}:{r['Tag']}", repo[0]) \
+                    or fnmatch.fnmatchcase(r["Repository"], repo[0]):
+                rows.append(r)
+    cols = [("REPOSITORY", "Repository"), ("TAG", "Tag")] + ([("DIGEST", "Digest")] if digests else []) + \
+        [("IMAGE ID", "ID"), ("CREATED", "CreatedSince"), ("SIZE", "Size")]
+    print(table(rows, cols))
+    return 0
+
+
 def dispatch(verb: str, rest: list[str]) -> int | None:
     """A hot verb over the engine API, or None to let typer do it."""
     if verb == "run":
@@ -262,4 +320,6 @@ def dispatch(verb: str, rest: list[str]) -> int | None:
         return _logs(rest)
     if verb == "inspect":
         return _inspect(rest)
+    if verb == "images":
+        return _images(rest)
     return None

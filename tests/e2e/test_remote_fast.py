@@ -91,6 +91,10 @@ def test_hot_verbs_match_the_typer_path(wharf_daemon, tmp_path):
     same(sock, tmp_path, "inspect", up, down)
     same(sock, tmp_path, "inspect", "-f", "{{.Name}} {{.State.Status}} {{.Config.Labels.k}}", up, "nosuch" + sfx)
     same(sock, tmp_path, "inspect", "--type", "image", "busybox")
+    for args in ([], ["-q"], ["-aq", "--no-trunc"], ["--digests"], ["busybox"], ["nosuch"]):
+        same(sock, tmp_path, "images", *args, mask=True)
+    r = same(sock, tmp_path, "pull", "-q", "127.0.0.1:9/nope:1", heavy=("typer", "click", "rich"))
+    assert r.returncode == 1 and b"127.0.0.1:9/nope" in r.stderr
     same(sock, tmp_path, "logs", up)
     same(sock, tmp_path, "logs", "-n", "1", up)
     same(sock, tmp_path, "logs", "nosuch" + sfx)
