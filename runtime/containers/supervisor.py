@@ -149,7 +149,29 @@ class Shim:
 
     # ------------------------------------------------------------ runtime calls
     def runtime(self, *args: str, stdio: tuple[int, int, int] | None = None) -> int:
+        if args[0] == "create" and self.cfg.get("runtime_builtin"):
+            return self.create_here(list(args[1:]), stdio)
         return self.spawn_runtime(*args, stdio=stdio).wait()
+
+    def create_here(self, args: list[str], stdio: tuple[int, int, int] | None) -> int:
+        """The built-in runtime's `create ARGS` in this thread, not in a forked runtime process: the
+        same exit code, and the same error line on stdio[2]. Its children go through the reaper."""
+        from runtime.errors import WharfError  # (imported: preload)
+        from runtime.oci import create
+        from runtime.oci.cli import error_line
+
+        flags = dict(zip(args[:-1:2], args[1:-1:2], strict=True))
+        null = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
+        fds = stdio or (null, null, null)
+        try:
+            create.create(self.cfg["runtime_root"], args[-1], flags["--bundle"], flags.get("--pid-file"),
+                          flags.get("--console-socket"), stdio=fds, forks=ReaperForks(self.sup))
+            return 0
+        except (WharfError, OSError) as e:
+            os.write(fds[2], f"{error_line(e)}\n".encode())
+            return e.exit_code if isinstance(e, WharfError) else 1
+        finally:
+            os.close(null)
 
     def spawn_runtime(self, *args: str, stdio: tuple[int, int, int] | None = None):
         """Start `<runtime> --root R ARGS...` (the built-in one as a forked child); its reaper.Child."""
@@ -649,6 +671,38 @@ class Shim:
             shim.health.started = now - saved["health"]["elapsed"]
             shim.health.next_at = now + saved["health"]["next_in"]
         return shim
+
+
+class ReaperForks:
+    """runtime.oci.create.Forks for create() in a shim thread: its children are forked and
+    registered with the supervisor's one reaper (which waits for every child), and the cgroup
+    migration is primed by the supervisor's MigrationPrimer, not by a child of its own."""
+
+    def __init__(self, sup) -> None:  # noqa: ANN001
+        self.sup = sup
+        self.children: dict[int, object] = {}
+
+    def fork(self, child) -> int:  # noqa: ANN001
+        def start() -> int:
+            pid = os.fork()
+            if pid == 0:
+                try:
+                    reset_signals()
+                    child()
+                finally:
+                    os._exit(1)  # child() never returns; this is for a failure before it
+            return pid
+
+        c = self.sup.reaper.spawn(start)
+        self.children[c.pid] = c
+        return c.pid
+
+    def wait(self, pid: int) -> None:
+        self.children.pop(pid).wait()
+
+    def primer(self) -> int:
+        self.sup.primer.kick()
+        return 0
 
 
 def _drain_text(fd: int) -> str:

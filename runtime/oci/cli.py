@@ -114,17 +114,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     try:
         return _run(argv)
-    except WharfError as e:  # one line, as runc: callers keep the last line of stderr
+    except (WharfError, OSError) as e:  # one line, as runc: callers keep the last line of stderr
+        os.write(2, f"{error_line(e)}\n".encode())
+        return e.exit_code if isinstance(e, WharfError) else 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def error_line(e: WharfError | OSError) -> str:
+    """A failure as the runtime's one line of stderr ("wharf-runtime: ...")."""
+    if isinstance(e, WharfError):
         text = f"{e.where}: {e.message}" if e.where else e.message
         if e.hint:
             text += f" (hint: {e.hint})"
-        os.write(2, f"wharf-runtime: {text}\n".encode())
-        return e.exit_code
-    except KeyboardInterrupt:
-        return 130
-    except OSError as e:
-        os.write(2, f"wharf-runtime: {e.strerror or e}{': ' + str(e.filename) if e.filename else ''}\n".encode())
-        return 1
+    else:
+        text = f"{e.strerror or e}{': ' + str(e.filename) if e.filename else ''}"
+    return f"wharf-runtime: {text}"
 
 
 def _run(argv: list[str]) -> int:
