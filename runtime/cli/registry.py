@@ -65,7 +65,7 @@ def _engine():
 
 def pull(
     name: str = typer.Argument(..., help="Image: NAME[:TAG|@DIGEST]."),
-    platform: str = typer.Option(None, "--platform", help="os/arch[/variant] to pick from a multi-platform image."),
+    platform: str = typer.Option(None, "--platform", help="os/arch or os/arch/variant to pick from a multi-platform image."),
     all_tags: bool = typer.Option(False, "--all-tags", "-a", help="Pull every tag of the repository."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="Print only the image reference."),
 ) -> None:
