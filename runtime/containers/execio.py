@@ -27,9 +27,19 @@ def _status(pid: int) -> int:
 def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: str, interactive: bool,
              tty: bool, detach: bool, privileged: bool = False) -> int:
     if detach:
+        # The helper that waits for the command is a fork of this process: it keeps no fd but its
+        # stdio, and that is /dev/null, or `wharf exec -d ... | cat` would wait for the command.
         null = os.open(os.devnull, os.O_RDWR)
-        cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(null, null, null), privileged=privileged)
-        os.close(null)
+        saved = [os.dup(fd) for fd in (0, 1, 2)]
+        try:
+            for fd in (0, 1, 2):
+                os.dup2(null, fd)
+            cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0, 1, 2), privileged=privileged, only_stdio=True)
+        finally:
+            for fd, orig in zip((0, 1, 2), saved):
+                os.dup2(orig, fd)
+                os.close(orig)
+            os.close(null)
         return 0
     if not tty:
         null = os.open(os.devnull, os.O_RDONLY)

@@ -27,9 +27,11 @@ class ContainerOperations:
 
     def exec_spawn(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
                    workdir: str = "", stdio: tuple[int, int, int] = (0, 1, 2), tty: bool = False,
-                   size: tuple[int, int] | None = None, privileged: bool = False, _container_pty: bool = False):
+                   size: tuple[int, int] | None = None, privileged: bool = False, _container_pty: bool = False,
+                   only_stdio: bool = False):
         """Start `cmd` inside the running container; returns a pid to waitpid() on.
         tty=True: stdio[0] is a (host) pty slave that becomes the controlling terminal.
+        only_stdio: the helper keeps no other fd of the caller (nsexec.spawn).
         The command gets the container's caps, seccomp filter, rlimits (privileged: every cap)."""
         from runtime.containers import bundle, nsexec
         from runtime.containers.users import resolve_user
@@ -59,7 +61,7 @@ class ContainerOperations:
                                     privileged=privileged)
         return nsexec.spawn(st["pid"], cmd, penv, f"/wharf/{cid}", uid=uid, gid=gid, groups=groups,
                             cwd=workdir or proc.get("cwd", "/"), stdio=stdio, tty=tty, config=oci or None,
-                            privileged=privileged)
+                            privileged=privileged, only_stdio=only_stdio)
 
     def exec(self, ref: str, cmd: list[str], env: list[str] | None = None, user: str = "",
              workdir: str = "", tty: bool = False, privileged: bool = False) -> ExecResult:
