@@ -36,7 +36,7 @@ def run_exec(cs, ref: str, cmd: list[str], env: list[str], user: str, workdir: s
                 os.dup2(null, fd)
             cs.exec_spawn(ref, cmd, env, user, workdir, stdio=(0, 1, 2), privileged=privileged, only_stdio=True)
         finally:
-            for fd, orig in zip((0, 1, 2), saved):
+            for fd, orig in enumerate(saved):
                 os.dup2(orig, fd)
                 os.close(orig)
             os.close(null)
