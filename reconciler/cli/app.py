@@ -123,6 +123,10 @@ def main(argv: list[str] | None = None) -> None:
 
     try:
         app = build_app(_verb(args))
+        from reconciler.cli import goflags
+
+        if goflags.has_candidates(args):  # docker's `--no-cache=true`, `--icc=false`
+            args = goflags.bool_values(typer.main.get_command(app), args)
         rv = app(args=args, prog_name="wharf", standalone_mode=False)
     except WharfError as e:
         print(f"wharf: error: {e}", file=sys.stderr)
