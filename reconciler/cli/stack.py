@@ -53,11 +53,19 @@ def register(app) -> None:
     @app.command("diff")
     @project_command
     def diff_cmd(
-        opts: ProjectOptions, prune: bool = PRUNE,
+        opts: ProjectOptions,
+        container: str = typer.Argument(None, metavar="CONTAINER",
+                                        help="docker diff: the changed files of this container instead."),
+        prune: bool = PRUNE,
         format: str = typer.Option("text", "--format", help="text or json"),
         out: str = typer.Option(None, "--out", "-o", help="Save the plan to apply it later: wharf apply FILE."),
     ) -> None:
-        """Show what apply would do (exit 0: nothing to do, 2: changes, 1: error)."""
+        """Show what apply would do (exit 0: nothing to do, 2: changes, 1: error); with a CONTAINER,
+        its filesystem changes (A added, C changed, D deleted) as `container diff`."""
+        if container:
+            from runtime.cli.containers import print_diff
+
+            return print_diff(container)
         raise typer.Exit(verbs.run_diff(opts, lambda: _engine(), _target, prune, format, out))
 
     @app.command("apply")

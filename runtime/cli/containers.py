@@ -429,8 +429,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
     def diff(container: str) -> None:
         """Inspect changes to files or directories on a container's filesystem."""
-        for kind, path in (rv.containers() if rv.remote() else _local().containers).diff(container):
-            typer.echo(f"{kind} {path}")
+        print_diff(container)
 
     @app.command()
     def commit(container: str, repository: str = typer.Argument(None),
@@ -550,6 +549,12 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
                      ("logs", logs), ("inspect", inspect), ("exec", exec_), ("kill", kill), ("restart", restart)):
         container_app.command(verb, context_settings=RUN_CTX if verb in ("run", "create", "exec") else None)(fn)
     app.add_typer(container_app, name="container")
+
+
+def print_diff(container: str) -> None:
+    """`container diff` (and `wharf diff CONTAINER`): A/C/D lines of the container's filesystem."""
+    for kind, path in (rv.containers() if rv.remote() else _local().containers).diff(container):
+        typer.echo(f"{kind} {path}")
 
 
 def _int(v: str, flag: str) -> int:
