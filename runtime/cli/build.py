@@ -71,7 +71,16 @@ def register(app: typer.Typer) -> None:
         label: list[str] = typer.Option([], "--label", help="Set a label on the image (KEY=VALUE)."),
         iidfile: str = typer.Option(None, "--iidfile", help="Write the image id to this file."),
         network: str = typer.Option("host", "--network", help="Network of the RUN steps: host or none."),
+        rm: bool = typer.Option(True, "--rm/--no-rm", help="Remove intermediate containers after a successful "
+                                "build (always: RUN steps never leave a container behind)."),
+        force_rm: bool = typer.Option(False, "--force-rm", help="Always remove intermediate containers (always)."),
     ) -> None:
+        if not rm:
+            from runtime.errors import InvalidArgument
+
+            raise InvalidArgument("--rm=false is not supported: RUN steps run in throwaway sandboxes, not in "
+                                  "containers that could be kept", hint="debug a step with `wharf run` on the "
+                                  "image of the step before it")
         args = _pairs(build_arg, "--build-arg", env_fallback=True)
         labels = _pairs(label, "--label")
         from runtime.cli import remote_verbs
