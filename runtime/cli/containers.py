@@ -301,8 +301,13 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
 
     @app.command("rm")
     def rm(containers: list[str], force: bool = typer.Option(False, "-f", "--force"),
-           volumes: bool = typer.Option(False, "-v", "--volumes")) -> int:
+           volumes: bool = typer.Option(False, "-v", "--volumes"),
+           link: bool = typer.Option(False, "-l", "--link", help="Remove a legacy link (Wharf has none)")) -> int:
         """Remove one or more containers."""
+        if link:
+            raise InvalidArgument("Wharf has no legacy links (docker run --link) to remove",
+                                  hint="containers on a user network reach each other by name; "
+                                       "`wharf network disconnect NET CONTAINER` cuts that")
         eng = _engine()
         return _each(containers, lambda c: eng.containers.remove(c, force=force, volumes=volumes))
 
@@ -435,7 +440,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
     def commit(container: str, repository: str = typer.Argument(None),
                author: str = typer.Option("", "-a", "--author"), message: str = typer.Option("", "-m", "--message"),
                change: list[str] = typer.Option([], "-c", "--change"),
-               pause: bool = typer.Option(True, "-p/--pause")) -> None:
+               pause: bool = typer.Option(True, "--pause/--no-pause", "-p",
+                                          help="Pause the container during the commit")) -> None:
         """Create a new image from a container's changes."""
         cs = rv.containers() if rv.remote() else _local().containers
         img = cs.commit(container, repository, list(change), author, message, pause)
