@@ -121,10 +121,14 @@ def login(
     username: str = typer.Option(None, "--username", "-u", help="User name."),
     password: str = typer.Option(None, "--password", "-p", help="Password (prefer --password-stdin)."),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="Read the password from stdin."),
+    email: str = typer.Option(None, "--email", "-e", help="Ignored (docker 1.x's; registries do not use it)."),
 ) -> None:
     """Log in to a registry (credentials kept in Docker's config.json)."""
     from runtime.errors import InvalidArgument
     from runtime.registry.client import login as do_login
+
+    if email is not None:
+        print("WARNING! --email is deprecated and ignored: registries authenticate by user name.", file=sys.stderr)
 
     if password_stdin:
         if password:
