@@ -211,3 +211,29 @@ def test_daemon_and_cli_share_the_log_docker_events(wharf_daemon, registry, tmp_
     assert out.strip() == f"tag {bb}"
     # and the embedded CLI reads what the daemon wrote
     assert [e["Action"] for e in events(since, "volume=dkvol")] == ["create", "destroy"]
+
+
+def test_events_without_since_follows_only_new_ones(wharf_root):
+    """`wharf events` with neither --since nor --until: what happens from now on, as docker."""
+    import select
+
+    from runtime.util.events import emit
+
+    emit("volume", "create", "before", {"driver": "local"})
+    proc = subprocess.Popen([*WHARF, "events", "--filter", "type=volume", "--format", "json"],
+                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+                            cwd=Path(__file__).resolve().parents[2])
+    try:
+        seen = b""
+        deadline = time.monotonic() + 30
+        n = 0
+        while b'"after' not in seen:  # until the follower is up: each probe is a new event
+            assert time.monotonic() < deadline, seen
+            emit("volume", "create", f"after{n}", {"driver": "local"})
+            n += 1
+            if select.select([proc.stdout], [], [], 0.2)[0]:
+                seen += os.read(proc.stdout.fileno(), 65536)
+        assert b'"before"' not in seen
+    finally:
+        proc.kill()
+        proc.wait()
