@@ -24,8 +24,9 @@ if TYPE_CHECKING:
 BUSYBOX = "/bin/busybox"
 PATH_ENV = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 PASSWD = ("root:x:0:0:root:/root:/bin/sh\n"
+          "daemon:x:1:1:daemon:/usr/sbin:/bin/false\n"  # as in Docker Hub's busybox (Dockerfiles say USER daemon)
           "nobody:x:65534:65534:nobody:/nonexistent:/bin/false\n")
-GROUP = "root:x:0:\nnogroup:x:65534:\n"
+GROUP = "root:x:0:\ndaemon:x:1:\nnogroup:x:65534:\n"
 
 
 def _rfc3339(ts: int) -> str:
