@@ -276,6 +276,10 @@ def test_root_host_option_and_gitops_once_parsing(monkeypatch):
     from reconciler.cli.fast import parse
     from runtime.cli.fast import take_host
 
+    # a private environ: take_host/parse set WHARF_HOST, which must not outlive this test (the
+    # worker's next tests would all talk to unix:///e)
+    monkeypatch.setattr(os, "environ", dict(os.environ))
+
     for argv, rest, host in ((["--host", "unix:///a", "ps", "-a"], ["ps", "-a"], "unix:///a"),
                              (["-H", "tcp://127.0.0.1:9", "rm", "x"], ["rm", "x"], "tcp://127.0.0.1:9"),
                              (["--host=unix:///b", "-H", "unix:///c", "logs", "c"], ["logs", "c"], "unix:///c"),
