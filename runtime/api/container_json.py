@@ -169,6 +169,8 @@ def spec_from_create(body: dict[str, Any], name: str | None = None,
     for key, value in (defaults or {}).items():
         if key == "dns" and not spec.dns:
             spec.dns = list(value)
+        elif key == "dns_search" and not spec.dns_search:
+            spec.dns_search = list(value)
         elif key == "ip":
             for p in spec.ports:
                 p.host_ip = p.host_ip or value

@@ -34,7 +34,7 @@ def list_containers(engine, req: Request) -> list[dict[str, Any]]:
 @router.route("POST", r"/containers/create")
 def create(engine, req: Request) -> Reply:
     name = req.q("name") or None
-    defaults = {k: SETTINGS[k] for k in ("dns", "ip") if SETTINGS.get(k)}
+    defaults = {k: SETTINGS[k] for k in ("dns", "dns_search", "ip") if SETTINGS.get(k)}
     spec = container_json.spec_from_create(req.json(), name, defaults)
     info = engine.containers.create(spec)
     return Reply(201, {"Id": info.id, "Warnings": []})

@@ -51,6 +51,10 @@ class Options:
     registry_mirrors: list[str] = field(default_factory=list)
     default_runtime: str = ""
     restore: bool = True
+    bridge: str = ""  # -b: the default bridge's name
+    dns_search: list[str] = field(default_factory=list)
+    ip_forward: bool = True
+    cors_header: str = ""  # Access-Control-Allow-Origin of every answer ("" = none)
 
 
 # daemon.json key -> (Options attribute, kind)
@@ -62,6 +66,8 @@ CONFIG_KEYS: dict[str, tuple[str, type]] = {
     "mtu": ("mtu", int), "dns": ("dns", list), "icc": ("icc", bool), "ip": ("ip", str), "ip-masq": ("ip_masq", bool),
     "insecure-registries": ("insecure_registries", list), "registry-mirrors": ("registry_mirrors", list),
     "default-runtime": ("default_runtime", str), "live-restore": ("restore", bool),
+    "bridge": ("bridge", str), "dns-search": ("dns_search", list), "ip-forward": ("ip_forward", bool),
+    "api-cors-header": ("cors_header", str),
 }
 IGNORED_KEYS = {"log-level", "log-driver", "storage-driver", "features", "experimental", "runtimes",
                 "exec-opts", "iptables", "userland-proxy", "init", "max-concurrent-downloads"}
@@ -123,6 +129,10 @@ def ssl_context(opts: Options) -> ssl.SSLContext | None:
         return None
     if not opts.tlscert or not opts.tlskey:
         raise InvalidArgument("--tls needs --tlscert and --tlskey")
+    for flag, path in (("--tlscert", opts.tlscert), ("--tlskey", opts.tlskey),
+                       ("--tlscacert", opts.tlscacert if opts.tlsverify else "")):
+        if path and not os.path.isfile(path):
+            raise InvalidArgument(f"{flag} {path}: no such file", hint="pass the PEM files' paths")
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     try:
@@ -150,16 +160,19 @@ def apply_environment(opts: Options) -> None:
         os.environ["WHARF_INSECURE_REGISTRIES"] = ",".join(opts.insecure_registries)
     if opts.registry_mirrors:
         os.environ["WHARF_REGISTRY_MIRRORS"] = ",".join(opts.registry_mirrors)
+    if opts.bridge:
+        os.environ["WHARF_BRIDGE"] = opts.bridge
     bridge = {"WHARF_BRIDGE_IP": opts.bip, "WHARF_FIXED_CIDR": opts.fixed_cidr,
               "WHARF_MTU": str(opts.mtu) if opts.mtu else "", "WHARF_ICC": "" if opts.icc else "false",
-              "WHARF_IP_MASQ": "" if opts.ip_masq else "false", "WHARF_IP": opts.ip or ""}
+              "WHARF_IP_MASQ": "" if opts.ip_masq else "false", "WHARF_IP": opts.ip or "",
+              "WHARF_IP_FORWARD": "" if opts.ip_forward else "false"}
     for k, v in bridge.items():
         if v:
             os.environ[k] = v
 
 
 def settings(opts: Options) -> dict[str, Any]:
-    return {"debug": opts.debug, "dns": opts.dns, "ip": opts.ip, "mtu": opts.mtu,
+    return {"debug": opts.debug, "dns": opts.dns, "dns_search": opts.dns_search, "ip": opts.ip, "mtu": opts.mtu,
             "insecure-registries": opts.insecure_registries, "registry-mirrors": opts.registry_mirrors}
 
 
@@ -200,7 +213,7 @@ class Daemon:
         from runtime.api.router import load_routes
         from runtime.api.server import TCP6Server, TCPServer, UnixServer, make_handler
 
-        handler = make_handler(load_routes(), engine)
+        handler = make_handler(load_routes(), engine, self.opts.cors_header)
         ctx = ssl_context(self.opts)
         for host in self.opts.hosts or [DEFAULT_HOST]:
             kind, addr = parse_host(host, ctx is not None)

@@ -39,6 +39,7 @@ class Handler(BaseHTTPRequestHandler):
     # the server sets these on the class it makes per listener
     router: Router
     engine: Any
+    cors = ""
 
     def setup(self) -> None:
         if isinstance(self.request, ssl.SSLSocket):
@@ -75,6 +76,9 @@ class Handler(BaseHTTPRequestHandler):
     # ------------------------------------------------------------ dispatch
     def dispatch(self) -> None:
         path, _, query = self.path.partition("?")
+        if self.cors and self.command == "OPTIONS":  # a browser's preflight
+            self._send(200, b"", "text/plain")
+            return
         req = None
         try:
             fn, params, version = self.router.match(self.command, path)
@@ -123,6 +127,11 @@ class Handler(BaseHTTPRequestHandler):
         self.send_header("Docker-Experimental", "false")
         self.send_header("Ostype", "linux")
         self.send_header("Server", f"Wharf/{_version()} (linux)")
+        if self.cors:  # as dockerd's CORS middleware
+            self.send_header("Access-Control-Allow-Origin", self.cors)
+            self.send_header("Access-Control-Allow-Headers",
+                             "Origin, X-Requested-With, Content-Type, Accept, X-Registry-Auth")
+            self.send_header("Access-Control-Allow-Methods", "HEAD, GET, POST, DELETE, PUT, OPTIONS")
 
     def send_response(self, code: int, message: str | None = None) -> None:
         self.log_request(code)
@@ -304,8 +313,9 @@ class TCP6Server(TCPServer):
     address_family = socket.AF_INET6
 
 
-def make_handler(router: Router, engine: Any) -> type[Handler]:
-    return type("BoundHandler", (Handler,), {"router": router, "engine": engine})
+def make_handler(router: Router, engine: Any, cors: str = "") -> type[Handler]:
+    """cors: the Access-Control-Allow-Origin of every answer (`serve --api-enable-cors`: *)."""
+    return type("BoundHandler", (Handler,), {"router": router, "engine": engine, "cors": cors})
 
 
 def debug_logging(enabled: bool) -> None:

@@ -119,7 +119,8 @@ class NetworkManager:
         from runtime.network.netlink import Netlink
 
         firewall.apply_network(rec)
-        rtnl.sysctl_write("net.ipv4.ip_forward", "1")
+        if os.environ.get("WHARF_IP_FORWARD") != "false":  # `wharf serve --ip-forward=false` leaves it alone
+            rtnl.sysctl_write("net.ipv4.ip_forward", "1")
         with Netlink() as nl:
             links.ensure_bridge(nl, rec["bridge"], rec["gateway"], IPv4Network(rec["subnet"]).prefixlen,
                                 rec.get("mtu"), str(self.store.dir))
