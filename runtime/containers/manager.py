@@ -44,6 +44,10 @@ def signal_number(sig: str | int) -> int:
         raise InvalidArgument(f"invalid signal: {sig}", hint="use a name like SIGTERM or a number") from None
 
 
+# what a start resets in state.json (a new container is created with it)
+FRESH_START = {"stop_requested": False, "removing": False, "error": "", "restart_count": 0}
+
+
 class LocalContainers(ContainerOperations):
     def __init__(self, store: ContainerStore | None = None) -> None:
         self.store = store or ContainerStore()
@@ -141,7 +145,7 @@ class LocalContainers(ContainerOperations):
                    "runtime": spec.runtime or launch.default_runtime(), "spec": to_dict(spec),
                    "mounts": [to_dict(m) for m in mounts], "ports": [], "networks": {}}
             launch.runtime_argv(rec["runtime"])  # unknown runtime: fail now, not at start
-            self.store.save_state(cid, {"status": "created", "restart_count": 0})
+            self.store.save_state(cid, dict(FRESH_START, status="created"))
             self.store.save(cid, rec)
         except BaseException:
             self.store.delete(cid, name)
@@ -182,9 +186,10 @@ class LocalContainers(ContainerOperations):
                 wait_shim_exit(st, 10)
             rec = self.store.load(cid)
             spec = spec_from_dict(rec["spec"])
-            st.update(stop_requested=False, removing=False, status=st.get("status", "created"), error="",
-                      restart_count=0)
-            self.store.save_state(cid, st)
+            fresh = {**st, **FRESH_START, "status": st.get("status", "created")}
+            if fresh != st:  # (a container just created has these already: no second write)
+                st = fresh
+                self.store.save_state(cid, st)
             from runtime.containers.supervision import SupervisorStart
 
             shim = SupervisorStart(self.store, cid, wait_attach)  # a supervisor to start boots meanwhile
