@@ -396,7 +396,7 @@ class Builder:
                 diffs = img.config["rootfs"]["diff_ids"]
                 if img.repo_tags or img.repo_digests or not any(d[:len(diffs)] == diffs for d in kept.values()):
                     continue
-                self.store.remove(image_id)
+                self.store.remove(image_id, events=False)  # never announced: no delete event either
             except WharfError:
                 continue  # gone already, or in use by a concurrent build
 

@@ -367,7 +367,7 @@ def load(store: ImageStore, src: BinaryIO, what: str = "archive") -> list[str]:
         for img, _tags in loaded:
             if img.id not in before:
                 try:
-                    store.remove(img.id, force=True)
+                    store.remove(img.id, force=True, events=False)  # (a failed load announces nothing)
                 except NotFound:
                     pass
         _drop_unreferenced(store, ld.new_blobs)

@@ -327,12 +327,15 @@ class ImageStore:
         except (NotFound, ValueError, AttributeError):
             return {}
 
-    def remove(self, ref: str, force: bool = False) -> list[str]:
+    def remove(self, ref: str, force: bool = False, events: bool = True) -> list[str]:
         """`docker rmi`: untag a name; delete the image when its last reference goes (or by id).
 
         A container's image is never deleted from under it: without force that is a Conflict,
         with force the image is untagged and its data stays until the container releases it.
+        events=False: no untag/delete events (the builder dropping an intermediate image of its own).
         """
+        if not events:
+            return self._remove(ref, force)
         image_id = self._find_id(self._read(), ref)
         labels = self._labels(image_id)
         out = self._remove(ref, force)

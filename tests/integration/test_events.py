@@ -237,3 +237,15 @@ def test_events_without_since_follows_only_new_ones(wharf_root):
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_build_tags_and_announces_no_intermediate_image(busybox_image, tmp_path):
+    """As docker build: a `tag` event per -t (with the image's labels); the builder's own intermediate
+    images come and go unannounced."""
+    (tmp_path / "ctx").mkdir()
+    (tmp_path / "ctx" / "Dockerfile").write_text('FROM busybox\nRUN echo hi > /x\nLABEL k=v\nCMD ["true"]\n')
+    t0 = time.time()
+    wharf("build", "-q", "-t", "evt/built:1", str(tmp_path / "ctx"))
+    built = json.loads(wharf("image", "inspect", "evt/built:1").stdout)[0]["Id"]
+    assert [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in events(t0, "type=image")] == [
+        ("tag", built, {"name": "evt/built:1", "k": "v"})]
