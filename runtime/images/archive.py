@@ -282,7 +282,7 @@ class _Loader:
 def _register_tags(store: ImageStore, manifest: bytes, tags: list[str]) -> Image:
     img = store.register(manifest, tags[0] if tags else None)
     for t in tags[1:]:
-        store.tag(img.id, t)
+        store.tag(img.id, t, events=False)  # (a load has its own event, as docker's)
     return img
 
 

@@ -290,7 +290,7 @@ class ImageStore:
         if tag not in tags:
             tags.append(tag)
 
-    def tag(self, ref: str, new_ref: str) -> None:
+    def tag(self, ref: str, new_ref: str, events: bool = True) -> None:
         r = parse(new_ref)
         if r.digest:
             raise InvalidArgument(f"cannot tag with a digest reference {new_ref!r}", hint="use name:tag")
@@ -298,7 +298,8 @@ class ImageStore:
         with self._locked() as db:
             image_id = self._find_id(db, ref)
             self._set_tag(db, image_id, tag)
-        emit_image("tag", image_id, familiar(tag), self._labels(image_id))
+        if events:
+            emit_image("tag", image_id, familiar(tag), self._labels(image_id))
 
     def untag(self, ref: str) -> list[str]:
         r = with_default_tag(parse(ref))

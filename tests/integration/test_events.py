@@ -49,7 +49,7 @@ def test_image_events_from_the_cli(busybox_image, registry, tmp_path):
     t0 = time.time()
     wharf("tag", "busybox", f"{registry}/evt/bb:1")
     wharf("push", f"{registry}/evt/bb:1")
-    wharf("save", "-o", str(tmp_path / "bb.tar"), f"{registry}/evt/bb:1")
+    wharf("save", "-o", str(tmp_path / "bb.tar"), f"{registry}/evt/bb:1", "busybox")  # one image, two tags
     wharf("rmi", f"{registry}/evt/bb:1")
     t_mid = time.time()
     wharf("pull", f"{registry}/evt/bb:1")
