@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterator
 
 TYPE_CHECKING = False
-if TYPE_CHECKING:  # shims and the fast CLI path import this module: keep typing and runtime.engine out
+if TYPE_CHECKING:  # the supervisor may import this module too: keep typing and runtime.engine out
     from runtime.engine import Event, Filters
 
 MAX_LOG_BYTES = 4 << 20  # then the log moves to events.jsonl.1 (one older generation is kept)
@@ -84,15 +84,17 @@ _BY_NAME = ("container", "volume", "network", "daemon", "plugin")
 
 
 def _strip_tag(ref: str) -> str:
-    """`busybox:latest`, `docker.io/library/busybox@sha256:..` -> `busybox` (Docker's stripTag)."""
+    """`busybox:latest`, `docker.io/library/busybox@sha256:..` -> `busybox` (Docker's stripTag);
+    an image id stays as it is."""
+    if ref.startswith("sha256:"):
+        return ref
     name = ref.split("@", 1)[0]
-    slash = name.rfind("/")
-    colon = name.rfind(":")
-    if colon > slash:
-        name = name[:colon]
-    for prefix in ("docker.io/library/", "docker.io/"):
-        if name.startswith(prefix) and (prefix != "docker.io/" or "/" in name[len(prefix):]):
-            return name[len(prefix):]
+    if name.rfind(":") > name.rfind("/"):
+        name = name[:name.rfind(":")]
+    if name.startswith("docker.io/"):
+        name = name[len("docker.io/"):]
+        if name.startswith("library/") and name.count("/") == 1:
+            name = name[len("library/"):]
     return name
 
 

@@ -149,6 +149,9 @@ def test_filters_and_shapes_of_the_log(wharf_root):
     assert [matches(e, {"image": ["busybox"]}) for e in (c, i, v)] == [True, True, False]
     assert [matches(e, {"image": ["busybox:latest"]}) for e in (c, i, v)] == [True, True, False]
     assert not matches(c, {"image": ["busybox:1"]})
+    d = Event("image", "pull", "docker.io/library/busybox@sha256:" + "0" * 64, {"name": "docker.io/busybox"})
+    assert matches(d, {"image": ["busybox"]}) and not matches(d, {"image": ["sha256"]})
+    assert matches(Event("image", "push", "localhost:5000/a/b:1", {}), {"image": ["localhost:5000/a/b"]})
     assert [matches(e, {"container": ["we"]}) for e in (c, i, v)] == [True, False, False]
     assert matches(v, {"volume": ["da"]}) and not matches(v, {"network": ["data"]})
     assert matches(h, {"event": ["health_status"]}) and not matches(c, {"event": ["sta"]})
