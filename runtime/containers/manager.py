@@ -212,14 +212,14 @@ class LocalContainers(ContainerOperations):
 
     def _teardown(self, rec: dict[str, Any], spec: ContainerSpec) -> None:
         launch.umount_rootfs(self.store, rec["id"])
-        if any(m["type"] == "volume" for m in rec.get("mounts", [])):
-            from runtime.volumes.store import unmount_events
-
-            unmount_events(rec["id"])
         try:
             netsetup.teardown(rec["id"], spec)
         except WharfError:
             pass
+        if any(m["type"] == "volume" for m in rec.get("mounts", [])):  # (after the network, as docker)
+            from runtime.volumes.store import unmount_events
+
+            unmount_events(rec["id"])
 
     def _request_stop(self, cid: str, removing: bool = False) -> dict[str, Any]:
         """removing=True: the caller destroys the container next (network included), so the supervisor

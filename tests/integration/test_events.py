@@ -132,7 +132,8 @@ def test_volume_and_network_events_around_a_container(busybox_image, wharf_net):
     mixed = [shape(e)[:2] for e in events(t0, "type=container", "type=volume", "type=network")
              if e["Actor"]["ID"] in (cid, vol, net_id)]
     assert mixed.index(("container", "create")) < mixed.index(("volume", "mount")) < \
-        mixed.index(("volume", "unmount")) < mixed.index(("container", "destroy"))
+        mixed.index(("network", "disconnect")) < mixed.index(("volume", "unmount")) < \
+        mixed.index(("container", "destroy"))  # (docker's cleanup: network first, then volumes)
     assert all(e["timeNano"] / 1e9 <= t1 for e in events(t0, until=t1))
 
 
