@@ -179,9 +179,12 @@ def mount_events(container_id: str, used: list[tuple[str, MountSpec]]) -> None:
                                        "read/write": "false" if m.read_only else "true",
                                        "propagation": m.propagation or ""})
     path = _mounts_file(container_id)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "w") as f:
-        f.write("\n".join(name for name, _ in used))
+    try:  # (like the log itself: never fails the start)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write("\n".join(name for name, _ in used))
+    except OSError:
+        pass
 
 
 def unmount_events(container_id: str) -> None:
