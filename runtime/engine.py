@@ -124,6 +124,7 @@ class ContainerSpec:
     resources: Resources = field(default_factory=Resources)
     cap_add: list[str] = field(default_factory=list)
     cap_drop: list[str] = field(default_factory=list)
+    group_add: list[str] = field(default_factory=list)  # gids or group names of the image
     privileged: bool = False
     read_only: bool = False
     init: bool = False

@@ -356,6 +356,7 @@ class Service(Model):
     container_name: str | None = None
     cap_add: list[str] = Field(default_factory=list)
     cap_drop: list[str] = Field(default_factory=list)
+    group_add: list[Str] = Field(default_factory=list)
     read_only: bool = False
     privileged: bool = False
     init: bool = False

@@ -152,6 +152,7 @@ def spec_from_create(body: dict[str, Any], name: str | None = None,
     spec.resources = resources_from(hc, "HostConfig")
     spec.cap_add = _strlist(hc, "CapAdd", "HostConfig") or []
     spec.cap_drop = _strlist(hc, "CapDrop", "HostConfig") or []
+    spec.group_add = _strlist(hc, "GroupAdd", "HostConfig") or []
     spec.privileged = _get(hc, "Privileged", bool, "HostConfig", False)
     spec.read_only = _get(hc, "ReadonlyRootfs", bool, "HostConfig", False)
     spec.init = _get(hc, "Init", bool, "HostConfig", False)
@@ -257,7 +258,8 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
         "PortBindings": {}, "PublishAllPorts": spec.publish_all, "NetworkMode": spec.network_mode or "bridge",
         "RestartPolicy": {"Name": "" if spec.restart.name == "no" else spec.restart.name,
                           "MaximumRetryCount": spec.restart.maximum_retry_count},
-        "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "Privileged": spec.privileged,
+        "CapAdd": spec.cap_add or None, "CapDrop": spec.cap_drop or None, "GroupAdd": spec.group_add or None,
+        "Privileged": spec.privileged,
         "ReadonlyRootfs": spec.read_only, "Init": spec.init or None, "Dns": spec.dns, "DnsSearch": spec.dns_search,
         "DnsOptions": spec.dns_options, "ExtraHosts": spec.extra_hosts or None, "Sysctls": spec.sysctls or None,
         "SecurityOpt": spec.security_opt or None, "AutoRemove": spec.auto_remove,

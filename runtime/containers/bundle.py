@@ -97,6 +97,7 @@ class BundleInputs:
     netns: str | None = None  # path; None = a new netns; "host" = share the host's
     share_uts: bool = False
     init_binary: str | None = None
+    default_sysctls: dict[str, str] = field(default_factory=dict)  # the engine's, under the spec's --sysctl
 
 
 def oci_config(spec: ContainerSpec, inp: BundleInputs) -> dict[str, Any]:
@@ -137,8 +138,9 @@ def oci_config(spec: ContainerSpec, inp: BundleInputs) -> dict[str, Any]:
     cfg["linux"].update(linux_seccomp(spec.security_opt, spec.privileged, caps))
     if not inp.share_uts:
         cfg["hostname"] = inp.hostname
-    if spec.sysctls:
-        cfg["linux"]["sysctl"] = dict(spec.sysctls)
+    sysctls = {**inp.default_sysctls, **spec.sysctls}
+    if sysctls:
+        cfg["linux"]["sysctl"] = sysctls
     return cfg
 
 

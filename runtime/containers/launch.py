@@ -78,7 +78,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
     hostname = spec.hostname or cid[:12]
     args = bundle.process_args(spec, image_cfg)
     env = bundle.container_env(spec, image_cfg, hostname)
-    uid, gid, groups = resolve_user(str(rootfs), spec.user or image_cfg.get("User", ""))
+    uid, gid, groups = resolve_user(str(rootfs), spec.user or image_cfg.get("User", ""), spec.group_add)
     cwd = spec.working_dir or image_cfg.get("WorkingDir") or "/"
     if not cwd.startswith("/"):
         raise InvalidArgument(f"the working directory {cwd!r} is invalid, it needs to be an absolute path")
@@ -98,6 +98,7 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
     inp = bundle.BundleInputs(args=args, env=env, cwd=cwd, uid=uid, gid=gid, groups=groups,
                               hostname=hostname, cgroups_path=f"/wharf/{cid}", mounts=mounts,
                               etc_files=net.etc_files, netns=net.netns, share_uts=net.share_uts,
+                              default_sysctls=netns_sysctls(spec),
                               init_binary=init)
     cfg = bundle.oci_config(spec, inp)
     write_regenerated(str(store.dir(cid) / "bundle" / "config.json"), dumps(cfg))
@@ -125,6 +126,17 @@ def prepare(store: ContainerStore, rec: dict[str, Any], spec: ContainerSpec, tty
                                    "cwd": cwd, "cgroup": f"/wharf/{cid}"}
     write_regenerated(str(store.dir(cid) / "shim.json"), dumps(shim_cfg))
     return rec
+
+
+# Docker's defaults in a network namespace of the container's own: any user may bind ports below
+# 1024 and ping (not with --network host or container:, whose netns belongs to somebody else)
+NETNS_SYSCTLS = {"net.ipv4.ip_unprivileged_port_start": "0", "net.ipv4.ping_group_range": "0 2147483647"}
+
+
+def netns_sysctls(spec: ContainerSpec) -> dict[str, str]:
+    if spec.network_mode == "host" or spec.network_mode.startswith("container:"):
+        return {}
+    return {k: v for k, v in NETNS_SYSCTLS.items() if os.path.exists("/proc/sys/" + k.replace(".", "/"))}
 
 
 def _mkdir_in_root(rootfs: Path, path: str) -> None:

@@ -15,8 +15,10 @@ def _table(path: str) -> list[list[str]]:
         return []
 
 
-def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
-    """Docker's rules: numeric ids need no passwd entry; names must exist in the image."""
+def resolve_user(rootfs: str, user: str, group_add: list[str] | tuple[str, ...] = ()) -> tuple[int, int, list[int]]:
+    """Docker's rules: numeric ids need no passwd entry; names must exist in the image. The
+    additional gids are, as Docker's, the primary gid, the groups that list the user, then
+    `--group-add` (a gid, or a group name of the image)."""
     name, _, group = (user or "0").partition(":")
     passwd = _table(os.path.join(rootfs, "etc/passwd"))
     groups = _table(os.path.join(rootfs, "etc/group"))
@@ -39,9 +41,16 @@ def resolve_user(rootfs: str, user: str) -> tuple[int, int, list[int]]:
             if not found:
                 raise InvalidArgument(f"unable to find group {group}: no matching entries in group file")
             gid = found[0]
-    extra = []
+    extra = [gid]
     if username:
-        for r in groups:
-            if len(r) >= 4 and username in r[3].split(",") and int(r[2]) != gid:
-                extra.append(int(r[2]))
-    return uid, gid, extra
+        extra += [int(r[2]) for r in groups if len(r) >= 4 and username in r[3].split(",")]
+    for g in group_add:
+        if g.isdigit():
+            extra.append(int(g))
+            continue
+        found = [int(r[2]) for r in groups if len(r) >= 3 and r[0] == g]
+        if not found:
+            raise InvalidArgument(f"--group-add {g}: unable to find group {g}: no matching entries in group file",
+                                  hint="use a numeric gid or a group that exists in the image")
+        extra.append(found[0])
+    return uid, gid, list(dict.fromkeys(extra))

@@ -191,6 +191,7 @@ def inspect_json(rec: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
                               "MaximumRetryCount": spec["restart"]["maximum_retry_count"]},
             "AutoRemove": spec.get("auto_remove", False),
             "CapAdd": spec.get("cap_add") or None, "CapDrop": spec.get("cap_drop") or None,
+            "GroupAdd": spec.get("group_add") or None,
             "Dns": spec.get("dns", []), "DnsSearch": spec.get("dns_search", []),
             "ExtraHosts": spec.get("extra_hosts") or None,
             "Privileged": spec.get("privileged", False), "ReadonlyRootfs": spec.get("read_only", False),

@@ -188,3 +188,24 @@ def test_container_and_exec_processes_start_with_default_signals(box, busybox_ro
     for argv in (["exec", c], ["run", "--rm", "--network", "none", "--rootfs", str(busybox_rootfs), "-"]):
         p = wharf(*argv, "sh", "-c", "yes | head -1")
         assert (p.stdout, p.stderr) == (b"y\n", b"")
+
+
+def test_groups_and_netns_sysctls_as_docker(box, busybox_rootfs):
+    """As Docker: the primary gid is among the supplementary groups (exec too), `--group-add` adds gids
+    or image groups; a container's own netns lets any user bind ports < 1024 and ping (not --network
+    host, not over a --sysctl the user gave)."""
+    def run(*flags: str, cmd: str) -> str:
+        return wharf("run", "--rm", *flags, "--rootfs", str(busybox_rootfs), "-", "sh", "-c", cmd).stdout.decode()
+
+    probe = "id; cat /proc/sys/net/ipv4/ip_unprivileged_port_start /proc/sys/net/ipv4/ping_group_range"
+    assert run("--network", "none", cmd=probe) == "uid=0(root) gid=0(root) groups=0(root)\n0\n0\t2147483647\n"
+    assert run("--network", "none", "-u", "1:1", "--group-add", "root", "--group-add", "77", cmd="id") \
+        == "uid=1 gid=1 groups=0(root),1,77\n"  # (the kernel sorts them)
+    host = open("/proc/sys/net/ipv4/ip_unprivileged_port_start").read()
+    assert run("--network", "host", cmd="cat /proc/sys/net/ipv4/ip_unprivileged_port_start") == host
+    assert run("--network", "none", "--sysctl", "net.ipv4.ip_unprivileged_port_start=80",
+               cmd="cat /proc/sys/net/ipv4/ip_unprivileged_port_start") == "80\n"
+    p = wharf("run", "--rm", "--group-add", "nosuch", "--rootfs", str(busybox_rootfs), "-", "true", check=False)
+    assert p.returncode == 125 and b"unable to find group nosuch" in p.stderr
+    c = box()
+    assert wharf("exec", "-u", "1:1", c, "id").stdout == b"uid=1 gid=1 groups=1\n"
