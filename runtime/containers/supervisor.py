@@ -588,6 +588,10 @@ class Shim:
                 c.close()
             _unlink(os.path.join(self.run_dir, "attach.sock"))
             self.wait_deleted()
+            if not self.cfg.get("cleanup"):  # (else the engine's cleanup tells, after the network's release)
+                from runtime.volumes.store import unmount_events  # (imported: preload_engine)
+
+                unmount_events(self.id)
             if self.cfg.get("cleanup") and not self.removed_by_client \
                     and not (read_json(self.state_path, {}) or {}).get("removing"):
                 # (`rm -f` destroys it, network included, as soon as the lock is free)

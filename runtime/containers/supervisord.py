@@ -591,6 +591,7 @@ def preload_engine() -> None:
     import runtime.containers.users  # noqa: F401
     import runtime.images.store  # noqa: F401
     import runtime.network.manager  # noqa: F401
+    import runtime.util.events  # noqa: F401 - the volume unmount events of a shim's finish
     import runtime.util.fs  # noqa: F401
     import runtime.volumes.store  # noqa: F401
 

@@ -253,3 +253,21 @@ def test_build_tags_and_announces_no_intermediate_image(busybox_image, tmp_path)
     built = json.loads(wharf("image", "inspect", "evt/built:1").stdout)[0]["Id"]
     assert [(e["Action"], e["Actor"]["ID"], e["Actor"]["Attributes"]) for e in events(t0, "type=image")] == [
         ("tag", built, {"name": "evt/built:1", "k": "v"})]
+
+
+def test_volume_unmount_event_when_a_host_network_container_exits(busybox_image):
+    """No engine cleanup runs after the exit of a --network host container (nothing to release): its
+    supervisor tells the unmount itself, when the container stops, not at `rm` (as Docker)."""
+    import secrets
+
+    vol = "eh" + secrets.token_hex(3)
+    t0 = time.time()
+    cid = wharf("run", "-d", "--network", "host", "-v", f"{vol}:/d", "busybox", "true").stdout.decode().strip()
+    assert wharf("wait", cid).stdout.strip() == b"0"
+    deadline = time.monotonic() + 10
+    while [e["Action"] for e in events(t0, f"volume={vol}")] != ["create", "mount", "unmount"]:
+        assert time.monotonic() < deadline, events(t0, f"volume={vol}")
+        time.sleep(0.05)
+    wharf("rm", "-v", cid)
+    wharf("volume", "rm", vol, check=False)
+    assert [e["Action"] for e in events(t0, f"volume={vol}")][:3] == ["create", "mount", "unmount"]
