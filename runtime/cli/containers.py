@@ -10,6 +10,7 @@ from typing import Any
 import typer
 
 from runtime.cli import remote_verbs as rv
+from runtime.cli.run_flags import build_spec
 from runtime.errors import InvalidArgument, NotFound, WharfError
 
 RUN_CTX = {"allow_interspersed_args": False}
@@ -63,128 +64,16 @@ def _since(value: str | None, flag: str) -> float | None:
         return time.time() - parse_duration(value, flag)
 
 
-def build_spec(image: str, command: list[str], o: dict[str, Any]):
-    """Flags (typer values) -> ContainerSpec; every bad value is an InvalidArgument naming the flag."""
-    from runtime.containers import flags as fl
-    from runtime.engine import ContainerSpec, EndpointSpec, Resources
+def _run_opts(verb: str = "") -> dict[str, Any]:
+    """typer Options of runtime/cli/run_flags.py's table (with `verb`'s extras)."""
+    from runtime.cli.run_flags import EXTRAS, OPTIONS
 
-    env = []
-    for f in o["env_file"]:
-        env += fl.parse_env_file(f)
-    env += fl.parse_env(o["env"])
-    mounts = [fl.parse_volume(v) for v in o["volume"]] + [fl.parse_mount(v) for v in o["mount"]]
-    mounts += [fl.parse_tmpfs(v) for v in o["tmpfs"]]
-    ports = []
-    for p in o["publish"]:
-        ports += fl.parse_publish(p)
-    exposed = []
-    for e in o["expose"]:
-        num, _, proto = e.partition("/")
-        for n in fl.parse_port_range(num, f"--expose {e}"):
-            exposed.append(f"{n}/{proto or 'tcp'}")
-    res = Resources(
-        memory=fl.parse_bytes(o["memory"], "--memory") if o["memory"] else None,
-        memory_swap=(-1 if o["memory_swap"] == "-1" else fl.parse_bytes(o["memory_swap"], "--memory-swap"))
-        if o["memory_swap"] else None,
-        memory_reservation=fl.parse_bytes(o["memory_reservation"], "--memory-reservation")
-        if o["memory_reservation"] else None,
-        nano_cpus=fl.parse_cpus(o["cpus"]) if o["cpus"] else None,
-        cpu_shares=o["cpu_shares"], cpuset_cpus=o["cpuset_cpus"], pids_limit=o["pids_limit"],
-        ulimits=[fl.parse_ulimit(u) for u in o["ulimit"]],
-    )
-    network = o["network"] or "bridge"
-    networks = {}
-    if network not in ("bridge", "host", "none") and not network.startswith("container:"):
-        networks[network] = EndpointSpec(aliases=list(o["network_alias"]), ipv4_address=o["ip"])
-    elif o["network_alias"] or o["ip"]:
-        raise InvalidArgument("--network-alias and --ip only work on user-defined networks",
-                              hint="create one with `wharf network create`")
-    log_opts = {}
-    for lo in o["log_opt"]:
-        k, _, v = lo.partition("=")
-        log_opts[k] = v
-    return ContainerSpec(
-        image=image, name=o["name"], command=list(command) if command else None,
-        entrypoint=([] if o["entrypoint"] == "" else fl.parse_command_json_or_shell(o["entrypoint"]))
-        if o["entrypoint"] is not None else None,
-        env=env, labels=fl.parse_labels(o["label"]), working_dir=o["workdir"] or "", user=o["user"] or "",
-        hostname=o["hostname"] or "", tty=o["tty"], stdin_open=o["interactive"],
-        stdin_once=o["interactive"] and not o.get("detach", False),
-        exposed_ports=exposed,
-        healthcheck=fl.parse_health(o["health_cmd"], o["health_interval"], o["health_timeout"],
-                                    o["health_retries"], o["health_start_period"], o["health_start_interval"],
-                                    o["no_healthcheck"]),
-        stop_signal=o["stop_signal"], stop_timeout=o["stop_timeout"], mounts=mounts, ports=ports,
-        publish_all=o["publish_all"], network_mode=network, networks=networks,
-        restart=fl.parse_restart(o["restart"]), resources=res, cap_add=list(o["cap_add"]),
-        cap_drop=list(o["cap_drop"]), group_add=list(o["group_add"]), privileged=o["privileged"],
-        read_only=o["read_only"], init=o["init"],
-        dns=list(o["dns"]), dns_search=list(o["dns_search"]), extra_hosts=[fl.parse_add_host(h) for h in o["add_host"]],
-        security_opt=list(o["security_opt"]), log_options=log_opts, runtime=o["runtime"],
-        auto_remove=o.get("rm", False), rootfs=os.path.abspath(o["rootfs"]) if o["rootfs"] else None,
-        sysctls=fl.parse_labels(o["sysctl"]),
-    )
+    return {dest: typer.Option([] if kind == "list" else default, *flags, help=help_)
+            for dest, flags, kind, default, help_ in OPTIONS + EXTRAS.get(verb, ())}
 
 
-def _run_opts() -> dict[str, Any]:
-    opt = typer.Option
-    return dict(
-        name=opt(None, "--name", help="Assign a name to the container"),
-        env=opt([], "-e", "--env", help="Set environment variables"),
-        env_file=opt([], "--env-file", help="Read in a file of environment variables"),
-        volume=opt([], "-v", "--volume", help="Bind mount a volume"),
-        mount=opt([], "--mount", help="Attach a filesystem mount to the container"),
-        tmpfs=opt([], "--tmpfs", help="Mount a tmpfs directory"),
-        workdir=opt(None, "-w", "--workdir", help="Working directory inside the container"),
-        user=opt(None, "-u", "--user", help="Username or UID (format: <name|uid>[:<group|gid>])"),
-        hostname=opt(None, "-h", "--hostname", help="Container host name"),
-        entrypoint=opt(None, "--entrypoint", help="Overwrite the default ENTRYPOINT of the image"),
-        restart=opt("no", "--restart", help="Restart policy: no, on-failure[:N], always, unless-stopped"),
-        memory=opt(None, "-m", "--memory", help="Memory limit"),
-        memory_swap=opt(None, "--memory-swap", help="Memory + swap limit; -1 unlimited"),
-        memory_reservation=opt(None, "--memory-reservation", help="Memory soft limit"),
-        cpus=opt(None, "--cpus", help="Number of CPUs"),
-        cpu_shares=opt(None, "-c", "--cpu-shares", help="CPU shares (relative weight)"),
-        cpuset_cpus=opt(None, "--cpuset-cpus", help="CPUs in which to allow execution (0-3, 0,1)"),
-        pids_limit=opt(None, "--pids-limit", help="Tune container pids limit"),
-        read_only=opt(False, "--read-only", help="Mount the container's root filesystem as read only"),
-        cap_add=opt([], "--cap-add", help="Add Linux capabilities"),
-        cap_drop=opt([], "--cap-drop", help="Drop Linux capabilities"),
-        group_add=opt([], "--group-add", help="Add additional groups to join"),
-        privileged=opt(False, "--privileged", help="Give extended privileges to this container"),
-        label=opt([], "-l", "--label", help="Set meta data on a container"),
-        stop_signal=opt(None, "--stop-signal", help="Signal to stop the container"),
-        stop_timeout=opt(None, "--stop-timeout", help="Timeout (in seconds) to stop a container"),
-        health_cmd=opt(None, "--health-cmd", help="Command to run to check health"),
-        health_interval=opt(None, "--health-interval", help="Time between running the check"),
-        health_timeout=opt(None, "--health-timeout", help="Maximum time to allow one check to run"),
-        health_retries=opt(None, "--health-retries", help="Consecutive failures needed to report unhealthy"),
-        health_start_period=opt(None, "--health-start-period", help="Start period for the container"),
-        health_start_interval=opt(None, "--health-start-interval", help="Time between checks in the start period"),
-        no_healthcheck=opt(False, "--no-healthcheck", help="Disable any container-specified HEALTHCHECK"),
-        init=opt(False, "--init", help="Run an init inside the container that forwards signals and reaps processes"),
-        ulimit=opt([], "--ulimit", help="Ulimit options (name=soft[:hard])"),
-        runtime=opt(None, "--runtime", help="Runtime to use for this container: builtin, runc, crun"),
-        publish=opt([], "-p", "--publish", help="Publish a container's port(s) to the host"),
-        publish_all=opt(False, "-P", "--publish-all", help="Publish all exposed ports to random ports"),
-        expose=opt([], "--expose", help="Expose a port or a range of ports"),
-        network=opt(None, "--network", "--net", help="Connect a container to a network"),
-        network_alias=opt([], "--network-alias", help="Add network-scoped alias for the container"),
-        ip=opt(None, "--ip", help="IPv4 address (e.g., 172.30.100.104)"),
-        dns=opt([], "--dns", help="Set custom DNS servers"),
-        dns_search=opt([], "--dns-search", help="Set custom DNS search domains"),
-        add_host=opt([], "--add-host", help="Add a custom host-to-IP mapping (host:ip)"),
-        security_opt=opt([], "--security-opt", help="Security options"),
-        sysctl=opt([], "--sysctl", help="Sysctl options"),
-        log_opt=opt([], "--log-opt", help="Log driver options (max-size, max-file)"),
-        rootfs=opt(None, "--rootfs", help="Run a root filesystem directory instead of an image (like podman)"),
-        interactive=opt(False, "-i", "--interactive", help="Keep STDIN open even if not attached"),
-        tty=opt(False, "-t", "--tty", help="Allocate a pseudo-TTY"),
-    )
-
-
-def _with_opts(extra: dict[str, Any]):
-    """Build a function signature for typer from the shared option table (+ per-verb extras)."""
+def _with_opts(verb: str):
+    """Build a function signature for typer from the shared option table (with `verb`'s extras)."""
     import inspect
 
     def deco(fn):
@@ -192,16 +81,13 @@ def _with_opts(extra: dict[str, Any]):
                                     default=typer.Argument(..., help="Image (or '-' with --rootfs)")),
                   inspect.Parameter("command", inspect.Parameter.POSITIONAL_OR_KEYWORD,
                                     annotation=list[str] | None, default=typer.Argument(None))]
-        types = {"name": str | None, "workdir": str | None, "user": str | None, "hostname": str | None,
-                 "entrypoint": str | None, "restart": str, "memory": str | None, "memory_swap": str | None,
-                 "memory_reservation": str | None, "cpus": str | None, "cpu_shares": int | None,
-                 "cpuset_cpus": str | None, "pids_limit": int | None, "stop_signal": str | None,
-                 "stop_timeout": int | None, "health_cmd": str | None, "health_interval": str | None,
-                 "health_timeout": str | None, "health_retries": int | None, "health_start_period": str | None,
-                 "health_start_interval": str | None, "runtime": str | None, "network": str | None,
-                 "ip": str | None, "rootfs": str | None}
-        for k, v in {**_run_opts(), **extra}.items():
-            ann = types.get(k, bool if isinstance(v.default, bool) else list[str])
+        from runtime.cli.run_flags import options
+
+        kinds = {dest: (kind, default) for dest, _, kind, default, _ in options(verb)}
+        types = {"bool": bool, "list": list[str], "int": int | None, "str": str | None}
+        for k, v in _run_opts(verb).items():
+            kind, default = kinds[k]
+            ann = str if kind == "str" and default is not None else types[kind]
             params.append(inspect.Parameter(k, inspect.Parameter.KEYWORD_ONLY, annotation=ann, default=v))
         fn.__signature__ = inspect.Signature(params)
         return fn
@@ -215,13 +101,13 @@ def _tty_size() -> str | None:
     return terminal_size(0) or terminal_size(1)
 
 
-def _attach_and_wait(eng, cid: str, stdin: bool, tty: bool, start: bool) -> int:
+def _attach_and_wait(eng, cid: str, stdin: bool, tty: bool, start: bool, sig_proxy: bool = True) -> int:
     from runtime.containers import attach, launch
 
     cs = eng.containers
     sock = launch.shim_sock_connect(cs.store, cid, {"op": "attach", "stdin": stdin, "start": start})
     with sock:
-        code = attach.pump(sock, stdin, tty)
+        code = attach.pump(sock, stdin, tty, sig_proxy)
     if code == attach.DETACHED:
         return 0
     if code is None:
@@ -231,8 +117,7 @@ def _attach_and_wait(eng, cid: str, stdin: bool, tty: bool, start: bool) -> int:
 
 def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per verb
     @app.command(context_settings=RUN_CTX)
-    @_with_opts({"detach": typer.Option(False, "-d", "--detach", help="Run in background and print the ID"),
-                 "rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
+    @_with_opts("run")
     def run(image, command=None, **o) -> int:
         """Create and run a new container from an image."""
         from runtime.cli.fast import run_container
@@ -248,7 +133,7 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         return run_container(_local().containers, spec, o["detach"])
 
     @app.command(context_settings=RUN_CTX)
-    @_with_opts({"rm": typer.Option(False, "--rm", help="Remove the container when it exits")})
+    @_with_opts("create")
     def create(image, command=None, **o) -> None:
         """Create a new container."""
         if o["rootfs"] and image == "-":
@@ -355,7 +240,8 @@ def register(app: typer.Typer) -> None:  # noqa: C901 - one registration per ver
         info = eng.containers.inspect(container)
         if not info.state.running:
             raise WharfError(f"you cannot attach to a stopped container {container}", hint="start it first")
-        return _attach_and_wait(eng, info.id, info.spec.stdin_open and not no_stdin, info.spec.tty, start=False)
+        return _attach_and_wait(eng, info.id, info.spec.stdin_open and not no_stdin, info.spec.tty, start=False,
+                                sig_proxy=sig_proxy)
 
     @app.command("exec", context_settings=RUN_CTX)
     def exec_(container: str, command: list[str],

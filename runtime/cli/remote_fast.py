@@ -122,7 +122,7 @@ def simple_body(o: dict[str, Any], image: str, command: list[str]) -> dict[str, 
     hc: dict[str, Any] = {
         "Binds": [], "Mounts": [], "Tmpfs": {}, "PortBindings": {}, "PublishAllPorts": False,
         "NetworkMode": last("network", "bridge") or "bridge", "RestartPolicy": {"Name": "", "MaximumRetryCount": 0},
-        "CapAdd": None, "CapDrop": None, "Privileged": bool(o.get("privileged")),
+        "CapAdd": None, "CapDrop": None, "GroupAdd": None, "Privileged": bool(o.get("privileged")),
         "ReadonlyRootfs": bool(o.get("read_only")), "Init": True if o.get("init") else None, "Dns": [],
         "DnsSearch": [], "DnsOptions": [], "ExtraHosts": None, "Sysctls": None, "SecurityOpt": None,
         "AutoRemove": bool(o.get("rm")), "LogConfig": {"Type": "json-file", "Config": {}},
