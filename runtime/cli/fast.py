@@ -334,8 +334,8 @@ _RUN_VALUED = {"--name": "name", "-e": "env", "--env": "env", "--network": "netw
 
 
 def _run_opts(args: list[str]) -> tuple[dict[str, Any], str, list[str]] | None:
-    """(options, image, command) of a `run` with only simple flags; None for anything else (typer).
-    Pure parsing, no imports: the client decides with it whether the supervisor can run it."""
+    """(options as lists, image, command) of a `run` with only simple flags; None for anything else.
+    The remote path's (runtime/cli/remote_fast.py): these it turns into a create body itself."""
     i = 0
     while i < len(args) and args[i].startswith("-"):
         i += 1 if args[i] in _RUN_FLAGS or "=" in args[i] or (
@@ -353,29 +353,20 @@ def _run_opts(args: list[str]) -> tuple[dict[str, Any], str, list[str]] | None:
 
 
 def _run(args: list[str]) -> int | None:
-    """`run` with only simple flags before the image; anything else goes to typer."""
-    p = _run_opts(args)
+    """`run` with any flag of runtime/cli/run_flags.py's table; None (typer) for what it does not know."""
+    from runtime.cli import run_flags
+
+    p = run_flags.parse(args)
     if p is None:
         return None
     o, image, command = p
-    from runtime.containers.flags import parse_env, parse_labels
     from runtime.containers.manager import LocalContainers
-    from runtime.engine import ContainerSpec
-
-    def last(key: str, default: str = "") -> str:
-        return (o.get(key) or [default])[-1]
 
     try:
-        spec = ContainerSpec(
-            image=image, name=last("name") or None, command=command or None, env=parse_env(o.get("env", [])),
-            labels=parse_labels(o.get("label", [])), working_dir=last("workdir"), user=last("user"),
-            hostname=last("hostname"), tty=bool(o.get("tty")), stdin_open=bool(o.get("interactive")),
-            stdin_once=bool(o.get("interactive")) and not o.get("detach"), network_mode=last("network", "bridge"),
-            privileged=bool(o.get("privileged")), read_only=bool(o.get("read_only")), init=bool(o.get("init")),
-            runtime=last("runtime") or None, auto_remove=bool(o.get("rm")))
+        spec = run_flags.build_spec(image, command, o)
     except WharfError as e:
         raise _run_error(e) from None
-    return run_container(LocalContainers(), spec, bool(o.get("detach")))
+    return run_container(LocalContainers(), spec, bool(o["detach"]))
 
 
 def run_in_worker(args: list[str]) -> int:
@@ -431,7 +422,9 @@ def dispatch(args: list[str]) -> int | None:
     if verb == "logs":
         return _logs(rest)
     if verb == "run":
-        if _run_opts(rest) is None:
+        from runtime.cli import run_flags
+
+        if run_flags.parse(rest) is None:  # (a bad number is an error here already, as docker's)
             return None
         if not os.environ.get("WHARF_RUN_HERE"):  # (WHARF_RUN_HERE=1: in this process, e.g. to profile it)
             from runtime.containers.supervision import run_remote

@@ -583,6 +583,7 @@ def preload_engine() -> None:
     import socket  # noqa: F401
 
     import runtime.cli.fast  # noqa: F401
+    import runtime.cli.run_flags  # noqa: F401
     import runtime.containers.attach  # noqa: F401
     import runtime.containers.bundle  # noqa: F401
     import runtime.containers.flags  # noqa: F401
