@@ -27,6 +27,11 @@ def resolve(ref: str) -> tuple[str, dict[str, Any]]:
     return img.id, img.config
 
 
+def hold(image_id: str, cid: str) -> None:
+    """The container uses the image (released by `release`): rmi refuses, rmi -f only untags."""
+    _store().hold(image_id, cid)
+
+
 DOCKER_HUB = ("docker.io", "index.docker.io", "registry-1.docker.io")
 
 

@@ -147,6 +147,8 @@ class LocalContainers(ContainerOperations):
             launch.runtime_argv(rec["runtime"])  # unknown runtime: fail now, not at start
             self.store.save_state(cid, dict(FRESH_START, status="created"))
             self.store.save(cid, rec)
+            if image_id:  # from now on `rmi` of its image is a conflict (start would find it gone)
+                imagesrc.hold(image_id, cid)
         except BaseException:
             self.store.delete(cid, name)
             raise
