@@ -85,11 +85,26 @@ def release(rec: dict[str, Any], cdir: Path) -> None:
 
 
 def diff(rec: dict[str, Any]) -> list[tuple[str, str]]:
-    return _store().diff(rec["id"])
+    """The container's changes without the mount points made for /etc/hosts, /etc/resolv.conf and
+    /etc/hostname (bind mounts: nothing written there reaches the upper dir), as docker, whose init
+    layer holds them; /etc itself only when something else in it changed."""
+    return _without_mount_points(_store().diff(rec["id"]))
+
+
+def _without_mount_points(changes: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    from runtime.containers.netsetup import ETC
+
+    out = [(k, p) for k, p in changes if not (k == "A" and p in ETC)]
+    parents = {p.rsplit("/", 1)[0] for p in ETC}
+    return [(k, p) for k, p in out if p not in parents or any(q.startswith(p + "/") for _, q in out)]
 
 
 def commit(rec: dict[str, Any], changes: dict | None, author: str, message: str, ref: str | None):
-    return _store().commit(rec["id"], rec["image_id"], changes=changes, author=author, message=message, ref=ref)
+    """The new layer leaves out what `diff` does (the mount points and their otherwise unchanged /etc)."""
+    every = _store().diff(rec["id"])
+    skip = frozenset(p for _, p in every) - {p for _, p in _without_mount_points(every)}
+    return _store().commit(rec["id"], rec["image_id"], changes=changes, author=author, message=message, ref=ref,
+                           skip=skip)
 
 
 def _secs(ns: Any, default: float) -> float:

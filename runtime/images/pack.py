@@ -69,13 +69,16 @@ def _info(name: str, st: os.stat_result, mtime: int | None) -> tarfile.TarInfo:
 
 
 def write_tree(root: str | os.PathLike[str], out: BinaryIO, *, overlay: bool = False,
-               mtime: int | None = None, prefix: str = "") -> None:
-    """Write the tree under `root` as a tar to `out` (PAX, sorted; `mtime` fixes all times)."""
+               mtime: int | None = None, prefix: str = "", skip: frozenset[str] = frozenset()) -> None:
+    """Write the tree under `root` as a tar to `out` (PAX, sorted; `mtime` fixes all times).
+    skip: relative paths of files to leave out."""
     root = os.fspath(root)
     links: dict[tuple[int, int], str] = {}
     with tarfile.open(mode="w|", fileobj=out, format=tarfile.PAX_FORMAT, bufsize=CHUNK) as tf:
         tf.copybufsize = CHUNK
         for rel, st in _walk(root):
+            if rel in skip:
+                continue
             path = os.path.join(root, rel)
             name = prefix + rel
             if overlay and is_whiteout(st):

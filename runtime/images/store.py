@@ -633,8 +633,9 @@ class ImageStore:
 
     def commit(self, key: str, image_id: str, changes: dict[str, Any] | list[str] | None = None,
                author: str = "", message: str = "", ref: str | None = None,
-               compression: str = "gzip") -> Image:
-        """The upper dir of `key` -> a new layer (OCI whiteouts) on top of `image_id` -> a new image."""
+               compression: str = "gzip", skip: frozenset[str] = frozenset()) -> Image:
+        """The upper dir of `key` -> a new layer (OCI whiteouts) on top of `image_id` -> a new image.
+        skip: paths ("/etc/hosts") of the upper dir to leave out."""
         from runtime.images.changes import apply_changes
         from runtime.images.pack import write_tree
         from runtime.images.streams import CompressingWriter
@@ -665,7 +666,8 @@ class ImageStore:
                 cw = CompressingWriter(w, compression)
                 out = _Both(cw, snap)
                 if upper.is_dir():
-                    write_tree(upper, out, overlay=True)  # type: ignore[arg-type]
+                    write_tree(upper, out, overlay=True,  # type: ignore[arg-type]
+                               skip=frozenset(p.lstrip("/") for p in skip))
                 else:
                     out.write(b"\0" * 1024)  # an empty tar
                 cw.close()

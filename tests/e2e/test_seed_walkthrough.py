@@ -21,6 +21,7 @@ usage are checked on `wharf serve` at the end.
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import pty
@@ -247,7 +248,9 @@ def test_run_echo_interactive_volume_and_install(w, tmp_path):
       "mkdir -p /usr/local/bin && cp /bin/busybox /usr/local/bin/app_name && echo installed")
     st = w.inspect("installer")["State"]
     assert st["Status"] == "exited" and st["ExitCode"] == 0
-    assert "A /usr/local/bin/app_name" in w.out("container", "diff", "installer").splitlines()
+    changes = w.out("container", "diff", "installer").splitlines()
+    assert "A /usr/local/bin/app_name" in changes
+    assert not [c for c in changes if c.startswith(("A /etc", "C /etc"))]  # the /etc/hosts mount points: as docker
 
 
 # ------------------------------------------------------------------ 查看容器（ps）, 保存对容器的修改（commit）
@@ -266,6 +269,10 @@ def test_ps_and_commit(w):
     img = w.inspect("new_image_name")
     assert img["Author"] == "Victor" and img["Comment"] == "adds /version"
     assert w.out("run", "--rm", "--network", "none", "new_image_name", "cat", "/version") == "v2\n"
+    assert "adds /version" in w.out("history", "new_image_name")
+    archive = tarfile.open(fileobj=io.BytesIO(w("save", "new_image_name").stdout))
+    top = json.load(archive.extractfile("manifest.json"))[0]["Layers"][-1]
+    assert tarfile.open(fileobj=archive.extractfile(top)).getnames() == ["version"]  # no /etc/hosts mount points
     w("commit", "--pause=false", "running1", "new_image_name:live")  # docker's -p, --pause=true
     w("rm", "-f", "running1", "stopped1")
 
