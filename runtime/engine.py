@@ -84,6 +84,11 @@ class Resources:
     pids_limit: int | None = None
     blkio_weight: int | None = None
     ulimits: list[Ulimit] = field(default_factory=list)
+    # "DEVICE_PATH:RATE" (bytes/s, or IO/s for the iops ones), docker's --device-read-bps etc.
+    device_read_bps: list[str] = field(default_factory=list)
+    device_write_bps: list[str] = field(default_factory=list)
+    device_read_iops: list[str] = field(default_factory=list)
+    device_write_iops: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -140,6 +145,7 @@ class ContainerSpec:
     auto_remove: bool = False
     rootfs: str | None = None  # podman's --rootfs: run this directory instead of an image
     stdin_once: bool = False  # close the container's stdin when the attached client leaves
+    devices: list[str] = field(default_factory=list)  # "HOST_PATH[:CONTAINER_PATH[:rwm]]", docker's --device
 
 
 # ---------------------------------------------------------------- observed state

@@ -162,6 +162,11 @@ def spec_from_create(body: dict[str, Any], name: str | None = None,
     spec.extra_hosts = _strlist(hc, "ExtraHosts", "HostConfig") or []
     spec.sysctls = _strmap(hc, "Sysctls", "HostConfig")
     spec.security_opt = _strlist(hc, "SecurityOpt", "HostConfig") or []
+    for i, d in enumerate(hc.get("Devices") or []):
+        if not isinstance(d, dict) or not d.get("PathOnHost"):
+            raise InvalidArgument(f"HostConfig.Devices[{i}]: expected an object with PathOnHost")
+        spec.devices.append(":".join([d["PathOnHost"], d.get("PathInContainer") or d["PathOnHost"],
+                                      d.get("CgroupPermissions") or "rwm"]))
     lc = _obj(hc, "LogConfig", "HostConfig")
     spec.log_driver = _get(lc, "Type", str, "HostConfig.LogConfig", "") or "json-file"
     spec.log_options = _strmap(lc, "Config", "HostConfig.LogConfig")
@@ -246,7 +251,17 @@ def resources_from(hc: dict[str, Any], where: str) -> Resources:
         r.ulimits.append(Ulimit(name=_get(u, "Name", str, f"{where}.Ulimits[{i}]", ""),
                                 soft=_get(u, "Soft", int, f"{where}.Ulimits[{i}]", 0),
                                 hard=_get(u, "Hard", int, f"{where}.Ulimits[{i}]", 0)))
+    for key, attr in THROTTLES:
+        for i, t in enumerate(hc.get(key) or []):
+            if not isinstance(t, dict):
+                raise InvalidArgument(f"{where}.{key}[{i}]: expected an object")
+            getattr(r, attr).append(f"{_get(t, 'Path', str, f'{where}.{key}[{i}]', '')}:"
+                                    f"{_get(t, 'Rate', int, f'{where}.{key}[{i}]', 0)}")
     return r
+
+
+THROTTLES = (("BlkioDeviceReadBps", "device_read_bps"), ("BlkioDeviceWriteBps", "device_write_bps"),
+             ("BlkioDeviceReadIOps", "device_read_iops"), ("BlkioDeviceWriteIOps", "device_write_iops"))
 
 
 # ---------------------------------------------------------------- spec -> create body (RemoteEngine)
@@ -277,6 +292,13 @@ def create_body(spec: ContainerSpec) -> dict[str, Any]:
             hc[key] = getattr(res, attr)
     if res.ulimits:
         hc["Ulimits"] = [{"Name": u.name, "Soft": u.soft, "Hard": u.hard} for u in res.ulimits]
+    for key, attr in THROTTLES:
+        if getattr(res, attr):
+            hc[key] = [{"Path": v.rpartition(":")[0], "Rate": int(v.rpartition(":")[2])} for v in getattr(res, attr)]
+    if spec.devices:
+        from runtime.containers.views import devices_json
+
+        hc["Devices"] = devices_json(spec.devices)
     for p in spec.ports:
         hc["PortBindings"].setdefault(f"{p.container_port}/{p.protocol}", []).append(
             {"HostIp": p.host_ip, "HostPort": str(p.host_port) if p.host_port else ""})

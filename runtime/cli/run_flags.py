@@ -37,6 +37,12 @@ OPTIONS: tuple[tuple[str, tuple[str, ...], str, object, str], ...] = (
     ("cpu_shares", ("-c", "--cpu-shares"), "int", None, "CPU shares (relative weight)"),
     ("cpuset_cpus", ("--cpuset-cpus",), "str", None, "CPUs in which to allow execution (0-3, 0,1)"),
     ("pids_limit", ("--pids-limit",), "int", None, "Tune container pids limit"),
+    ("blkio_weight", ("--blkio-weight",), "int", None, "Block IO (relative weight), 10-1000"),
+    ("device_read_bps", ("--device-read-bps",), "list", None, "Limit read rate (bytes per second) from a device"),
+    ("device_write_bps", ("--device-write-bps",), "list", None, "Limit write rate (bytes per second) to a device"),
+    ("device_read_iops", ("--device-read-iops",), "list", None, "Limit read rate (IO per second) from a device"),
+    ("device_write_iops", ("--device-write-iops",), "list", None, "Limit write rate (IO per second) to a device"),
+    ("device", ("--device",), "list", None, "Add a host device to the container (HOST[:CONTAINER[:rwm]])"),
     ("read_only", ("--read-only",), "bool", False, "Mount the container's root filesystem as read only"),
     ("cap_add", ("--cap-add",), "list", None, "Add Linux capabilities"),
     ("cap_drop", ("--cap-drop",), "list", None, "Drop Linux capabilities"),
@@ -185,7 +191,9 @@ def build_spec(image: str, command: list[str], o: dict[str, Any]):  # noqa: ANN2
         if o["memory_reservation"] else None,
         nano_cpus=fl.parse_cpus(o["cpus"]) if o["cpus"] else None,
         cpu_shares=o["cpu_shares"], cpuset_cpus=o["cpuset_cpus"], pids_limit=o["pids_limit"],
-        ulimits=[fl.parse_ulimit(u) for u in o["ulimit"]],
+        ulimits=[fl.parse_ulimit(u) for u in o["ulimit"]], blkio_weight=o["blkio_weight"],
+        **{k: [_throttle(v, k) for v in o[k]]
+           for k in ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")},
     )
     network = o["network"] or "bridge"
     networks = {}
@@ -217,5 +225,28 @@ def build_spec(image: str, command: list[str], o: dict[str, Any]):  # noqa: ANN2
         dns=list(o["dns"]), dns_search=list(o["dns_search"]), extra_hosts=[fl.parse_add_host(h) for h in o["add_host"]],
         security_opt=list(o["security_opt"]), log_options=log_opts, runtime=o["runtime"],
         auto_remove=o.get("rm", False), rootfs=os.path.abspath(o["rootfs"]) if o["rootfs"] else None,
-        sysctls=fl.parse_labels(o["sysctl"]),
+        sysctls=fl.parse_labels(o["sysctl"]), devices=[_device(d) for d in o["device"]],
     )
+
+
+def _throttle(value: str, dest: str) -> str:
+    """--device-read-bps /dev/sda:1mb -> "/dev/sda:1048576" (the iops flags take a plain number)."""
+    from runtime.containers import flags as fl
+
+    flag = "--" + dest.replace("_", "-")
+    path, _, rate = value.rpartition(":")
+    if not path.startswith("/") or not rate:
+        raise InvalidArgument(f"invalid value {value!r} for {flag}", hint=f"use {flag} /dev/sda:RATE")
+    if dest.endswith("iops"):
+        if not rate.isdigit():
+            raise InvalidArgument(f"invalid rate {rate!r} for {flag}", hint="a number of IO per second")
+        return f"{path}:{int(rate)}"
+    return f"{path}:{fl.parse_bytes(rate, flag)}"
+
+
+def _device(value: str) -> str:
+    parts = value.split(":")
+    if not parts[0].startswith("/") or len(parts) > 3 or (len(parts) > 1 and not parts[1].startswith("/")) \
+            or (len(parts) == 3 and (not parts[2] or set(parts[2]) - set("rwm"))):
+        raise InvalidArgument(f"invalid --device {value!r}", hint="use HOST_PATH[:CONTAINER_PATH[:rwm]]")
+    return value

@@ -141,7 +141,35 @@ def oci_config(spec: ContainerSpec, inp: BundleInputs) -> dict[str, Any]:
     sysctls = {**inp.default_sysctls, **spec.sysctls}
     if sysctls:
         cfg["linux"]["sysctl"] = sysctls
+    if spec.devices:
+        cfg["linux"]["devices"] = [node for node, _ in _devices(spec)]
     return cfg
+
+
+def _host_device(path: str, flag: str) -> tuple[str, int, int, Any]:
+    """(type b|c, major, minor, stat) of a device node of the host."""
+    import os
+    import stat
+
+    try:
+        st = os.stat(path)
+    except OSError:
+        raise InvalidArgument(f"{flag}: no such device {path}", hint="name a device node of the host") from None
+    if not (stat.S_ISBLK(st.st_mode) or stat.S_ISCHR(st.st_mode)):
+        raise InvalidArgument(f"{flag}: {path} is not a device", hint="name a device node of the host")
+    return ("b" if stat.S_ISBLK(st.st_mode) else "c"), os.major(st.st_rdev), os.minor(st.st_rdev), st
+
+
+def _devices(spec: ContainerSpec) -> list[tuple[dict[str, Any], str]]:
+    """--device HOST[:CONTAINER[:rwm]] -> (linux.devices node, cgroup access)."""
+    out = []
+    for d in spec.devices:
+        parts = d.split(":")
+        kind, major, minor, st = _host_device(parts[0], "--device")
+        node = {"path": parts[1] if len(parts) > 1 else parts[0], "type": kind, "major": major, "minor": minor,
+                "fileMode": st.st_mode & 0o7777, "uid": st.st_uid, "gid": st.st_gid}
+        out.append((node, parts[2] if len(parts) > 2 else "rwm"))
+    return out
 
 
 def _mounts(spec: ContainerSpec, inp: BundleInputs) -> list[dict[str, Any]]:
@@ -191,6 +219,8 @@ def oci_resources(spec: ContainerSpec) -> dict[str, Any]:
     else:
         devices += [{"allow": True, "type": t, "major": ma, "minor": mi if mi is not None else -1,
                      "access": "rwm"} for t, ma, mi in _DEVICES]
+        devices += [{"allow": True, "type": n["type"], "major": n["major"], "minor": n["minor"], "access": access}
+                    for n, access in _devices(spec)]
     out: dict[str, Any] = {"devices": devices}
     mem: dict[str, Any] = {}
     if r.memory:
@@ -223,4 +253,15 @@ def oci_resources(spec: ContainerSpec) -> dict[str, Any]:
         out["pids"] = {"limit": r.pids_limit}
     if r.blkio_weight:
         out["blockIO"] = {"weight": r.blkio_weight}
+    for key, values, flag in (("throttleReadBpsDevice", r.device_read_bps, "--device-read-bps"),
+                              ("throttleWriteBpsDevice", r.device_write_bps, "--device-write-bps"),
+                              ("throttleReadIOPSDevice", r.device_read_iops, "--device-read-iops"),
+                              ("throttleWriteIOPSDevice", r.device_write_iops, "--device-write-iops")):
+        for v in values:
+            path, _, rate = v.rpartition(":")
+            kind, major, minor, _ = _host_device(path, flag)
+            if kind != "b":
+                raise InvalidArgument(f"{flag}: {path} is not a block device")
+            out.setdefault("blockIO", {}).setdefault(key, []).append({"major": major, "minor": minor,
+                                                                      "rate": int(rate)})
     return out

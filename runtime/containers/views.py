@@ -204,6 +204,11 @@ def inspect_json(rec: dict[str, Any], st: dict[str, Any]) -> dict[str, Any]:
             "CpuQuota": res.get("cpu_quota") or 0, "CpuPeriod": res.get("cpu_period") or 0,
             "CpusetCpus": res.get("cpuset_cpus") or "", "CpusetMems": res.get("cpuset_mems") or "",
             "PidsLimit": res.get("pids_limit"), "BlkioWeight": res.get("blkio_weight") or 0,
+            **{key: [{"Path": v.rpartition(":")[0], "Rate": int(v.rpartition(":")[2])} for v in res.get(attr) or []]
+               for key, attr in (("BlkioDeviceReadBps", "device_read_bps"), ("BlkioDeviceWriteBps", "device_write_bps"),
+                                 ("BlkioDeviceReadIOps", "device_read_iops"),
+                                 ("BlkioDeviceWriteIOps", "device_write_iops"))},
+            "Devices": devices_json(spec.get("devices", [])),
             "Ulimits": [{"Name": u["name"], "Soft": u["soft"], "Hard": u["hard"]} for u in res.get("ulimits", [])],
             "LogConfig": {"Type": spec.get("log_driver", "json-file"), "Config": spec.get("log_options", {})},
             "Tmpfs": {m["target"]: "" for m in spec.get("mounts", []) if m["type"] == "tmpfs"},
@@ -252,4 +257,14 @@ def _files(cid: str) -> dict[str, str]:
     out = {key: str(cdir / name) if (cdir / name).exists() else ""
            for key, name in (("ResolvConfPath", "resolv.conf"), ("HostnamePath", "hostname"), ("HostsPath", "hosts"))}
     out["LogPath"] = str(cdir / f"{cid}-json.log")
+    return out
+
+
+def devices_json(devices: list[str]) -> list[dict[str, str]]:
+    """--device HOST[:CONTAINER[:rwm]] strings -> HostConfig.Devices."""
+    out = []
+    for d in devices:
+        parts = d.split(":")
+        out.append({"PathOnHost": parts[0], "PathInContainer": parts[1] if len(parts) > 1 else parts[0],
+                    "CgroupPermissions": parts[2] if len(parts) > 2 else "rwm"})
     return out
