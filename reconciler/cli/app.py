@@ -70,9 +70,18 @@ def build_app(verb: str | None = None):
         context_settings={"help_option_names": ["-h", "--help"]},
     )
 
+    def _version(value: bool) -> None:
+        if value:  # `docker -v`: the client's version line, as `wharf version`
+            from runtime.cli.system import version_line
+
+            typer.echo(version_line())
+            raise typer.Exit()
+
     @app.callback()
     def _root(host: str = typer.Option(None, "--host", "-H", help="Engine API to use (unix://..., tcp://...); "
-                                       "default: WHARF_HOST, DOCKER_HOST, else the embedded engine.")) -> None:
+                                       "default: WHARF_HOST, DOCKER_HOST, else the embedded engine."),
+              version: bool = typer.Option(False, "--version", "-v", is_eager=True, callback=_version,
+                                           help="Print the version and exit.")) -> None:
         if host:
             import os
 

@@ -61,11 +61,9 @@ def register(app: typer.Typer) -> None:
         from runtime.errors import InvalidArgument
 
         if version:
-            import platform
+            from runtime.cli.system import version_line
 
-            from runtime import __version__
-
-            typer.echo(f"Wharf {__version__} (python {platform.python_version()}, {platform.machine()})")
+            typer.echo(version_line())
             return
         if bridge and bip:
             raise InvalidArgument("-b/--bridge and --bip are mutually exclusive",

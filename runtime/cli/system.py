@@ -23,7 +23,7 @@ def register(app: typer.Typer) -> None:
                    "Arch": platform.machine()}
             typer.echo(json.dumps({**doc, "Server": server} if server is not None else doc))
             return
-        typer.echo(f"Wharf {__version__} (python {platform.python_version()}, {platform.machine()})")
+        typer.echo(version_line())
         if server is not None:
             name = ((server.get("Platform") or {}).get("Name") or "Engine").strip()
             typer.echo(f"Server: {name} {server.get('Version', '?')} (API {server.get('ApiVersion', '?')}, "
@@ -100,3 +100,12 @@ def register(app: typer.Typer) -> None:
     system_app.command("info")(info)
     system_app.command("events")(events)
     app.add_typer(system_app, name="system")
+
+
+def version_line() -> str:
+    """`wharf version`'s first line (also `wharf -v`, `wharf serve -v`)."""
+    import platform
+
+    from runtime import __version__
+
+    return f"Wharf {__version__} (python {platform.python_version()}, {platform.machine()})"

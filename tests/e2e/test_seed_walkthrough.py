@@ -167,6 +167,7 @@ def registry(tmp_path_factory):
 
 def test_version_info_and_every_command_help(w):
     assert w.out("version").startswith("Wharf ")
+    assert w.out("-v") == w.out("--version") == w.out("version")  # docker's -v, --version
     info = w.out("info")
     assert "Images: 1" in info and f"DockerRootDir: {w.env['WHARF_ROOT']}" in info
     usage = w("--help").stdout.decode()
