@@ -662,7 +662,17 @@ def test_dockerfile_instructions_and_examples(w, tmp_path):
                                       "# Will output something like ===> 695d7793cbe4\n")
     w("build", "-t", "multi", str(multi))
     assert w.out("run", "--rm", "--network", "none", "multi", "cat", "/oink") == "moo\n"
-    w("rmi", "vnc-child", "vnc", "multi")
+    # the shell forms of CMD and ENTRYPOINT; ENV used by a later RUN
+    shell = tmp_path / "shell"
+    shell.mkdir()
+    (shell / "Dockerfile").write_text("FROM busybox\nENV WHO world\nRUN echo \"hello $WHO\" > /greeting\n"
+                                      "CMD cat /greeting; echo cmd-shell $WHO\n")
+    w("build", "-t", "shellform", str(shell))
+    assert w.out("run", "--rm", "--network", "none", "shellform") == "hello world\ncmd-shell world\n"
+    (shell / "Dockerfile").write_text("FROM shellform\nENTRYPOINT echo ep-shell $WHO\n")
+    w("build", "-t", "shellform:ep", str(shell))
+    assert w.out("run", "--rm", "--network", "none", "shellform:ep", "ignored") == "ep-shell world\n"
+    w("rmi", "vnc-child", "vnc", "multi", "shellform:ep", "shellform")
 
 
 # ------------------------------------------------------------------ 守护进程: the `docker` usage's daemon options
