@@ -523,6 +523,8 @@ def test_network_modes(w):
     joined = w.out("run", "--rm", "--net=container:netowner", "busybox", "sh", "-c",
                    "ip -o -4 addr show eth0; hostname; until nc 127.0.0.1 7000; do sleep 0.1; done")
     assert f"inet {ip}/" in joined and "via-lo" in joined and owner["Config"]["Hostname"] not in joined
+    by_id = w.out("run", "--rm", f"--net=container:{owner['Id'][:12]}", "busybox", "ip", "-o", "-4", "addr")
+    assert f"inet {ip}/" in by_id  # --net=container:NAMEorID
     # none: own netns with only lo
     assert _links(w.out("run", "--rm", "--net=none", "busybox", "ip", "-o", "link")) == ["lo"]
     w("rm", "-f", "netowner")
