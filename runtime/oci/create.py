@@ -87,7 +87,7 @@ def create(root: str, cid: str, bundle: str, pid_file: str | None = None,
         cg = open_cgroup(cg_path)
         try:
             cg.create()
-            cg.apply(_with_default_devices(lx.get("resources") or {}, lx.get("devices") or []))
+            cg.apply(_with_default_devices(lx.get("resources") or {}))
         except (OSError, ValueError) as e:
             raise RuntimeFailure(f"linux.resources: {e}") from None
         # after the mkdirs: the primer holds cgroup_mutex while it waits for the grace period
@@ -215,13 +215,13 @@ _ALWAYS_ALLOWED = (
     ("c", 5, 2, "rwm"))
 
 
-def _with_default_devices(resources: dict, devices: list[dict]) -> dict:
+def _with_default_devices(resources: dict) -> dict:
+    """The spec's device rules, then the nodes every container may use. As runc, linux.devices
+    (nodes to create) grant nothing by themselves: `--device /dev/x:/dev/y:r` stays read-only."""
     rules = list(resources.get("devices") or [])
     if not rules:
         return resources
     rules += [{"allow": True, "type": t, "major": a, "minor": b, "access": acc} for t, a, b, acc in _ALWAYS_ALLOWED]
-    rules += [{"allow": True, "type": d["type"] if d["type"] != "u" else "c", "major": d.get("major"),
-               "minor": d.get("minor"), "access": "rwm"} for d in devices if d["type"] != "p"]
     return {**resources, "devices": rules}
 
 

@@ -4,6 +4,7 @@ seccomp filter, no_new_privileges, rlimits; `--privileged` gives every capabilit
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -209,3 +210,20 @@ def test_groups_and_netns_sysctls_as_docker(box, busybox_rootfs):
     assert p.returncode == 125 and b"unable to find group nosuch" in p.stderr
     c = box()
     assert wharf("exec", "-u", "1:1", c, "id").stdout == b"uid=1 gid=1 groups=1\n"
+
+
+def test_device_permissions_hold_as_runc_s(busybox_rootfs, wharf_root, tmp_path):
+    """`--device HOST:CONTAINER:r` gives a node the container may open for reading only (the node to
+    create grants nothing by itself; the cgroup rule has the access asked for), as runc."""
+    node = tmp_path / "lc"
+    os.mknod(node, 0o600 | 0o020000, os.makedev(10, 237))  # loop-control: harmless to open
+    for rt in ("builtin", "runc"):
+        if rt == "runc" and not shutil.which("runc"):
+            continue
+        script = ": < /dev/xd && echo read; : > /dev/xd && echo write"
+        p = wharf("run", "--rm", "--runtime", rt, "--device", f"{node}:/dev/xd:r", "--network", "none",
+                  "--rootfs", str(busybox_rootfs), "-", "sh", "-c", script, check=False)
+        assert p.stdout == b"read\n" and b"Operation not permitted" in p.stderr, (rt, p.stderr)
+        p = wharf("run", "--rm", "--runtime", rt, "--device", f"{node}:/dev/xd", "--network", "none",
+                  "--rootfs", str(busybox_rootfs), "-", "sh", "-c", script, check=False)
+        assert p.stdout == b"read\nwrite\n", (rt, p.stderr)
