@@ -100,6 +100,9 @@ class Builder:
                 with contextlib.suppress(Exception):
                     self._settle(state)
             self.pool.shutdown(wait=True)
+            from runtime.linux.cgroups import remove_parent_if_unused
+
+            remove_parent_if_unused()  # the RUN steps' /wharf parent, unless containers live in it
 
     def _build(self) -> Any:
         df = self.plan.dockerfile

@@ -174,6 +174,9 @@ class Supervisor:
         if self.socket_is_ours():
             os.unlink(self.sock_path)
         self.listener.close()
+        from runtime.linux.cgroups import remove_parent_if_unused
+
+        remove_parent_if_unused()  # no container of this root is left in it; others' keep it busy
 
     def accept(self) -> None:
         fd, _ = self.listener._accept()  # BlockingIOError when nothing is queued

@@ -3,6 +3,7 @@ controllers this host gives it (a hybrid host: cgroup core files, freezer, kill,
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import uuid
@@ -190,3 +191,32 @@ def test_migration_primer_moves_only_within_its_window_and_nowhere():
     time.sleep(0.1)
     assert primer.moves == settled  # the window is over
     assert open("/proc/self/cgroup").read() == before
+
+
+def test_shared_parent_goes_only_when_unused():
+    """remove_parent_if_unused leaves a parent that still holds a container's cgroup, removes an empty one
+    in every hierarchy, and a child made after that recreates it (cpuset included)."""
+    from runtime.linux.cgroups import remove_parent_if_unused
+
+    parent = f"/wharf-t{uuid.uuid4().hex[:8]}"
+    child = open_cgroup(f"{parent}/c1")
+    try:
+        child.create()
+        remove_parent_if_unused(parent)
+        assert child.exists()
+        child.destroy()
+        remove_parent_if_unused(parent)
+        assert not open_cgroup(parent).exists()
+        child = open_cgroup(f"{parent}/c2")
+        child.create()
+        p = subprocess.Popen(["sleep", "5"])
+        try:
+            child.add(p.pid)  # a cpuset with cpus and mems again: the task may join
+            assert p.pid in child.pids()
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        for c in (f"{parent}/c1", f"{parent}/c2", parent):
+            with contextlib.suppress(OSError):
+                open_cgroup(c).destroy()

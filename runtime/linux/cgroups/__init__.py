@@ -44,6 +44,20 @@ def open_cgroup(path: str, version: int | None = None) -> CgroupManager:
     return V1Manager(path, with_unified=m == "hybrid")
 
 
+PARENT = "/wharf"  # every container's cgroup is PARENT/<id> in each hierarchy
+
+
+def remove_parent_if_unused(path: str = PARENT) -> None:
+    """rmdir the shared parent cgroup in every hierarchy where it is empty (it is busy while any
+    container of any state root lives in it). A creation racing with this retries (fs.makedirs)."""
+    cg = open_cgroup(path)
+    for d in (getattr(cg, "dirs", None) or {"": cg.dir}).values():
+        try:
+            os.rmdir(d)
+        except OSError:
+            pass
+
+
 def own_procs_file() -> str:
     """The cgroup.procs file of this process's own cgroup: in the v2 tree when there is one, else
     in its first v1 hierarchy ("" when /proc/self/cgroup says nothing usable)."""

@@ -48,10 +48,15 @@ def read_keyed(directory: str, name: str) -> dict[str, int]:
 
 
 def makedirs(directory: str) -> None:
-    try:
-        os.makedirs(directory, exist_ok=True)
-    except FileExistsError:
-        pass
+    for _ in range(5):  # a parent removed meanwhile (remove_parent_if_unused): make it again
+        try:
+            os.makedirs(directory, exist_ok=True)
+            return
+        except FileExistsError:
+            return
+        except FileNotFoundError:
+            continue
+    os.makedirs(directory, exist_ok=True)
 
 
 def procs(directory: str) -> list[int]:
